@@ -1,0 +1,207 @@
+"""The campaign configuration: pydantic models loaded from YAML.
+
+Every field has a description (shown by `farm schema`). Relative paths in the
+file are relative to the file's own directory.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import pathlib
+import re
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from farm.errors import ConfigError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # safe in branch names and paths
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Direction(str, enum.Enum):
+    LOWER = "lower"
+    HIGHER = "higher"
+
+
+class TargetConfig(Model):
+    repo: str | None = Field(None, description="Path of the git repository to optimise. Give this or `fixture`.")
+    fixture: bool = Field(False, description="Use the bundled cpp_fixture library: the farm materialises it as a "
+                                             "fresh git repository in the workdir (the demo uses this).")
+    base_ref: str = Field("main", description="Branch, tag or commit the campaign starts from.")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if bool(self.repo) == self.fixture:
+            raise ValueError("give exactly one of `repo: PATH` or `fixture: true`")
+        return self
+
+
+class WorkersConfig(Model):
+    count: int | None = Field(None, ge=1, description="Number of worker actors; default: one per available CPU "
+                                                       "(divided by cpus_per_worker).")
+    cpus_per_worker: int = Field(1, ge=1, description="CPUs in each worker's pinned set when sets are allocated.")
+    cpu_sets: list[list[int]] | None = Field(None, description="Explicit, disjoint CPU sets, one per worker "
+                                                                "(overrides count and cpus_per_worker).")
+
+    @field_validator("cpu_sets")
+    @classmethod
+    def _disjoint(cls, sets):
+        if sets is not None:
+            flat = [cpu for s in sets for cpu in s]
+            if any(not s for s in sets):
+                raise ValueError("every CPU set needs at least one CPU")
+            if len(flat) != len(set(flat)):
+                raise ValueError("CPU sets must be disjoint")
+        return sets
+
+
+class PhaseConfig(Model):
+    command: str = Field(description="Shell command run in the checkout (bash -c), pinned to the worker's CPUs.")
+    timeout: float = Field(600.0, gt=0, description="Seconds before the whole process group is killed.")
+
+
+class BuildConfig(PhaseConfig):
+    artifacts: list[str] = Field(default_factory=list, description="Globs (relative to the checkout) of the built "
+                                                                   "artefacts; their hash is recorded as a fingerprint.")
+
+
+class BenchConfig(PhaseConfig):
+    timeout: float = Field(300.0, gt=0, description="Seconds before one benchmark process is killed.")
+    protocol: Literal["jsonl", "regex"] = Field("jsonl", description="`jsonl`: one JSON object per benchmark with "
+                                                "`name` and `value` (cpp_fixture/README.md); `regex`: lines matched "
+                                                "by `pattern`.")
+    pattern: str = Field(r"^\s*(?P<name>[\w.\-/]+)\s*:\s*(?P<value>[-+0-9.eE]+)\s*(?P<unit>\S+)?\s*$",
+                         description="For protocol regex: a regular expression with named groups `name` and "
+                                     "`value` (and optionally `unit`), matched against each output line.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern):
+        try:
+            groups = re.compile(pattern).groupindex
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        if not {"name", "value"} <= set(groups):
+            raise ValueError("the pattern needs named groups (?P<name>...) and (?P<value>...)")
+        return pattern
+
+
+class PhasesConfig(Model):
+    build: BuildConfig = Field(description="Builds the checkout (in its own build directory).")
+    guard: PhaseConfig = Field(description="Correctness guard: exit 0 means correct.")
+    bench: BenchConfig = Field(description="Runs the benchmarks once; prints one value per benchmark.")
+
+
+class BenchmarkConfig(Model):
+    direction: Direction = Field(Direction.LOWER, description="`lower` (times) or `higher` (throughput) is better.")
+    min_effect: float | None = Field(None, ge=0, description="Effect floor for this benchmark (fraction); default: "
+                                                             "acceptance.min_effect.")
+
+
+class AcceptanceConfig(Model):
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="Error rate: the interval has confidence 1 - alpha.")
+    min_effect: float = Field(0.02, ge=0, lt=1, description="Effect floor: a benchmark improved only if the whole "
+                                                            "interval of its ratio is beyond 1 -/+ this fraction.")
+    blocks: int = Field(5, ge=2, le=1000, description="Interleaved A/B blocks per experiment (each runs the benchmark "
+                                                      "once on the parent and once on the candidate).")
+    resamples: int = Field(2000, ge=100, description="Bootstrap resamples per interval.")
+    seed: int = Field(0, description="Seed of the bootstrap, for reproducible decisions.")
+    rework_tries: int = Field(0, ge=0, description="Guard failures: how many follow-up (rework) patches of the "
+                                                   "hypothesis to try before the verdict is guard_fail.")
+
+
+class MergeConfig(Model):
+    remeasure: bool = Field(True, description="Re-measure every kept experiment against the current integration "
+                                              "tip before it lands (the reported effect).")
+
+
+class HypothesisConfig(Model):
+    id: str = Field(pattern=NAME_PATTERN, description="Unique id within the campaign.")
+    category: str = Field("uncategorised", description="E.g. micro-opt, parallelism, memory, algorithm.")
+    text: str = Field("", description="What the change is and why it should help.")
+    patch: str = Field(description="Path of a `git apply`-able diff (for the patch agent).")
+    rework: list[str] = Field(default_factory=list, description="Paths of follow-up patches tried in order when "
+                                                                "the guard fails (see acceptance.rework_tries).")
+    after: str | None = Field(None, description="Id of a hypothesis that must have finished (and landed, for the "
+                                                "patch to apply) before this one starts.")
+
+
+class PackConfig(Model):
+    dir: str = Field(description="Directory with a manifest.yaml and <id>.patch files (cpp_fixture/hypotheses "
+                                 "format).")
+    ids: list[str] | None = Field(None, description="Subset of hypothesis ids, in this order; default: all.")
+
+
+class StrategyConfig(Model):
+    name: str = Field(pattern=NAME_PATTERN, description="Strategy name (unique).")
+    agent: Literal["patch"] = Field("patch", description="How hypotheses are realised. `patch`: apply the "
+                                                         "hypothesis' diff.")
+    hypotheses: list[HypothesisConfig] = Field(default_factory=list, description="Hypotheses listed inline.")
+    pack: PackConfig | None = Field(None, description="Hypotheses read from a pack directory.")
+
+
+class CampaignConfig(Model):
+    campaign: str = Field(pattern=NAME_PATTERN, description="Campaign name; branches are farm/<campaign>/...")
+    target: TargetConfig = Field(description="The repository to optimise.")
+    workdir: str | None = Field(None, description="Where worktrees, logs, the store and reports go; "
+                                                  "default .farm/<campaign> under the current directory.")
+    db: str | None = Field(None, description="DuckDB file; default <workdir>/farm.duckdb.")
+    workers: WorkersConfig = Field(default_factory=WorkersConfig, description="Worker actors and their CPU sets.")
+    phases: PhasesConfig = Field(description="Commands run in each checkout.")
+    benchmarks: dict[str, BenchmarkConfig] = Field(default_factory=dict, description="Benchmarks that decide; "
+                                                   "default: every benchmark the bench command prints, lower is "
+                                                   "better.")
+    protected_paths: list[str] = Field(default_factory=list, description="Paths (files, or directories ending in /) "
+                                                                         "an experiment may not touch: the benchmark "
+                                                                         "harness, guard data. Touching one is "
+                                                                         "`tampered`.")
+    acceptance: AcceptanceConfig = Field(default_factory=AcceptanceConfig, description="Statistics of the verdict.")
+    merge: MergeConfig = Field(default_factory=MergeConfig, description="How kept experiments land.")
+    strategies: list[StrategyConfig] = Field(min_length=1, description="Hypothesis sources.")
+    source_dir: str = Field("", description="Set by the loader: the directory of the config file.", exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        names = [s.name for s in self.strategies]
+        if len(names) != len(set(names)):
+            raise ValueError(f"strategy names must be unique, got {names}")
+        return self
+
+    def resolve(self, path: str) -> pathlib.Path:
+        """A path from the file, made absolute against the file's directory."""
+        return (pathlib.Path(self.source_dir or ".") / os.path.expanduser(path)).resolve()
+
+
+def format_validation_error(source: str, error: ValidationError) -> str:
+    """One line per problem: `file: field.path: message`."""
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"{source}: {where}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike) -> CampaignConfig:
+    """Read and validate a campaign file. Raises ConfigError with one line per problem."""
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: not valid YAML: {where}{getattr(error, 'problem', error)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: (top level): expected a mapping of campaign fields, got {type(data).__name__}")
+    try:
+        return CampaignConfig(**data, source_dir=str(path.resolve().parent))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(str(path), error)) from None

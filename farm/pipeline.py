@@ -1,0 +1,241 @@
+"""One experiment inside one worker's worktree slots, start to verdict.
+
+agent -> commit -> build -> guard (-> rework) -> interleaved A/B blocks ->
+per-benchmark decisions -> verdict. Ray-free: the worker actor gives it
+slots, a CPU pinning and two callbacks (samples, events), so the whole flow
+is testable in a plain process.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import math
+import pathlib
+import tempfile
+import time
+from collections.abc import Callable
+
+from farm.config import CampaignConfig, Direction
+from farm.errors import PhaseError, PhaseTimeout, ProtocolError
+from farm.protocol import parse_output
+from farm.records import Assignment, ExperimentResult, Kind, Sample, Status
+from farm.runner import Pinning, run_command
+from stats import BenchmarkDecision, decide_benchmark, decide_experiment
+from worktrees import ApplyError, Slot, SlotPool
+
+SampleSink = Callable[[list[Sample]], None]
+EventSink = Callable[[str, str, str], None]  # (experiment_id, kind, message)
+
+
+class Outcome(Exception):
+    """Ends an experiment early with a final status (raised inside the pipeline only)."""
+
+    def __init__(self, status: Status, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def fingerprint(checkout: pathlib.Path, patterns: list[str]) -> str | None:
+    """sha256 over the built artefacts matching `patterns` (sorted by path)."""
+    files = sorted({p for pattern in patterns for p in glob.glob(str(checkout / pattern), recursive=True)})
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(pathlib.Path(path).relative_to(checkout).as_posix().encode())
+        digest.update(pathlib.Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def is_protected(path: str, protected: list[str]) -> bool:
+    for entry in protected:
+        if entry.endswith("/") and path.startswith(entry):
+            return True
+        if path == entry.rstrip("/"):
+            return True
+    return False
+
+
+class ExperimentPipeline:
+    """Runs assignments in one worker's `ref` and `cand` slots."""
+
+    def __init__(self, config: CampaignConfig, slots: SlotPool, pinning: Pinning, worker: str,
+                 log_root: pathlib.Path, send_samples: SampleSink, send_event: EventSink):
+        self.config = config
+        self.slots = slots
+        self.pinning = pinning
+        self.worker = worker
+        self.log_root = pathlib.Path(log_root)
+        self.send_samples = send_samples
+        self.send_event = send_event
+        self._ref_built: tuple[str, str | None] | None = None  # (commit, fingerprint) of the built ref slot
+
+    # -- public ------------------------------------------------------------
+
+    def run(self, assignment: Assignment) -> ExperimentResult:
+        started = time.time()
+        state = {"commit": None, "ref_fp": None, "cand_fp": None, "decisions": (), "blocks": 0, "reworked": 0,
+                 "effect": None}
+        try:
+            status, reason = self._run(assignment, state)
+        except Outcome as outcome:
+            status, reason = outcome.status, outcome.reason
+        self.send_event(assignment.experiment_id, "verdict", f"{status.value}: {reason}")
+        return ExperimentResult(
+            experiment_id=assignment.experiment_id, status=status, reason=reason, worker=self.worker,
+            cpus=self.pinning.cpus, started_at=started, finished_at=time.time(), commit=state["commit"],
+            decisions=tuple(state["decisions"]), blocks=state["blocks"], ref_fingerprint=state["ref_fp"],
+            cand_fingerprint=state["cand_fp"], effect=state["effect"], reworked=state["reworked"])
+
+    # -- the flow ----------------------------------------------------------
+
+    def _run(self, a: Assignment, state: dict) -> tuple[Status, str]:
+        exp = a.experiment_id
+        ref = self.slots.slot("ref", a.parent_commit)
+        cand = self.slots.slot("cand", a.parent_commit)
+        state["ref_fp"] = self._prepare_ref(ref, a)
+        cand.start_branch(a.branch, a.parent_commit)
+        self.send_event(exp, "agent", f"{a.kind.value} {a.hypothesis.id} on {a.parent_commit[:10]}")
+        self._realise(cand, a)
+        changed = cand.changed_paths()
+        if not changed:
+            raise Outcome(Status.NO_CHANGE, "the change is empty on this parent")
+        touched = [p for p in changed if is_protected(p, self.config.protected_paths)]
+        message = f"farm: {a.hypothesis.id} ({a.kind.value})\n\n{a.hypothesis.text}".strip()
+        state["commit"] = cand.commit_all(message)
+        if touched:
+            raise Outcome(Status.TAMPERED, f"the change touches protected path(s): {', '.join(touched)}")
+        state["cand_fp"] = self._build(cand, exp, "cand")
+        state["reworked"] = self._guard_with_rework(cand, a, state)
+        ref_values, cand_values = self._measure(ref, cand, exp, state)
+        decisions = self._decide(ref_values, cand_values)
+        state["decisions"] = decisions
+        ratios = [d.ratio for d in decisions if d.ratio == d.ratio]
+        state["effect"] = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+        keep, reason = decide_experiment(decisions)
+        if state["reworked"]:
+            reason = f"reworked {state['reworked']}x after a guard failure; {reason}"
+        return (Status.KEEP if keep else Status.DISCARD), reason
+
+    def _prepare_ref(self, ref: Slot, a: Assignment) -> str | None:
+        """Check out and build the parent in the ref slot, once per parent."""
+        if self._ref_built and self._ref_built[0] == a.parent_commit and ref.head() == a.parent_commit:
+            return self._ref_built[1]
+        self._ref_built = None
+        ref.reset(a.parent_commit)
+        try:
+            fp = self._build(ref, a.experiment_id, "ref")
+        except Outcome as outcome:
+            raise Outcome(outcome.status, f"the parent {a.parent_commit[:10]} itself: {outcome.reason}") from None
+        self._ref_built = (a.parent_commit, fp)
+        return fp
+
+    def _realise(self, cand: Slot, a: Assignment) -> None:
+        """The agent's step: make the change in the cand work tree."""
+        try:
+            if a.kind is Kind.MERGE:
+                cand.cherry_pick(f"{a.pick_base}..{a.pick_tip}")
+            else:
+                self._apply_text(cand, a.hypothesis.patch)
+        except ApplyError as error:
+            what = "the kept change" if a.kind is Kind.MERGE else "the patch"
+            raise Outcome(Status.CONFLICT, f"{what} does not apply on {a.parent_commit[:10]}: {error}") from None
+
+    def _apply_text(self, cand: Slot, patch_text: str) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".patch", delete=False) as handle:
+            handle.write(patch_text)
+        try:
+            cand.apply_patch(handle.name)
+        finally:
+            pathlib.Path(handle.name).unlink()
+
+    def _phase(self, phase: str, command: str, timeout: float, slot: Slot, exp: str, log_name: str):
+        """Run a phase; a timeout or failure becomes the experiment's Outcome."""
+        try:
+            return run_command(phase, command, slot.path, timeout, self.pinning,
+                               log_path=self.log_root / exp / f"{log_name}.log")
+        except PhaseTimeout as error:
+            raise Outcome(Status.TIMEOUT, str(error)) from None
+
+    def _build(self, slot: Slot, exp: str, arm: str) -> str | None:
+        build = self.config.phases.build
+        self.send_event(exp, "build", f"building {arm} at {slot.head()[:10]}")
+        try:
+            self._phase("build", build.command, build.timeout, slot, exp, f"build-{arm}")
+        except PhaseError as error:
+            raise Outcome(Status.CRASH, f"build of {arm} failed: {error}") from None
+        return fingerprint(slot.path, build.artifacts)
+
+    def _guard_with_rework(self, cand: Slot, a: Assignment, state: dict) -> int:
+        """Run the guard; on failure apply rework patches (up to rework_tries). Returns reworks used."""
+        guard = self.config.phases.guard
+        tries = min(self.config.acceptance.rework_tries, len(a.hypothesis.rework))
+        for attempt in range(tries + 1):
+            self.send_event(a.experiment_id, "guard", "running the guard" + (f" (rework {attempt})" if attempt else ""))
+            try:
+                self._phase("guard", guard.command, guard.timeout, cand, a.experiment_id, f"guard-{attempt}")
+                return attempt
+            except PhaseError as error:
+                failure = error
+            if attempt == tries:
+                detail = f" after {attempt} rework(s)" if attempt else ""
+                raise Outcome(Status.GUARD_FAIL, f"guard failed{detail}: {failure}")
+            try:
+                self._apply_text(cand, a.hypothesis.rework[attempt])
+            except ApplyError as error:
+                raise Outcome(Status.GUARD_FAIL, f"guard failed ({failure}); rework {attempt + 1} does not apply: "
+                                                 f"{error}") from None
+            state["commit"] = cand.commit_all(f"farm: {a.hypothesis.id} rework {attempt + 1}")
+            state["cand_fp"] = self._build(cand, a.experiment_id, f"cand-rework{attempt + 1}")
+        raise AssertionError("unreachable")
+
+    def _run_bench(self, slot: Slot, exp: str, arm: str, block: int, required: list[str]) -> list[Sample]:
+        bench = self.config.phases.bench
+        started = time.time()
+        try:
+            result = self._phase("bench", bench.command, bench.timeout, slot, exp, "bench")
+        except PhaseError as error:
+            raise Outcome(Status.CRASH, f"benchmark run ({arm}, block {block}) failed: {error}") from None
+        try:
+            readings = parse_output(result.stdout, bench.protocol, bench.pattern, required)
+        except ProtocolError as error:
+            raise Outcome(Status.CRASH, f"benchmark output ({arm}, block {block}) unreadable: {error}") from None
+        finished = time.time()
+        return [Sample(exp, arm, block, r.name, r.value, r.unit, r.cpus or self.pinning.cpus,
+                       r.pid or result.pid, started, finished) for r in readings]
+
+    def _measure(self, ref: Slot, cand: Slot, exp: str, state: dict):
+        """Interleaved blocks, alternating which arm runs first (ABBA...)."""
+        blocks = self.config.acceptance.blocks
+        required = list(self.config.benchmarks)
+        ref_values: dict[str, list[float]] = {}
+        cand_values: dict[str, list[float]] = {}
+        for block in range(blocks):
+            self.send_event(exp, "measure", f"block {block + 1}/{blocks}")
+            order = (("ref", ref), ("cand", cand)) if block % 2 == 0 else (("cand", cand), ("ref", ref))
+            batch = []
+            for arm, slot in order:
+                batch.extend(self._run_bench(slot, exp, arm, block, required))
+            if not required:  # no benchmarks configured: the first run's names decide
+                required = sorted({s.benchmark for s in batch if s.arm == "ref"})
+            self.send_samples(batch)
+            state["blocks"] = block + 1
+            for sample in batch:
+                target = ref_values if sample.arm == "ref" else cand_values
+                target.setdefault(sample.benchmark, []).append(sample.value)
+        return ref_values, cand_values
+
+    def _decide(self, ref_values: dict, cand_values: dict) -> list[BenchmarkDecision]:
+        acceptance = self.config.acceptance
+        decisions = []
+        for name in sorted(set(ref_values) & set(cand_values)):
+            settings = self.config.benchmarks.get(name)
+            floor = settings.min_effect if settings and settings.min_effect is not None else acceptance.min_effect
+            higher = bool(settings and settings.direction is Direction.HIGHER)
+            if name not in self.config.benchmarks and self.config.benchmarks:
+                continue  # printed but not configured: recorded as samples, not decided
+            decisions.append(decide_benchmark(name, ref_values[name], cand_values[name], floor,
+                                              higher_is_better=higher, confidence=1 - acceptance.alpha,
+                                              resamples=acceptance.resamples, seed=acceptance.seed))
+        return decisions

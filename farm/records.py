@@ -1,0 +1,99 @@
+"""Immutable records that cross process boundaries: hypotheses, assignments,
+samples, results, and the closed vocabulary of experiment outcomes."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from stats import BenchmarkDecision
+
+
+class Status(str, enum.Enum):
+    """Lifecycle of an experiment; every state after RUNNING is final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    KEEP = "keep"  # at least one benchmark improved beyond its floor, none regressed
+    DISCARD = "discard"  # measured, not a win
+    GUARD_FAIL = "guard_fail"  # the correctness guard failed (after any rework)
+    CRASH = "crash"  # build failed, the benchmark failed or printed garbage
+    TIMEOUT = "timeout"  # a phase ran past its timeout; its process group was killed
+    NO_CHANGE = "no_change"  # the agent changed nothing
+    TAMPERED = "tampered"  # the change touched a protected path
+    STALE_BUILD = "stale_build"  # sources changed but the built artefact did not
+    CONFLICT = "conflict"  # the change does not apply on its parent
+
+    def is_finished(self) -> bool:
+        return self not in (Status.QUEUED, Status.RUNNING)
+
+
+class Kind(str, enum.Enum):
+    SCREEN = "screen"  # a hypothesis measured against its parent
+    MERGE = "merge"  # a kept experiment re-applied on the integration tip and re-measured
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One change to try. Patches travel as text so that no node needs the
+    coordinator's filesystem."""
+
+    id: str
+    strategy: str
+    category: str
+    text: str
+    agent: str
+    patch: str
+    rework: tuple[str, ...] = ()
+    after: str | None = None
+    source: str = ""  # where the patch came from, for people
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What the coordinator sends a worker: run one experiment."""
+
+    experiment_id: str
+    campaign: str
+    kind: Kind
+    hypothesis: Hypothesis
+    parent_commit: str
+    branch: str
+    # For MERGE: the screened experiment and the commits it added (pick_base..pick_tip).
+    screened_experiment: str | None = None
+    pick_base: str | None = None
+    pick_tip: str | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One benchmark value from one benchmark process."""
+
+    experiment_id: str
+    arm: str  # "ref" or "cand"
+    block: int
+    benchmark: str
+    value: float
+    unit: str
+    cpus: tuple[int, ...]
+    pid: int | None
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    experiment_id: str
+    status: Status
+    reason: str
+    worker: str
+    cpus: tuple[int, ...]
+    started_at: float
+    finished_at: float
+    commit: str | None = None
+    decisions: tuple[BenchmarkDecision, ...] = ()
+    blocks: int = 0
+    ref_fingerprint: str | None = None
+    cand_fingerprint: str | None = None
+    effect: float | None = None  # geometric mean of the benchmark ratios (< 1 is better)
+    reworked: int = 0
+    samples_sent: int = field(default=0)

@@ -1,0 +1,118 @@
+"""The one way the farm starts a subprocess.
+
+Every phase command (agent, build, guard, bench) runs through run_command:
+pinned to the worker's CPU set with taskset, with OpenMP told the same, in its
+own session so that a timeout kills the whole process group, with the farm's
+Python first on PATH, its output logged, and a failure raised as an error
+that shows the command, exit code and the tail of the output.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from farm.errors import PhaseError, PhaseTimeout
+
+KILL_GRACE_SECONDS = 2.0
+TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """A CPU set and the environment that tells OpenMP about it."""
+
+    cpus: tuple[int, ...]
+
+    def cpu_list(self) -> str:
+        return ",".join(map(str, self.cpus))
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "OMP_NUM_THREADS": str(len(self.cpus)),
+            "OMP_PLACES": ",".join(f"{{{cpu}}}" for cpu in self.cpus),
+            "OMP_PROC_BIND": "close",
+        }
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    pid: int
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.strip().splitlines()[-TAIL_LINES:])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left of it."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=KILL_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # children may outlive their leader
+    except ProcessLookupError:
+        pass
+
+
+def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float, pinning: Pinning | None,
+                log_path: str | os.PathLike | None = None, env: dict[str, str] | None = None,
+                check: bool = True) -> CommandResult:
+    """Run `command` with bash in `cwd`.
+
+    Returns a CommandResult. Raises PhaseTimeout after `timeout` seconds (the
+    process group is killed) and, if `check`, PhaseError on a non-zero exit.
+    """
+    if pinning is not None and shutil.which("taskset") is None:
+        raise PhaseError(phase, "taskset not found: install util-linux to pin CPUs")
+    argv = ["bash", "-c", command]
+    if pinning is not None:
+        argv = ["taskset", "-c", pinning.cpu_list(), *argv]
+    full_env = dict(os.environ)
+    full_env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", "")
+    full_env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep checkouts free of untracked files
+    if pinning is not None:
+        full_env.update(pinning.environment())
+    full_env.update(env or {})
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+    timed_out = False
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc)
+        stdout, stderr = proc.communicate()
+    seconds = time.monotonic() - start
+    if log_path is not None:
+        log_path = pathlib.Path(log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a") as log:
+            log.write(f"$ {command}  (cwd={cwd}, cpus={pinning.cpu_list() if pinning else 'any'})\n")
+            log.write(stdout + ("\n--- stderr ---\n" + stderr if stderr.strip() else ""))
+            log.write(f"\n--- exit {proc.returncode} after {seconds:.2f}s{' (timeout)' if timed_out else ''}\n\n")
+    result = CommandResult(proc.returncode, stdout, stderr, seconds, proc.pid)
+    if timed_out:
+        raise PhaseTimeout(phase, f"{phase} timed out after {timeout:g}s: {command}", command, None,
+                           _tail(stderr or stdout))
+    if check and proc.returncode != 0:
+        tail = _tail(stderr + "\n" + stdout)
+        last = tail.splitlines()[-1] if tail else ""
+        raise PhaseError(phase, f"{phase} failed (exit {proc.returncode}): {command}: {last}", command,
+                         proc.returncode, tail)
+    return result

@@ -1,0 +1,116 @@
+-- The farm's DuckDB schema. Bump SCHEMA_VERSION in farm/store.py and add a
+-- migration there when this file changes.
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+
+CREATE TABLE IF NOT EXISTS campaigns (
+    id VARCHAR PRIMARY KEY,          -- the campaign name
+    config_json VARCHAR NOT NULL,    -- the validated configuration
+    repo VARCHAR NOT NULL,           -- target repository path
+    base_ref VARCHAR NOT NULL,
+    base_commit VARCHAR NOT NULL,
+    integrated_branch VARCHAR NOT NULL,
+    workers INTEGER NOT NULL,
+    status VARCHAR NOT NULL,         -- running | finished | interrupted | failed
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS strategies (
+    campaign VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    agent VARCHAR NOT NULL,
+    hypotheses INTEGER NOT NULL,
+    PRIMARY KEY (campaign, name)
+);
+
+CREATE TABLE IF NOT EXISTS hypotheses (
+    campaign VARCHAR NOT NULL,
+    id VARCHAR NOT NULL,
+    strategy VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,
+    text VARCHAR NOT NULL,
+    agent VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,         -- where the patch came from
+    PRIMARY KEY (campaign, id)
+);
+
+CREATE TABLE IF NOT EXISTS experiments (
+    id VARCHAR PRIMARY KEY,          -- e.g. demo-0003
+    campaign VARCHAR NOT NULL,
+    strategy VARCHAR NOT NULL,
+    hypothesis_id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,           -- screen | merge
+    screened_experiment VARCHAR,     -- for kind = merge: the experiment being re-measured
+    parent_commit VARCHAR NOT NULL,
+    "commit" VARCHAR,
+    branch VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,         -- queued | running | keep | discard | guard_fail | crash | timeout |
+                                     -- no_change | tampered | stale_build | conflict
+    reason VARCHAR,
+    worker VARCHAR,
+    cpus INTEGER[],
+    blocks INTEGER,
+    effect DOUBLE,                   -- geometric mean of the benchmark ratios, < 1 is better
+    reworked INTEGER,
+    ref_fingerprint VARCHAR,
+    cand_fingerprint VARCHAR,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS samples (
+    experiment_id VARCHAR NOT NULL,
+    arm VARCHAR NOT NULL,            -- ref | cand
+    block INTEGER NOT NULL,
+    benchmark VARCHAR NOT NULL,
+    value DOUBLE NOT NULL,
+    unit VARCHAR NOT NULL,
+    cpus INTEGER[] NOT NULL,         -- the CPU list the benchmark process saw
+    pid INTEGER,
+    worker VARCHAR NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS decisions (
+    experiment_id VARCHAR NOT NULL,
+    benchmark VARCHAR NOT NULL,
+    ratio DOUBLE,                    -- cand/ref geometric mean (ref/cand when higher is better)
+    ci_low DOUBLE,
+    ci_high DOUBLE,
+    verdict VARCHAR NOT NULL,        -- improved | regressed | same | unknown | insufficient
+    n_blocks INTEGER NOT NULL,
+    effect_floor DOUBLE NOT NULL,
+    note VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS merges (
+    experiment_id VARCHAR NOT NULL,  -- the screened experiment
+    campaign VARCHAR NOT NULL,
+    position INTEGER,                -- 1, 2, ... in landing order; NULL if it did not land
+    screening_ratio DOUBLE,
+    remeasured_ratio DOUBLE,
+    remeasure_experiment_id VARCHAR,
+    landed BOOLEAN NOT NULL,
+    integrated_commit VARCHAR,
+    reason VARCHAR,
+    merged_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS artifacts (
+    campaign VARCHAR NOT NULL,
+    experiment_id VARCHAR,
+    kind VARCHAR NOT NULL,
+    benchmark VARCHAR,
+    reason VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    campaign VARCHAR NOT NULL,
+    at TIMESTAMP NOT NULL,
+    worker VARCHAR,
+    experiment_id VARCHAR,
+    kind VARCHAR NOT NULL,
+    message VARCHAR NOT NULL
+);

@@ -1,0 +1,162 @@
+"""The experiment store: one DuckDB file, written by exactly one process.
+
+In a campaign the store actor (scheduler/store_actor.py) owns a Store; every
+other process sends it whole batches. `farm query`, `farm status` and
+reports open the file read-only with `open_readonly`.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import pathlib
+from collections.abc import Iterable
+
+import duckdb
+
+from farm.errors import StoreError
+from farm.records import ExperimentResult, Hypothesis, Sample, Status
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = pathlib.Path(__file__).with_name("schema.sql")
+# version -> SQL that upgrades a store from version - 1.
+MIGRATIONS: dict[int, str] = {}
+
+
+def _ts(seconds: float | None) -> datetime.datetime | None:
+    return None if seconds is None else datetime.datetime.fromtimestamp(seconds)
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now()
+
+
+def open_readonly(path: str | os.PathLike) -> duckdb.DuckDBPyConnection:
+    """A read-only connection; StoreError with what to do if the file is missing or busy."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise StoreError(f"no store at {path}: run a campaign first or pass --db FILE")
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise StoreError(f"{path} is being written by a running campaign; query a copy "
+                             f"(cp {path} /tmp/snapshot.duckdb) or wait for it to finish") from None
+        raise StoreError(f"cannot open {path}: {error}") from None
+
+
+class Store:
+    """A read-write store. Not thread-safe; one per process."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = pathlib.Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path))
+        except duckdb.Error as error:
+            raise StoreError(f"cannot open {self.path}: {error}") from None
+        self._migrate()
+
+    def _migrate(self) -> None:
+        tables = {row[0] for row in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "schema_version" not in tables:
+            self.con.execute(SCHEMA_FILE.read_text())
+            self.con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
+            return
+        (version,) = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}, newer than this farm's "
+                             f"{SCHEMA_VERSION}: upgrade autoresearch-farm")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            self.con.execute(MIGRATIONS[target])
+            self.con.execute("INSERT INTO schema_version VALUES (?)", [target])
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- campaign set-up ---------------------------------------------------
+
+    def has_campaign(self, campaign: str) -> bool:
+        return self.con.execute("SELECT count(*) FROM campaigns WHERE id = ?", [campaign]).fetchone()[0] > 0
+
+    def start_campaign(self, campaign: str, config_json: str, repo: str, base_ref: str, base_commit: str,
+                       integrated_branch: str, workers: int) -> None:
+        self.con.execute("INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, NULL)",
+                         [campaign, config_json, repo, base_ref, base_commit, integrated_branch, workers, now()])
+
+    def finish_campaign(self, campaign: str, status: str) -> None:
+        self.con.execute("UPDATE campaigns SET status = ?, finished_at = ? WHERE id = ?", [status, now(), campaign])
+
+    def add_hypotheses(self, campaign: str, hypotheses: Iterable[Hypothesis], agents: dict[str, str]) -> None:
+        hypotheses = list(hypotheses)
+        for strategy, agent in agents.items():
+            count = sum(h.strategy == strategy for h in hypotheses)
+            self.con.execute("INSERT INTO strategies VALUES (?, ?, ?, ?)", [campaign, strategy, agent, count])
+        if hypotheses:
+            self.con.executemany("INSERT INTO hypotheses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 [[campaign, h.id, h.strategy, h.category, h.text, h.agent, h.source]
+                                  for h in hypotheses])
+
+    # -- experiments -------------------------------------------------------
+
+    def start_experiment(self, experiment_id: str, campaign: str, hypothesis: Hypothesis, kind: str,
+                         parent_commit: str, branch: str, worker: str, cpus: tuple[int, ...],
+                         screened_experiment: str | None = None) -> None:
+        self.con.execute(
+            "INSERT INTO experiments (id, campaign, strategy, hypothesis_id, kind, screened_experiment, "
+            "parent_commit, branch, status, worker, cpus, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [experiment_id, campaign, hypothesis.strategy, hypothesis.id, kind, screened_experiment, parent_commit,
+             branch, Status.RUNNING.value, worker, list(cpus), now()])
+
+    def finish_experiment(self, result: ExperimentResult) -> None:
+        self.con.execute(
+            'UPDATE experiments SET status = ?, reason = ?, "commit" = ?, worker = ?, cpus = ?, blocks = ?, '
+            "effect = ?, reworked = ?, ref_fingerprint = ?, cand_fingerprint = ?, started_at = ?, finished_at = ? "
+            "WHERE id = ?",
+            [result.status.value, result.reason, result.commit, result.worker, list(result.cpus), result.blocks,
+             result.effect, result.reworked, result.ref_fingerprint, result.cand_fingerprint,
+             _ts(result.started_at), _ts(result.finished_at), result.experiment_id])
+        if result.decisions:
+            self.con.executemany(
+                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[result.experiment_id, d.benchmark, _finite(d.ratio), _finite(d.ci_low), _finite(d.ci_high),
+                  d.verdict.value, d.n_blocks, d.effect_floor, d.note] for d in result.decisions])
+
+    def requeue_experiment(self, experiment_id: str, reason: str) -> None:
+        """Forget a lost attempt: its samples go, the row returns to queued."""
+        self.con.execute("DELETE FROM samples WHERE experiment_id = ?", [experiment_id])
+        self.con.execute("UPDATE experiments SET status = 'queued', reason = ? WHERE id = ?", [reason, experiment_id])
+
+    def add_samples(self, samples: list[Sample], worker: str) -> int:
+        """Insert a batch (a whole block) in one statement; returns the row count."""
+        if not samples:
+            return 0
+        rows = [[s.experiment_id, s.arm, s.block, s.benchmark, s.value, s.unit, list(s.cpus), s.pid, worker,
+                 _ts(s.started_at), _ts(s.finished_at)] for s in samples]
+        self.con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def add_merge(self, experiment_id: str, campaign: str, position: int | None, screening_ratio: float | None,
+                  remeasured_ratio: float | None, remeasure_experiment_id: str | None, landed: bool,
+                  integrated_commit: str | None, reason: str) -> None:
+        self.con.execute("INSERT INTO merges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         [experiment_id, campaign, position, screening_ratio, remeasured_ratio,
+                          remeasure_experiment_id, landed, integrated_commit, reason, now()])
+
+    def add_artifact(self, campaign: str, experiment_id: str | None, kind: str, benchmark: str | None,
+                     reason: str) -> None:
+        self.con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?)",
+                         [campaign, experiment_id, kind, benchmark, reason, now()])
+
+    def add_events(self, campaign: str, events: list[tuple[float, str | None, str | None, str, str]]) -> None:
+        """events: (unix time, worker, experiment_id, kind, message)."""
+        if events:
+            self.con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                                 [[campaign, _ts(at), worker, exp, kind, msg] for at, worker, exp, kind, msg in events])
+
+    def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
+        cursor = self.con.execute(sql, params or [])
+        return [d[0] for d in cursor.description or []], cursor.fetchall()
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or x != x else x

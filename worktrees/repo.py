@@ -1,0 +1,85 @@
+"""The target repository: resolving refs, the integration branch, a process lock."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pathlib
+
+import git
+
+# Farm commits carry a fixed identity, whatever the user's git config says.
+FARM_IDENTITY = {
+    "GIT_AUTHOR_NAME": "autoresearch-farm", "GIT_AUTHOR_EMAIL": "farm@localhost",
+    "GIT_COMMITTER_NAME": "autoresearch-farm", "GIT_COMMITTER_EMAIL": "farm@localhost",
+}
+# Never let an automatic gc run while several worktrees write to one repository.
+GIT_OPTIONS = ["-c", "gc.auto=0", "-c", "advice.detachedHead=false"]
+
+
+class WorktreeError(Exception):
+    """A git operation failed; the message holds the command and git's own words."""
+
+
+class ApplyError(WorktreeError):
+    """A patch or cherry-pick does not apply on the given parent."""
+
+
+def run_git(cwd: str | os.PathLike, *args: str) -> str:
+    """Run git in `cwd` with the farm's identity; returns stdout, raises WorktreeError."""
+    try:
+        return git.Git(str(cwd)).execute(["git", *GIT_OPTIONS, *args], env=FARM_IDENTITY, strip_newline_in_stdout=True)
+    except git.GitCommandError as error:
+        stderr = (error.stderr or "").strip().replace("stderr: ", "").strip("'\n ")
+        raise WorktreeError(f"git {' '.join(args)}: {stderr or error}") from None
+
+
+class TargetRepo:
+    """The repository a campaign optimises. Holds no live handle: safe to pickle."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = pathlib.Path(path).resolve()
+        try:
+            git.Repo(self.path)
+        except (git.NoSuchPathError, git.InvalidGitRepositoryError):
+            raise WorktreeError(f"{self.path} is not a git repository") from None
+
+    def git(self, *args: str) -> str:
+        return run_git(self.path, *args)
+
+    def resolve(self, ref: str) -> str:
+        """The full commit id of a ref; WorktreeError if it names no commit."""
+        try:
+            return self.git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        except WorktreeError:
+            raise WorktreeError(f"{ref!r} names no commit in {self.path}") from None
+
+    def ensure_branch(self, branch: str, commit: str) -> str:
+        """Create `branch` at `commit` unless it exists; returns its tip."""
+        try:
+            return self.resolve(f"refs/heads/{branch}")
+        except WorktreeError:
+            self.git("branch", "--no-track", branch, commit)
+            return commit
+
+    def advance_branch(self, branch: str, new: str, old: str) -> None:
+        """Move `branch` from `old` to `new` atomically; fails if it no longer points at `old`."""
+        self.git("update-ref", f"refs/heads/{branch}", new, old)
+
+    def commits_between(self, base: str, tip: str) -> list[str]:
+        """Commits reachable from tip but not base, oldest first."""
+        out = self.git("rev-list", "--reverse", f"{base}..{tip}")
+        return out.split() if out else []
+
+    @contextlib.contextmanager
+    def lock(self):
+        """An exclusive lock across processes, held around worktree add/remove/prune."""
+        lock_path = pathlib.Path(self.git("rev-parse", "--git-common-dir"))
+        if not lock_path.is_absolute():
+            lock_path = self.path / lock_path
+        with open(lock_path / "farm-worktrees.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

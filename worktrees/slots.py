@@ -1,0 +1,105 @@
+"""Worktree slots: a worker's checkouts, created once and reused.
+
+A slot is a git worktree of the target repository in the worker's own
+directory. Between experiments it is reset with `checkout --detach` and
+`clean` (ignored files such as the build directory survive, so builds stay
+incremental; the build system tracks what changed). Slots are never re-added:
+after a restart an existing slot is found and reused.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass
+
+from worktrees.repo import ApplyError, TargetRepo, WorktreeError, run_git
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One checkout. All methods run git inside the slot."""
+
+    name: str
+    path: pathlib.Path
+
+    def git(self, *args: str) -> str:
+        return run_git(self.path, *args)
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+    def reset(self, commit: str) -> None:
+        """Detach at `commit`, discarding any change (ignored files are kept)."""
+        self.git("checkout", "--force", "--detach", commit)
+        self.git("clean", "-fdq")
+
+    def start_branch(self, branch: str, commit: str) -> None:
+        """Check out a new branch `branch` at `commit` (replacing one of that name), no upstream."""
+        self.git("checkout", "--force", "--no-track", "-B", branch, commit)
+        self.git("clean", "-fdq")
+
+    def apply_patch(self, patch: str | os.PathLike) -> None:
+        """`git apply` a patch file to the work tree; ApplyError if it does not apply."""
+        try:
+            self.git("apply", "--whitespace=nowarn", str(patch))
+        except WorktreeError as error:
+            raise ApplyError(str(error)) from None
+
+    def cherry_pick(self, commit: str) -> None:
+        """Apply the change of `commit` to the work tree and index (not committed);
+        ApplyError and a clean tree if it conflicts."""
+        try:
+            self.git("cherry-pick", "--no-commit", commit)
+        except WorktreeError as error:
+            if self._picking():
+                self.git("cherry-pick", "--abort")
+            self.git("reset", "--hard", "-q")
+            raise ApplyError(str(error)) from None
+
+    def _picking(self) -> bool:
+        return (pathlib.Path(self.git("rev-parse", "--git-dir")) / "CHERRY_PICK_HEAD").exists()
+
+    def changed_paths(self) -> list[str]:
+        """Paths that differ from HEAD, tracked or new (ignored files excluded)."""
+        self.git("add", "--all")
+        out = self.git("diff", "--cached", "--name-only", "--no-renames")
+        return out.split("\n") if out else []
+
+    def commit_all(self, message: str) -> str | None:
+        """Commit every change; returns the new commit, or None when nothing changed."""
+        if not self.changed_paths():
+            return None
+        self.git("commit", "--quiet", "--no-verify", "-m", message)
+        return self.head()
+
+
+class SlotPool:
+    """The slots of one worker, under `root`, for `repo`."""
+
+    def __init__(self, repo: TargetRepo, root: str | os.PathLike):
+        self.repo = repo
+        self.root = pathlib.Path(root).resolve()
+
+    def slot(self, name: str, commit: str) -> Slot:
+        """The slot `name`, created at `commit` if it does not exist yet, else reused as is."""
+        path = self.root / name
+        with self.repo.lock():
+            if not self._registered(path):
+                self.repo.git("worktree", "prune")
+                if path.exists() and any(path.iterdir()):
+                    raise WorktreeError(f"{path} exists but is not a worktree of {self.repo.path}; remove it")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.repo.git("worktree", "add", "--detach", str(path), commit)
+        return Slot(name, path)
+
+    def remove(self, name: str) -> None:
+        path = self.root / name
+        with self.repo.lock():
+            if self._registered(path):
+                self.repo.git("worktree", "remove", "--force", str(path))
+            self.repo.git("worktree", "prune")
+
+    def _registered(self, path: pathlib.Path) -> bool:
+        listing = self.repo.git("worktree", "list", "--porcelain")
+        registered = {line[len("worktree "):] for line in listing.splitlines() if line.startswith("worktree ")}
+        return str(path) in registered and (path / ".git").exists()
