@@ -108,7 +108,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
 
 CREATE TABLE IF NOT EXISTS events (
     campaign VARCHAR NOT NULL,
-    at TIMESTAMP NOT NULL,
+    ts TIMESTAMP NOT NULL,
     worker VARCHAR,
     experiment_id VARCHAR,
     kind VARCHAR NOT NULL,

@@ -8,6 +8,7 @@ naive template, or to its declared predecessor in manifest.yaml; the patch is
 changing the template, then check the pack with tests/cpp_fixture.
 """
 import pathlib
+import subprocess
 import sys
 import tempfile
 
@@ -228,8 +229,9 @@ def main() -> None:
                 if text.count(old) != 1:
                     sys.exit(f"{hypothesis_id}: {path}: expected exactly one {old!r}, found {text.count(old)}")
                 target.write_text(text.replace(old, new))
-            diff = cpp_fixture._git(repo, "diff")
-            (cpp_fixture.HYPOTHESES / f"{hypothesis_id}.patch").write_text(diff + "\n")
+            # Not _git(): it strips the output, and a patch may end in a blank context line.
+            diff = subprocess.run(["git", "diff"], cwd=repo, check=True, capture_output=True, text=True).stdout
+            (cpp_fixture.HYPOTHESES / f"{hypothesis_id}.patch").write_text(diff)
             print(f"wrote {hypothesis_id}.patch")
 
 

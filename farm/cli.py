@@ -1,0 +1,181 @@
+"""The `farm` command line."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import pathlib
+import shutil
+import sys
+import traceback
+
+import click
+
+from farm.config import CampaignConfig, load_config
+from farm.errors import ConfigError, FarmError, StoreError
+from farm.report import format_table, summary_table, write_progress_png
+from farm.store import open_readonly
+
+
+def _fail(error: Exception, debug: bool, code: int):
+    if debug:
+        traceback.print_exception(error)
+    # Config errors are already `file: field.path: message` lines.
+    click.echo(("" if isinstance(error, ConfigError) else "error: ") + str(error), err=True)
+    sys.exit(code)
+
+
+class FarmGroup(click.Group):
+    """Turns FarmError into one line (per problem) and a non-zero exit; --debug shows the traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            _fail(error, ctx.obj.get("debug", False) if ctx.obj else False, 2)
+        except FarmError as error:
+            _fail(error, ctx.obj.get("debug", False) if ctx.obj else False, 1)
+
+
+@click.group(cls=FarmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.pass_context
+def main(ctx, debug):
+    """autoresearch-farm: run many optimisation experiments at once, each in its own git
+    worktree on pinned CPUs, keep only measured wins, land them with a fresh re-measurement,
+    and keep every sample in DuckDB.
+
+    \b
+    Start here:
+      farm validate configs/demo.yaml     check a campaign file
+      farm run configs/demo.yaml          run it (local Ray, DuckDB in the workdir)
+      farm status                         what the last campaign did
+      farm query "SELECT * FROM experiments"
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _workdir(config: CampaignConfig, override: str | None) -> pathlib.Path:
+    if override:
+        return pathlib.Path(override).resolve()
+    if config.workdir:
+        return config.resolve(config.workdir)
+    return (pathlib.Path.cwd() / ".farm" / config.campaign).resolve()
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--workdir", help="Worktrees, logs, store and reports (default: config workdir or .farm/<campaign>).")
+@click.option("--db", help="DuckDB file (default: <workdir>/farm.duckdb).")
+@click.option("--workers", type=click.IntRange(min=1), help="Number of workers (overrides the config).")
+@click.option("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray).")
+@click.option("--max-experiments", type=click.IntRange(min=0), help="Stop starting new hypotheses after N.")
+@click.option("--fresh", is_flag=True, help="Delete this campaign's previous workdir first.")
+def run(config_path, workdir, db, workers, address, max_experiments, fresh):
+    """Run the campaign in CONFIG to the end, then print a summary and write progress.png."""
+    from scheduler import run_campaign  # Ray is imported only when a campaign runs
+
+    config = load_config(config_path)
+    workdir_path = _workdir(config, workdir)
+    db_path = pathlib.Path(db).resolve() if db else (config.resolve(config.db) if config.db
+                                                     else workdir_path / "farm.duckdb")
+    if fresh and workdir_path.exists():
+        if not ((workdir_path / "farm.duckdb").exists() or (workdir_path / "workers").exists()):
+            raise FarmError(f"--fresh: {workdir_path} does not look like a farm workdir; remove it yourself")
+        shutil.rmtree(workdir_path)
+    if db_path.exists() and _has_campaign(db_path, config.campaign):
+        raise FarmError(f"campaign {config.campaign!r} already ran in {db_path}; pass --fresh to start over or "
+                        f"--workdir/--db for a new store")
+    summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
+                           max_experiments=max_experiments, echo=lambda line: click.echo(line))
+    con = open_readonly(db_path)
+    click.echo("\n" + summary_table(con, config.campaign))
+    png = write_progress_png(con, config.campaign, workdir_path / "progress.png")
+    con.close()
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items()))
+    click.echo(f"\n{summary.campaign}: {statuses or 'no experiments'}; landed {len(summary.landed)} on "
+               f"{summary.integrated_branch} ({summary.base_commit[:10]}..{summary.tip[:10]}) in {summary.repo}")
+    click.echo(f"store: {db_path}" + (f"   plot: {png}" if png else ""))
+    if summary.interrupted:
+        sys.exit(130)
+
+
+def _has_campaign(db_path: pathlib.Path, campaign: str) -> bool:
+    con = open_readonly(db_path)
+    try:
+        return con.execute("SELECT count(*) FROM campaigns WHERE id = ?", [campaign]).fetchone()[0] > 0
+    finally:
+        con.close()
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+def validate(config_path):
+    """Check CONFIG; print `file: field.path: message` per problem (exit 2) or a summary."""
+    from farm.hypotheses import load_hypotheses
+
+    config = load_config(config_path)
+    hypotheses = load_hypotheses(config)
+    click.echo(f"{config_path}: ok: campaign {config.campaign!r}, {len(config.strategies)} strategy(ies), "
+               f"{len(hypotheses)} hypotheses")
+
+
+@main.command()
+def schema():
+    """Print the JSON schema of a campaign file (every field with its description)."""
+    click.echo(json.dumps(CampaignConfig.model_json_schema(), indent=2))
+
+
+def _default_db(db: str | None) -> pathlib.Path:
+    if db:
+        return pathlib.Path(db)
+    found = sorted(pathlib.Path.cwd().glob(".farm/*/farm.duckdb"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise StoreError("no store found under .farm/: pass --db FILE")
+    raise StoreError(f"several stores under .farm/ ({', '.join(map(str, found))}): pass --db FILE")
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--db", help="DuckDB file (default: the only .farm/*/farm.duckdb).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def query(sql, db, fmt):
+    """Run SQL on a campaign store (opened read-only). Tables: campaigns, strategies,
+    hypotheses, experiments, samples, decisions, merges, artifacts, events."""
+    import duckdb
+
+    con = open_readonly(_default_db(db))
+    try:
+        cursor = con.execute(sql)
+    except duckdb.Error as error:
+        raise FarmError(f"query failed: {str(error).splitlines()[0]}") from None
+    columns = [d[0] for d in cursor.description or []]
+    rows = cursor.fetchall()
+    if fmt == "table":
+        click.echo(format_table(columns, rows, max_width=80))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        click.echo(out.getvalue().rstrip("\n"))
+    else:
+        click.echo(json.dumps([dict(zip(columns, row)) for row in rows], default=str, indent=1))
+
+
+@main.command()
+@click.option("--db", help="DuckDB file (default: the only .farm/*/farm.duckdb).")
+def status(db):
+    """Campaigns in the store, their experiments by status, and what landed."""
+    con = open_readonly(_default_db(db))
+    for campaign, state, started, finished, branch in con.execute(
+            "SELECT id, status, started_at, finished_at, integrated_branch FROM campaigns ORDER BY started_at"):
+        counts = con.execute("SELECT status, count(*) FROM experiments WHERE campaign = ? GROUP BY 1 ORDER BY 1",
+                             [campaign]).fetchall()
+        landed = con.execute("SELECT count(*) FROM merges WHERE campaign = ? AND landed", [campaign]).fetchone()[0]
+        click.echo(f"campaign {campaign}: {state} (started {started:%Y-%m-%d %H:%M:%S}"
+                   f"{f', finished {finished:%H:%M:%S}' if finished else ''}); "
+                   + ", ".join(f"{n} {s}" for s, n in counts) + f"; {landed} landed on {branch}")
+        click.echo(summary_table(con, campaign) + "\n")

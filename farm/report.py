@@ -1,0 +1,79 @@
+"""End-of-campaign reports: the summary table and progress.png, from the store."""
+from __future__ import annotations
+
+import pathlib
+
+import duckdb
+
+STATUS_STYLE = {  # status -> (marker, colour) in progress.png
+    "keep": ("o", "tab:green"), "discard": ("x", "tab:red"), "guard_fail": ("s", "tab:orange"),
+    "crash": ("X", "black"), "timeout": ("v", "tab:purple"), "tampered": ("D", "tab:brown"),
+}
+
+
+def format_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> str:
+    """A plain text table; long cells are cut to max_width."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            text = f"{value:.4g}"
+        else:
+            text = "" if value is None else str(value)
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+    body = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, body)])
+
+
+SUMMARY_SQL = """
+SELECT e.id AS experiment, e.hypothesis_id AS hypothesis, e.kind, e.worker, e.status,
+       round(e.effect, 3) AS effect, e.blocks, m.position AS landed, e.reason
+FROM experiments e
+LEFT JOIN merges m ON m.remeasure_experiment_id = e.id AND m.landed
+WHERE e.campaign = ?
+ORDER BY e.id
+"""
+
+
+def summary_table(con: duckdb.DuckDBPyConnection, campaign: str) -> str:
+    cursor = con.execute(SUMMARY_SQL, [campaign])
+    return format_table([d[0] for d in cursor.description], cursor.fetchall())
+
+
+def write_progress_png(con: duckdb.DuckDBPyConnection, campaign: str, path: pathlib.Path) -> pathlib.Path | None:
+    """Per benchmark: the candidate's median value in each experiment (marked by
+    status) and the parent's median (the line), in experiment order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = con.execute("""
+        SELECT e.id, e.status, s.benchmark, s.arm, median(s.value) AS value, any_value(s.unit) AS unit
+        FROM samples s JOIN experiments e ON e.id = s.experiment_id
+        WHERE e.campaign = ? GROUP BY ALL ORDER BY e.id""", [campaign]).fetchall()
+    if not rows:
+        return None
+    experiments = sorted({r[0] for r in rows})
+    position = {exp: i for i, exp in enumerate(experiments)}
+    benchmarks = sorted({r[2] for r in rows})
+    fig, axes = plt.subplots(len(benchmarks), 1, figsize=(max(6.0, 0.5 * len(experiments) + 3), 2.2 * len(benchmarks)),
+                             sharex=True, squeeze=False)
+    for ax, benchmark in zip(axes[:, 0], benchmarks):
+        mine = [r for r in rows if r[2] == benchmark]
+        ref = sorted((position[r[0]], r[4]) for r in mine if r[3] == "ref")
+        ax.plot([p for p, _ in ref], [v for _, v in ref], color="grey", lw=1, label="parent")
+        for status, (marker, colour) in STATUS_STYLE.items():
+            points = [(position[r[0]], r[4]) for r in mine if r[3] == "cand" and r[1] == status]
+            if points:
+                ax.scatter(*zip(*points), marker=marker, color=colour, label=status, zorder=3)
+        ax.set_ylabel(f"{benchmark}\n({mine[0][5]})")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right", fontsize="small", ncols=4)
+    axes[0, 0].set_title(f"campaign {campaign}: candidate (marker) vs parent (line), median per experiment")
+    axes[-1, 0].set_xticks(range(len(experiments)), [e.rsplit("-", 1)[-1] for e in experiments], rotation=90)
+    axes[-1, 0].set_xlabel("experiment")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,322 @@
+"""The coordinator: assigns experiments to worker actors, lands kept ones.
+
+Runs in the driver process. Screening experiments start from the current
+integration tip; kept ones wait in the merge queue, largest effect first, and
+land one at a time after a re-measurement against the tip (a MERGE
+experiment), so the integration branch only ever moves forward by commits
+that were measured against exactly the commit they land on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import time
+from dataclasses import dataclass, field
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+import cpp_fixture
+from farm.config import CampaignConfig
+from farm.errors import FarmError, TargetError
+from farm.hypotheses import load_hypotheses
+from farm.records import Assignment, ExperimentResult, Hypothesis, Kind, Status
+from scheduler.cpusets import allocate_cpu_sets
+from scheduler.store_actor import StoreActor
+from scheduler.worker import WorkerActor
+from worktrees import TargetRepo, WorktreeError
+
+MAX_WORKER_RESTARTS = 3
+
+
+@dataclass
+class CampaignSummary:
+    campaign: str
+    db: pathlib.Path
+    workdir: pathlib.Path
+    repo: pathlib.Path
+    integrated_branch: str
+    base_commit: str
+    tip: str
+    statuses: dict[str, int] = field(default_factory=dict)
+    landed: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+@dataclass
+class _Worker:
+    name: str
+    cpus: tuple[int, ...]
+    actor: object
+    restarts: int = 0
+    busy: object = None  # the ObjectRef of the running experiment
+
+
+@dataclass
+class _Kept:
+    result: ExperimentResult
+    assignment: Assignment
+
+
+def prepare_target(config: CampaignConfig, workdir: pathlib.Path) -> TargetRepo:
+    """The target repository: the user's, or the fixture materialised in the workdir."""
+    if config.target.fixture:
+        path = workdir / "target"
+        if not (path / ".git").exists():
+            cpp_fixture.init_repo(path)
+        return TargetRepo(path)
+    path = config.resolve(config.target.repo)
+    if not path.exists():
+        raise TargetError(f"target.repo: {path} does not exist; give the path of a git repository")
+    try:
+        return TargetRepo(path)
+    except WorktreeError as error:
+        raise TargetError(f"target.repo: {error}") from None
+
+
+class Coordinator:
+    def __init__(self, config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path, workers: int | None,
+                 max_experiments: int | None, echo=print):
+        self.config = config
+        self.workdir = workdir
+        self.db = db
+        self.echo = echo
+        self.max_experiments = max_experiments
+        self.campaign = config.campaign
+        self.integrated = f"farm/{self.campaign}/integrated"
+        self.repo = prepare_target(config, workdir)
+        try:
+            self.base_commit = self.repo.resolve(config.target.base_ref)
+        except WorktreeError as error:
+            raise TargetError(f"target.base_ref: {error}") from None
+        self.tip = self.repo.ensure_branch(self.integrated, self.base_commit)
+        self.cpu_sets = allocate_cpu_sets(workers or config.workers.count, config.workers.cpus_per_worker,
+                                          None if workers else config.workers.cpu_sets)
+        self.hypotheses = load_hypotheses(config)
+        self.pending: list[Hypothesis] = list(self.hypotheses)
+        self.settled: set[str] = set()  # hypothesis ids whose outcome (and merge) is final
+        self.merge_queue: list[_Kept] = []
+        self.kept_by_id: dict[str, _Kept] = {}  # screened experiment id -> its kept result
+        self.retry: list[Assignment] = []  # assignments of workers that died
+        self.merge_in_flight = False
+        self.in_flight: dict[object, tuple[_Worker, Assignment]] = {}
+        self.counter = 0
+        self.screens_started = 0
+        self.landed: list[str] = []
+        self.statuses: dict[str, int] = {}
+        self.started = time.monotonic()
+        self.stopping = False
+
+    # -- set-up ------------------------------------------------------------
+
+    def start(self) -> None:
+        self.store = StoreActor.options(name=f"farm-store-{self.campaign}").remote(str(self.db), self.campaign)
+        ray.get(self.store.call.remote(
+            "start_campaign", self.campaign, self.config.model_dump_json(), str(self.repo.path),
+            self.config.target.base_ref, self.base_commit, self.integrated, len(self.cpu_sets)))
+        agents = {s.name: s.agent for s in self.config.strategies}
+        ray.get(self.store.add_hypotheses.remote(self.hypotheses, agents))
+        self.workers = [self._spawn(f"w{i}", cpus) for i, cpus in enumerate(self.cpu_sets)]
+        self.say(f"campaign {self.campaign}: {len(self.hypotheses)} hypotheses, {len(self.workers)} workers on CPU "
+                 f"sets {[list(c) for c in self.cpu_sets]}, base {self.base_commit[:10]}, store {self.db}")
+
+    def _spawn(self, name: str, cpus: tuple[int, ...], restarts: int = 0) -> _Worker:
+        actor = WorkerActor.options(name=f"farm-{self.campaign}-{name}-{restarts}").remote(
+            name, cpus, self.config, str(self.repo.path), str(self.workdir / "workers"), self.store)
+        return _Worker(name, cpus, actor, restarts)
+
+    def say(self, message: str) -> None:
+        self.echo(f"[{time.monotonic() - self.started:6.0f}s] {message}")
+
+    # -- assignment --------------------------------------------------------
+
+    def _next_id(self) -> str:
+        self.counter += 1
+        return f"{self.campaign}-{self.counter:04d}"
+
+    def _next_hypothesis(self) -> Hypothesis | None:
+        if self.stopping or (self.max_experiments is not None and self.screens_started >= self.max_experiments):
+            return None
+        for hypothesis in self.pending:
+            if hypothesis.after is None or hypothesis.after in self.settled:
+                self.pending.remove(hypothesis)
+                return hypothesis
+        return None
+
+    def _next_assignment(self) -> Assignment | None:
+        if self.merge_queue and not self.merge_in_flight:
+            self.merge_queue.sort(key=lambda kept: kept.result.effect or 1.0)
+            kept = self.merge_queue.pop(0)
+            landed = self._land_without_remeasure(kept)
+            if not landed:
+                exp = self._next_id()
+                self.merge_in_flight = True
+                return Assignment(exp, self.campaign, Kind.MERGE, kept.assignment.hypothesis, self.tip,
+                                  f"farm/{self.campaign}/{exp}", screened_experiment=kept.result.experiment_id,
+                                  pick_base=kept.assignment.parent_commit, pick_tip=kept.result.commit)
+        hypothesis = self._next_hypothesis()
+        if hypothesis is None:
+            return None
+        self.screens_started += 1
+        exp = self._next_id()
+        return Assignment(exp, self.campaign, Kind.SCREEN, hypothesis, self.tip, f"farm/{self.campaign}/{exp}")
+
+    def _land_without_remeasure(self, kept: _Kept) -> bool:
+        """With merge.remeasure off, a kept commit whose parent is still the tip lands as it is."""
+        if self.config.merge.remeasure or kept.assignment.parent_commit != self.tip:
+            return False
+        self._advance(kept.result.commit, kept, remeasured=None)
+        return True
+
+    def _dispatch(self, worker: _Worker, assignment: Assignment) -> None:
+        ray.get(self.store.call.remote(
+            "start_experiment", assignment.experiment_id, self.campaign, assignment.hypothesis,
+            assignment.kind.value, assignment.parent_commit, assignment.branch, worker.name, worker.cpus,
+            assignment.screened_experiment))
+        ref = worker.actor.run.remote(assignment)
+        worker.busy = ref
+        self.in_flight[ref] = (worker, assignment)
+        what = "re-measure on tip" if assignment.kind is Kind.MERGE else "screen"
+        self.say(f"{worker.name} {assignment.experiment_id} {assignment.hypothesis.id}: {what} "
+                 f"(parent {assignment.parent_commit[:10]})")
+
+    def _fill_idle_workers(self) -> None:
+        for worker in self.workers:
+            if worker.busy is None:
+                assignment = self._next_assignment()
+                if assignment is None:
+                    return
+                self._dispatch(worker, assignment)
+
+    # -- results -----------------------------------------------------------
+
+    def _advance(self, commit: str, kept: _Kept, remeasured: ExperimentResult | None) -> None:
+        self.repo.advance_branch(self.integrated, commit, self.tip)
+        self.tip = commit
+        self.landed.append(kept.result.experiment_id)
+        ray.get(self.store.call.remote(
+            "add_merge", kept.result.experiment_id, self.campaign, len(self.landed), kept.result.effect,
+            remeasured.effect if remeasured else None, remeasured.experiment_id if remeasured else None, True,
+            commit, remeasured.reason if remeasured else "parent is the tip; landed on the screening measurement"))
+        self.settled.add(kept.assignment.hypothesis.id)
+        self.say(f"landed {kept.assignment.hypothesis.id} as #{len(self.landed)}: integrated tip {commit[:10]}")
+
+    def _on_result(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> None:
+        ray.get(self.store.finish_experiment.remote(result))
+        self.statuses[result.status.value] = self.statuses.get(result.status.value, 0) + 1
+        effect = f" effect {result.effect:.3f}x" if result.effect else ""
+        self.say(f"{worker.name} {result.experiment_id} {assignment.hypothesis.id}: {result.status.value.upper()}"
+                 f"{effect} -- {result.reason}")
+        if assignment.kind is Kind.SCREEN:
+            if result.status is Status.KEEP:
+                kept = _Kept(result, assignment)
+                self.kept_by_id[result.experiment_id] = kept
+                self.merge_queue.append(kept)
+            else:
+                self.settled.add(assignment.hypothesis.id)
+            return
+        self.merge_in_flight = False
+        kept = self.kept_by_id[assignment.screened_experiment]
+        if result.status is Status.KEEP:
+            self._advance(result.commit, kept, remeasured=result)
+        else:
+            ray.get(self.store.call.remote(
+                "add_merge", kept.result.experiment_id, self.campaign, None, kept.result.effect, result.effect,
+                result.experiment_id, False, None, f"{result.status.value}: {result.reason}"))
+            self.settled.add(assignment.hypothesis.id)
+            self.say(f"not landed: {assignment.hypothesis.id} ({result.status.value} against the tip)")
+
+    def _on_lost_worker(self, worker: _Worker, assignment: Assignment, error: Exception) -> None:
+        """A worker died mid-experiment: forget its partial samples, re-queue, replace the worker."""
+        ray.get(self.store.call.remote("requeue_experiment", assignment.experiment_id,
+                                       f"worker {worker.name} died: {type(error).__name__}"))
+        self.say(f"{worker.name} died during {assignment.experiment_id}; re-queued")
+        index = self.workers.index(worker)
+        if worker.restarts >= MAX_WORKER_RESTARTS:
+            self.say(f"{worker.name} died {worker.restarts + 1} times; not restarted")
+            self.workers.pop(index)
+            if not self.workers:
+                raise FarmError("every worker died; see the logs in the workdir")
+        else:
+            self.workers[index] = self._spawn(worker.name, worker.cpus, worker.restarts + 1)
+        self.retry.append(assignment)
+
+    # -- the loop ----------------------------------------------------------
+
+    def run(self) -> CampaignSummary:
+        self.start()
+        interrupted = False
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            interrupted = True
+            self.say("interrupted: no new experiments; abandoning the ones in flight")
+            for worker, assignment in self.in_flight.values():
+                ray.kill(worker.actor)
+                ray.get(self.store.call.remote("requeue_experiment", assignment.experiment_id,
+                                               "abandoned: campaign interrupted"))
+        finally:
+            self._print_events()
+            ray.get(self.store.call.remote("finish_campaign", self.campaign,
+                                           "interrupted" if interrupted else "finished"))
+            ray.get(self.store.close.remote())
+        return CampaignSummary(self.campaign, self.db, self.workdir, self.repo.path, self.integrated,
+                               self.base_commit, self.tip, dict(self.statuses), list(self.landed), interrupted)
+
+    def _loop(self) -> None:
+        while True:
+            for worker in self.workers:
+                if worker.busy is None and self.retry:
+                    self._dispatch(worker, self.retry.pop(0))
+            self._fill_idle_workers()
+            if not self.in_flight:
+                if self.pending and not self.stopping and (self.max_experiments is None
+                                                          or self.screens_started < self.max_experiments):
+                    blocked = ", ".join(f"{h.id} (after {h.after})" for h in self.pending)
+                    raise FarmError(f"hypotheses wait on others that never settle: {blocked}")
+                return
+            ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=1.0)
+            self._print_events()
+            for ref in ready:
+                worker, assignment = self.in_flight.pop(ref)
+                worker.busy = None
+                try:
+                    result = ray.get(ref)
+                except RayActorError as error:
+                    self._on_lost_worker(worker, assignment, error)
+                    continue
+                except RayTaskError as error:
+                    result = _internal_error(worker, assignment, error)
+                self._on_result(worker, assignment, result)
+
+    def _print_events(self) -> None:
+        for _at, worker, experiment_id, kind, message in ray.get(self.store.drain_events.remote()):
+            if kind in ("build", "guard", "measure"):
+                self.say(f"{worker} {experiment_id}: {message}")
+
+
+def _internal_error(worker: _Worker, assignment: Assignment, error: Exception) -> ExperimentResult:
+    """A bug in the farm while running an experiment: recorded as a crash, the campaign goes on."""
+    last = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    now = time.time()
+    return ExperimentResult(assignment.experiment_id, Status.CRASH, f"internal error in the farm: {last}",
+                            worker.name, worker.cpus, now, now)
+
+
+def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path, *, workers: int | None = None,
+                 address: str | None = None, max_experiments: int | None = None, echo=print) -> CampaignSummary:
+    """Run a whole campaign on Ray (local unless `address` or RAY_ADDRESS names a cluster)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    coordinator = Coordinator(config, workdir, db, workers, max_experiments, echo)
+    address = address or os.environ.get("RAY_ADDRESS")
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 namespace="autoresearch-farm")
+    try:
+        return coordinator.run()
+    finally:
+        if started_ray:
+            ray.shutdown()
+

@@ -1,0 +1,51 @@
+"""The store actor: the only process that writes the DuckDB file.
+
+Workers and the coordinator send it whole batches. It also keeps the recent
+events in memory so the coordinator can print progress without reading the file.
+"""
+from __future__ import annotations
+
+import time
+
+import ray
+
+from farm.records import ExperimentResult, Hypothesis, Sample
+from farm.store import Store
+
+
+@ray.remote(num_cpus=0, max_concurrency=1)
+class StoreActor:
+    def __init__(self, path: str, campaign: str):
+        self.store = Store(path)
+        self.campaign = campaign
+        self.pending_events: list[tuple] = []
+
+    def call(self, method: str, *args, **kwargs):
+        """Run one Store method (the coordinator's writes: campaign, experiments, merges)."""
+        return getattr(self.store, method)(*args, **kwargs)
+
+    def add_samples(self, samples: list[Sample], worker: str) -> int:
+        return self.store.add_samples(samples, worker)
+
+    def finish_experiment(self, result: ExperimentResult) -> None:
+        self.store.finish_experiment(result)
+
+    def add_hypotheses(self, hypotheses: list[Hypothesis], agents: dict[str, str]) -> None:
+        self.store.add_hypotheses(self.campaign, hypotheses, agents)
+
+    def event(self, worker: str | None, experiment_id: str | None, kind: str, message: str) -> None:
+        row = (time.time(), worker, experiment_id, kind, message)
+        self.store.add_events(self.campaign, [row])
+        self.pending_events.append(row)
+
+    def drain_events(self) -> list[tuple]:
+        """Events since the last call, oldest first."""
+        events, self.pending_events = self.pending_events, []
+        return events
+
+    def query(self, sql: str, params: list | None = None):
+        return self.store.query(sql, params)
+
+    def close(self) -> None:
+        self.store.con.execute("CHECKPOINT")
+        self.store.close()

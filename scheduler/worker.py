@@ -1,0 +1,50 @@
+"""Worker actors: one per CPU set, each with its own worktree slots."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import ray
+
+from farm.config import CampaignConfig
+from farm.pipeline import ExperimentPipeline
+from farm.records import Assignment, ExperimentResult, Sample
+from farm.runner import Pinning, run_command
+from worktrees import SlotPool, TargetRepo
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class WorkerActor:
+    """Runs experiments one at a time in slots under `root`, pinned to `cpus`.
+
+    num_cpus=0: Ray's CPU accounting would refuse a second worker on a small
+    machine where the coordinator and store also need a slot; the real
+    isolation is the taskset pinning of every child process.
+    """
+
+    def __init__(self, name: str, cpus: tuple[int, ...], config: CampaignConfig, repo_path: str, root: str,
+                 store):
+        self.name = name
+        self.pinning = Pinning(tuple(cpus))
+        self.store = store
+        root_path = pathlib.Path(root) / name
+        slots = SlotPool(TargetRepo(repo_path), root_path)
+        self.pipeline = ExperimentPipeline(config, slots, self.pinning, name, pathlib.Path(root).parent / "logs",
+                                           self._send_samples, self._send_event)
+
+    def _send_samples(self, samples: list[Sample]) -> None:
+        ray.get(self.store.add_samples.remote(samples, self.name))
+
+    def _send_event(self, experiment_id: str, kind: str, message: str) -> None:
+        self.store.event.remote(self.name, experiment_id, kind, message)
+
+    def run(self, assignment: Assignment) -> ExperimentResult:
+        return self.pipeline.run(assignment)
+
+    def probe(self) -> dict:
+        """What a process started by this worker sees: pid, affinity, OpenMP environment."""
+        result = run_command("probe", "python -c 'import os, json; print(json.dumps({\"pid\": os.getpid(), "
+                             "\"cpus\": sorted(os.sched_getaffinity(0)), \"omp\": os.environ.get(\"OMP_NUM_THREADS\")"
+                             "}))'", os.getcwd(), 30, self.pinning)
+        return {"worker": self.name, "actor_pid": os.getpid(), **json.loads(result.stdout)}
