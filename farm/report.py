@@ -70,7 +70,7 @@ def write_progress_png(con: duckdb.DuckDBPyConnection, campaign: str, path: path
         ax.set_ylabel(f"{benchmark}\n({mine[0][5]})")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper right", fontsize="small", ncols=4)
-    axes[0, 0].set_title(f"campaign {campaign}: candidate (marker) vs parent (line), median per experiment")
+    axes[0, 0].set_title(f"{campaign}: candidate (marker) vs parent (line)", fontsize="medium")
     axes[-1, 0].set_xticks(range(len(experiments)), [e.rsplit("-", 1)[-1] for e in experiments], rotation=90)
     axes[-1, 0].set_xlabel("experiment")
     fig.tight_layout()

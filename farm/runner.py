@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -51,6 +52,19 @@ class CommandResult:
 
 def _tail(text: str) -> str:
     return "\n".join(text.strip().splitlines()[-TAIL_LINES:])
+
+
+def _telling_line(stderr: str, stdout: str) -> str:
+    """The line that best says why a command failed: the first mentioning an
+    error, else the last line of stderr, else the last line of stdout."""
+    lines = [line.strip() for line in (stderr + "\n" + stdout).splitlines() if line.strip()]
+    for line in lines:
+        if re.search(r"\b(error|FAIL|Traceback)\b", line) and not line.startswith("+ "):
+            return line[:300]
+    for text in (stderr, stdout):
+        if text.strip():
+            return text.strip().splitlines()[-1][:300]
+    return "no output"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -108,11 +122,10 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
             log.write(f"\n--- exit {proc.returncode} after {seconds:.2f}s{' (timeout)' if timed_out else ''}\n\n")
     result = CommandResult(proc.returncode, stdout, stderr, seconds, proc.pid)
     if timed_out:
-        raise PhaseTimeout(phase, f"{phase} timed out after {timeout:g}s: {command}", command, None,
+        raise PhaseTimeout(phase, f"{phase} timed out after {timeout:g}s (`{command}`); its process group was killed",
+                           command, None,
                            _tail(stderr or stdout))
     if check and proc.returncode != 0:
-        tail = _tail(stderr + "\n" + stdout)
-        last = tail.splitlines()[-1] if tail else ""
-        raise PhaseError(phase, f"{phase} failed (exit {proc.returncode}): {command}: {last}", command,
-                         proc.returncode, tail)
+        raise PhaseError(phase, f"exit {proc.returncode}: {_telling_line(stderr, stdout)}", command,
+                         proc.returncode, _tail(stderr + "\n" + stdout))
     return result
