@@ -145,11 +145,14 @@ EDITS = {
     ],
     "cache_evaluations": [
         ("interp/search.py", "    offsets = np.arange(size) - size // 2\n",
-         "    offsets = np.arange(size) - size // 2\n    seen = {}  # (power, radius) -> error: finer rounds revisit coarse points\n"),
-        ("interp/search.py", "                error = loo_rmse(x, y, v, power, radius)\n",
-         "                if (power, radius) not in seen:\n"
-         "                    seen[power, radius] = loo_rmse(x, y, v, power, radius)\n"
-         "                error = seen[power, radius]\n"),
+         "    offsets = np.arange(size) - size // 2\n"
+         "    visited = set()  # finer rounds revisit coarse points; their error is already in `best`\n\n"
+         "    def first_visit(point):\n"
+         "        new = point not in visited\n"
+         "        visited.add(point)\n"
+         "        return new\n\n"),
+        ("interp/search.py", "                if power <= 0.0 or radius <= 0.0:\n",
+         "                if power <= 0.0 or radius <= 0.0 or not first_visit((power, radius)):\n"),
     ],
     "kde_vectorise": [
         ("interp/kde.py",
@@ -230,7 +233,9 @@ def main() -> None:
                     sys.exit(f"{hypothesis_id}: {path}: expected exactly one {old!r}, found {text.count(old)}")
                 target.write_text(text.replace(old, new))
             # Not _git(): it strips the output, and a patch may end in a blank context line.
-            diff = subprocess.run(["git", "diff"], cwd=repo, check=True, capture_output=True, text=True).stdout
+            # One line of context: patches that touch nearby lines (precompute_distances and
+            # cache_evaluations) then apply in either order; same-line edits still conflict.
+            diff = subprocess.run(["git", "diff", "--unified=1"], cwd=repo, check=True, capture_output=True, text=True).stdout
             (cpp_fixture.HYPOTHESES / f"{hypothesis_id}.patch").write_text(diff)
             print(f"wrote {hypothesis_id}.patch")
 

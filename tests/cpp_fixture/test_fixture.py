@@ -1,0 +1,131 @@
+"""The fixture, built for real: guard, patches, header tracking, affinity, timeouts."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import cpp_fixture
+
+pytestmark = pytest.mark.slow
+PY = sys.executable
+
+
+def run(cwd, *cmd, timeout=600, check=True):
+    return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def so_hash(repo):
+    (so,) = (repo / "build").glob("_interp_core*.so")
+    return hashlib.sha256(so.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    repo = cpp_fixture.init_repo(tmp_path_factory.mktemp("fixture") / "repo")
+    run(repo, PY, "build.py")
+    return repo
+
+
+def reset(repo):
+    run(repo, "git", "checkout", "-q", "-f", "main")
+    run(repo, "git", "clean", "-q", "-fd")
+
+
+def test_init_refuses_a_non_empty_directory(tmp_path):
+    (tmp_path / "x").write_text("")
+    with pytest.raises(cpp_fixture.FixtureError, match="not empty"):
+        cpp_fixture.init_repo(tmp_path)
+
+
+def test_naive_build_passes_its_guard_on_any_thread_count(built):
+    assert "guard: ok" in run(built, PY, "guard.py").stdout
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    assert subprocess.run([PY, "guard.py"], cwd=built, env=env, capture_output=True).returncode == 0
+
+
+def test_harness_under_taskset_reports_cpu_1_and_one_thread(built):
+    if 1 not in os.sched_getaffinity(0):
+        pytest.skip("this machine has no CPU 1")  # environment limit, not a missing feature
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    out = subprocess.run(["taskset", "-c", "1", PY, "bench.py", "--only", "idw2d,kde", "--reps", "1"], cwd=built,
+                         env=env, capture_output=True, text=True, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["name"] for r in rows] == ["idw2d", "kde"]
+    for row in rows:
+        assert row["cpus"] == [1] and row["threads"] == 1 and row["unit"] == "s" and row["value"] > 0
+        assert len(row["checksum"]) == 16
+
+
+def test_every_patch_applies_to_its_parent_and_builds_except_the_broken_one(built):
+    failures = {}
+    for entry in cpp_fixture.load_manifest():
+        reset(built)
+        cpp_fixture.apply_patches(built, cpp_fixture.lineage(entry["id"]), commit=False)
+        result = run(built, PY, "build.py", check=False)
+        if (result.returncode == 0) != (entry["id"] != "no_compile"):
+            failures[entry["id"]] = result.stdout[-400:] + result.stderr[-400:]
+    reset(built)
+    run(built, PY, "build.py")
+    assert failures == {}
+
+
+def test_combined_chain_applies_in_order(built):
+    reset(built)
+    chain = cpp_fixture.load_manifest_document()["combined"]
+    cpp_fixture.apply_patches(built, chain, commit=False)
+    reset(built)
+
+
+def test_guard_catches_the_wrong_patch_and_passes_after_its_fix(built):
+    reset(built)
+    cpp_fixture.apply_patches(built, ["wrong_weight"], commit=False)
+    run(built, PY, "build.py")
+    failed = run(built, PY, "guard.py", check=False)
+    assert failed.returncode == 1 and "FAIL gridsearch" in failed.stdout
+    cpp_fixture.apply_patches(built, ["wrong_weight_fix"], commit=False)
+    run(built, PY, "build.py")
+    assert run(built, PY, "guard.py").returncode == 0
+    reset(built)
+    run(built, PY, "build.py")
+
+
+def test_header_only_edit_changes_the_built_artefact(built):
+    reset(built)
+    run(built, PY, "build.py")
+    before = so_hash(built)
+    entry = cpp_fixture.hypothesis("weight_square")
+    assert entry["header_only"]
+    cpp_fixture.apply_patches(built, ["weight_square"], commit=False)
+    run(built, PY, "build.py")
+    assert so_hash(built) != before
+    reset(built)
+    run(built, PY, "build.py")
+    assert so_hash(built) == before  # and back: the build follows the sources both ways
+
+
+def test_hanging_patch_is_stopped_by_a_timeout(built, tmp_path):
+    hang = tmp_path / "hang"
+    shutil.copytree(built, hang, ignore=shutil.ignore_patterns("build"))
+    cpp_fixture.apply_patches(hang, ["hang_idw3d"], commit=False)
+    run(hang, PY, "build.py")
+    proc = subprocess.Popen([PY, "bench.py", "--only", "idw3d"], cwd=hang, stdout=subprocess.PIPE,
+                            start_new_session=True)
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=20)  # the naive idw3d takes about 0.5 s with its repetitions
+    os.killpg(proc.pid, 9)
+    assert proc.wait(timeout=10) == -9
+
+
+def test_manifest_covers_every_outcome():
+    manifest = cpp_fixture.load_manifest()
+    outcomes = {e["expected"]["outcome"] for e in manifest}
+    assert {"keep", "discard", "guard_fail", "crash", "timeout", "tampered"} <= outcomes
+    assert len(manifest) >= 15
+    for entry in manifest:
+        assert cpp_fixture.patch_path(entry["id"]).exists()
+        for other in entry.get("conflicts_with", []):
+            cpp_fixture.hypothesis(other)

@@ -1,0 +1,80 @@
+import pathlib
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from farm.cli import main
+from farm.config import load_config
+from farm.errors import ConfigError
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+MINIMAL = """
+campaign: t
+target: {repo: ., base_ref: main}
+phases:
+  build: {command: "true"}
+  guard: {command: "true"}
+  bench: {command: "true"}
+strategies:
+  - name: s
+    hypotheses: [{id: h1, patch: h1.patch}]
+"""
+
+
+def write(tmp_path, text) -> pathlib.Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_minimal_config_loads_with_defaults(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.acceptance.blocks == 5 and config.merge.remeasure is True
+    assert config.resolve("h1.patch") == tmp_path / "h1.patch"
+
+
+def test_error_names_file_and_field_path(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("bench: {command: \"true\"}", "bench: {command: \"true\", timeout: -1}"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: phases.bench.timeout: Input should be greater than 0"
+
+
+def test_unknown_field_is_rejected(tmp_path):
+    path = write(tmp_path, MINIMAL + "acceptance: {blokcs: 3}\n")
+    with pytest.raises(ConfigError, match=r"acceptance\.blokcs: Extra inputs are not permitted"):
+        load_config(path)
+
+
+def test_bad_yaml_is_one_line_with_position(tmp_path):
+    path = write(tmp_path, "campaign: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not valid YAML: line") and "\n" not in message
+
+
+def test_validate_cli_exit_2_and_one_line_per_problem(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("campaign: t", "campaign: 'bad name!'").replace("base_ref: main",
+                                                                                           "base_ref: main, x: 1"))
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2
+    assert any(line.startswith(f"{path}: campaign: String should match pattern") for line in lines)
+    assert any(line.startswith(f"{path}: target.x: Extra inputs") for line in lines)
+
+
+def test_validate_demo_config_and_schema_has_descriptions():
+    result = CliRunner().invoke(main, ["validate", str(REPO_ROOT / "configs" / "demo.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "5 hypotheses" in result.output
+    schema = CliRunner().invoke(main, ["schema"])
+    assert schema.exit_code == 0 and '"description"' in schema.output
+
+
+def test_missing_patch_file_is_reported(tmp_path):
+    result = CliRunner().invoke(main, ["validate", str(write(tmp_path, MINIMAL))])
+    assert result.exit_code == 2
+    assert "strategies.s.hypotheses.h1.patch: cannot read" in result.output

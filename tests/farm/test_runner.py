@@ -1,0 +1,55 @@
+import os
+import time
+
+import pytest
+
+from farm.errors import PhaseError, PhaseTimeout
+from farm.runner import Pinning, run_command
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is dead for our purpose.
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    pids = tmp_path / "pids"
+    # The parent starts two children that would outlive it, then waits forever.
+    command = f"(sleep 300 & echo $! >> {pids}); (sleep 300 & echo $! >> {pids}); sleep 300"
+    started = time.monotonic()
+    with pytest.raises(PhaseTimeout, match="timed out after 1s"):
+        run_command("bench", command, tmp_path, timeout=1, pinning=None)
+    assert time.monotonic() - started < 10
+    children = [int(p) for p in pids.read_text().split()]
+    assert len(children) == 2
+    deadline = time.monotonic() + 5
+    while any(map(_alive, children)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, children))
+
+
+def test_pinning_reaches_the_child_with_matching_openmp_environment(tmp_path):
+    cpu = max(os.sched_getaffinity(0))
+    result = run_command("probe", "python -c 'import os; print(sorted(os.sched_getaffinity(0)), "
+                         "os.environ[\"OMP_NUM_THREADS\"], os.environ[\"OMP_PLACES\"])'", tmp_path, 30,
+                         Pinning((cpu,)))
+    assert result.stdout.split() == [f"[{cpu}]", "1", f"{{{cpu}}}"]
+
+
+def test_failure_shows_exit_code_and_the_telling_line(tmp_path, ):
+    with pytest.raises(PhaseError) as info:
+        run_command("build", "echo compiling; echo 'x.cpp:3: error: expected ;' >&2; exit 3", tmp_path, 30, None)
+    assert str(info.value) == "exit 3: x.cpp:3: error: expected ;"
+    assert info.value.returncode == 3 and "compiling" in info.value.tail
+
+
+def test_log_file_records_command_and_output(tmp_path):
+    log = tmp_path / "logs" / "guard.log"
+    run_command("guard", "echo hello", tmp_path, 30, None, log_path=log)
+    text = log.read_text()
+    assert "$ echo hello" in text and "hello" in text and "exit 0" in text

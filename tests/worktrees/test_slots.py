@@ -1,0 +1,78 @@
+import subprocess
+
+import pytest
+
+from worktrees import ApplyError, SlotPool, TargetRepo, WorktreeError
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "a.txt").write_text("one\ntwo\nthree\n")
+    (path / ".gitignore").write_text("build/\n")
+    git(path, "add", "-A")
+    git(path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    return TargetRepo(path)
+
+
+def test_slots_are_created_once_and_reused(repo, tmp_path):
+    base = repo.resolve("main")
+    pool = SlotPool(repo, tmp_path / "w0")
+    cand = pool.slot("cand", base)
+    (cand.path / "build").mkdir()
+    (cand.path / "build" / "obj").write_text("kept")  # ignored: survives resets
+    (cand.path / "junk.txt").write_text("x")  # untracked: removed by reset
+    again = SlotPool(repo, tmp_path / "w0").slot("cand", base)  # e.g. after a worker restart
+    assert again.path == cand.path
+    again.reset(base)
+    assert (cand.path / "build" / "obj").read_text() == "kept"
+    assert not (cand.path / "junk.txt").exists()
+    assert repo.git("worktree", "list").count(str(tmp_path / "w0")) == 1
+
+
+def test_experiment_branch_commit_and_integration(repo, tmp_path):
+    base = repo.resolve("main")
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", base)
+    cand.start_branch("farm/c/c-0001", base)
+    assert cand.commit_all("nothing") is None
+    (cand.path / "a.txt").write_text("one\nTWO\nthree\n")
+    assert cand.changed_paths() == ["a.txt"]
+    commit = cand.commit_all("farm: h1")
+    assert repo.resolve("refs/heads/farm/c/c-0001") == commit
+    assert repo.git("for-each-ref", "--format=%(upstream)", "refs/heads/farm/c/c-0001") == ""  # --no-track
+    repo.ensure_branch("farm/c/integrated", base)
+    repo.advance_branch("farm/c/integrated", commit, base)
+    assert repo.commits_between(base, "farm/c/integrated") == [commit]
+    with pytest.raises(WorktreeError):  # compare-and-swap: the old value no longer matches
+        repo.advance_branch("farm/c/integrated", base, base)
+
+
+def test_conflicting_cherry_pick_and_patch_raise_apply_error_and_leave_a_clean_tree(repo, tmp_path):
+    base = repo.resolve("main")
+    pool = SlotPool(repo, tmp_path / "w0")
+    cand = pool.slot("cand", base)
+    cand.start_branch("farm/c/a", base)
+    (cand.path / "a.txt").write_text("one\nA\nthree\n")
+    first = cand.commit_all("a")
+    cand.start_branch("farm/c/b", base)
+    (cand.path / "a.txt").write_text("one\nB\nthree\n")
+    second = cand.commit_all("b")
+    cand.start_branch("farm/c/merge", first)
+    with pytest.raises(ApplyError):
+        cand.cherry_pick(f"{base}..{second}")
+    assert cand.changed_paths() == []
+    patch = tmp_path / "p.patch"
+    patch.write_text(git(repo.path, "diff", base, second) + "\n")
+    with pytest.raises(ApplyError, match="patch failed"):
+        cand.apply_patch(patch)
+
+
+def test_not_a_repository(tmp_path):
+    with pytest.raises(WorktreeError, match="is not a git repository"):
+        TargetRepo(tmp_path)
