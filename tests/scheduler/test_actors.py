@@ -1,0 +1,59 @@
+"""Real local Ray: pinned worker actors, the store actor under concurrent writers."""
+import os
+import time
+
+import duckdb
+import pytest
+import ray
+
+from farm.config import CampaignConfig
+from farm.records import Sample
+from scheduler.cpusets import allocate_cpu_sets
+from scheduler.store_actor import StoreActor
+from scheduler.worker import WorkerActor
+from tests.scheduler.tiny_repo import config_dict, make_repo
+
+pytestmark = pytest.mark.slow
+
+
+def test_cpu_sets_are_disjoint_and_checked():
+    assert allocate_cpu_sets(2, 1, available=[0, 1]) == [(0,), (1,)]
+    assert allocate_cpu_sets(None, 2, available=[0, 1, 2, 3]) == [(0, 1), (2, 3)]
+    with pytest.raises(Exception, match="do not fit"):
+        allocate_cpu_sets(3, 1, available=[0, 1])
+    with pytest.raises(Exception, match="not available"):
+        allocate_cpu_sets(explicit=[[7]], available=[0, 1])
+
+
+def test_two_worker_actors_pin_their_processes_to_disjoint_cpus(local_ray, tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    config = CampaignConfig(**config_dict(repo, [{"id": "h", "patch": "x"}]))
+    store = StoreActor.remote(str(tmp_path / "f.duckdb"), "tiny")
+    sets = allocate_cpu_sets(2, 1, available=sorted(os.sched_getaffinity(0))[:2])
+    workers = [WorkerActor.remote(f"w{i}", cpus, config, str(repo), str(tmp_path / "workers"), store)
+               for i, cpus in enumerate(sets)]
+    probes = ray.get([w.probe.remote() for w in workers])
+    assert [p["cpus"] for p in probes] == [list(s) for s in sets]
+    assert [p["omp"] for p in probes] == ["1", "1"]
+    assert len({p["actor_pid"] for p in probes}) == 2  # two real actor processes
+
+
+def test_store_actor_takes_concurrent_batches_without_loss(local_ray, tmp_path):
+    path = tmp_path / "f.duckdb"
+    store = StoreActor.remote(str(path), "c")
+
+    @ray.remote(num_cpus=0)
+    def writer(name: str, batches: int) -> int:
+        now = time.time()
+        for block in range(batches):
+            batch = [Sample(f"{name}-exp", arm, block, f"b{k}", 1.0 + k, "s", (0,), None, now, now)
+                     for arm in ("ref", "cand") for k in range(5)]
+            ray.get(store.add_samples.remote(batch, name))
+        return batches * 10
+
+    sent = sum(ray.get([writer.remote("w0", 40), writer.remote("w1", 40)]))
+    ray.get(store.close.remote())
+    con = duckdb.connect(str(path), read_only=True)
+    rows = con.execute("SELECT worker, count(*) FROM samples GROUP BY 1 ORDER BY 1").fetchall()
+    assert rows == [("w0", 400), ("w1", 400)] and sent == 800
+    assert con.execute("SELECT count(DISTINCT (experiment_id, arm, block, benchmark)) FROM samples").fetchone() == (800,)

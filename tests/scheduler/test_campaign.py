@@ -1,0 +1,62 @@
+"""A whole campaign on real local Ray with a tiny target: wins land, bad input is recorded."""
+import duckdb
+import pytest
+
+from farm.config import CampaignConfig
+from scheduler import run_campaign
+from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
+from worktrees import TargetRepo
+
+pytestmark = pytest.mark.slow
+
+
+def test_campaign_lands_the_win_and_records_every_bad_input(local_ray, tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    hypotheses = [
+        {"id": "fewer_iterations", "category": "algorithm",
+         "patch": str(make_patch(repo, patches / "fast.patch", "N = 400000", "N = 100000"))},
+        {"id": "garbage_output", "category": "bug",
+         "patch": str(make_patch(repo, patches / "garbage.patch", "print(json.dumps(", "print('oops', ("))},
+        {"id": "stale_patch", "category": "micro-opt",
+         "patch": str(make_patch(repo, patches / "stale.patch", "N = 400000", "N = 399999"))},
+        {"id": "touches_guard", "category": "tamper", "patch": str(patches / "tamper.patch")},
+        {"id": "breaks_guard", "category": "wrong",
+         "patch": str(make_patch(repo, patches / "wrong.patch", "total += i * i", "total += i"))},
+    ]
+    (patches / "tamper.patch").write_text(
+        "diff --git a/guard.sh b/guard.sh\n--- a/guard.sh\n+++ b/guard.sh\n@@ -1 +1 @@\n"
+        "-grep -q 'total += i \\* i' prog.py\n+true\n")
+    # stale_patch was made against a line that no longer exists on the parent:
+    (patches / "stale.patch").write_text((patches / "stale.patch").read_text().replace("N = 400000", "N = 123"))
+    config = CampaignConfig(**config_dict(repo, hypotheses))
+    lines = []
+    summary = run_campaign(config, tmp_path / "work", tmp_path / "work" / "farm.duckdb", echo=lines.append)
+
+    con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
+    statuses = dict(con.execute("SELECT hypothesis_id, status FROM experiments WHERE kind = 'screen'").fetchall())
+    assert statuses == {"fewer_iterations": "keep", "garbage_output": "crash", "stale_patch": "conflict",
+                        "touches_guard": "tampered", "breaks_guard": "guard_fail"}
+    reasons = dict(con.execute("SELECT hypothesis_id, reason FROM experiments WHERE kind = 'screen'").fetchall())
+    assert "unreadable" in reasons["garbage_output"] and "no benchmark values" in reasons["garbage_output"]
+    assert "does not apply" in reasons["stale_patch"]
+    assert "guard.sh" in reasons["touches_guard"]
+
+    # Every measured experiment has both arms in every block, on its worker's own CPU set.
+    per_arm = con.execute("""SELECT e.id, s.arm, count(*) FROM samples s JOIN experiments e ON e.id = s.experiment_id
+                             WHERE e.status IN ('keep', 'discard') GROUP BY ALL""").fetchall()
+    assert per_arm and all(n == 4 for _, _, n in per_arm)
+    mismatched = con.execute("""SELECT count(*) FROM samples s JOIN experiments e ON e.id = s.experiment_id
+                                WHERE s.cpus <> e.cpus""").fetchone()[0]
+    assert mismatched == 0
+    assert con.execute("SELECT count(DISTINCT worker) FROM experiments").fetchone()[0] == 2
+
+    # The win was re-measured against the tip and landed: the integration branch is one commit ahead.
+    merge = con.execute("SELECT position, landed, screening_ratio, remeasured_ratio FROM merges").fetchall()
+    assert len(merge) == 1 and merge[0][0] == 1 and merge[0][1] is True and merge[0][3] < 0.6
+    target = TargetRepo(repo)
+    assert len(target.commits_between(summary.base_commit, summary.integrated_branch)) == 1
+    assert "N = 100000" in target.git("show", f"{summary.integrated_branch}:prog.py")
+    assert summary.statuses["keep"] == 2  # the screen and its re-measurement
+    assert any("landed fewer_iterations" in line for line in lines)
