@@ -171,7 +171,8 @@ def status(db):
     """Campaigns in the store, their experiments by status, and what landed."""
     con = open_readonly(_default_db(db))
     for campaign, state, started, finished, branch in con.execute(
-            "SELECT id, status, started_at, finished_at, integrated_branch FROM campaigns ORDER BY started_at"):
+            "SELECT id, status, started_at, finished_at, integrated_branch FROM campaigns ORDER BY started_at"
+    ).fetchall():
         counts = con.execute("SELECT status, count(*) FROM experiments WHERE campaign = ? GROUP BY 1 ORDER BY 1",
                              [campaign]).fetchall()
         landed = con.execute("SELECT count(*) FROM merges WHERE campaign = ? AND landed", [campaign]).fetchone()[0]
