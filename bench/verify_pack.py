@@ -113,8 +113,8 @@ def verify(entry, trees, args, multithread):
         cand = trees.checkout("cand", lineage)
     except cpp_fixture.FixtureError as error:
         return {"outcome": "does_not_apply", "detail": str(error)}, expected
-    changed = cpp_fixture._git(cand, "status", "--porcelain")
-    tampered = any(line[3:].startswith(PROTECTED) for line in changed.splitlines())
+    changed = cpp_fixture._git(cand, "diff", "--name-only", "HEAD").splitlines()
+    tampered = any(path.startswith(PROTECTED) for path in changed)
     rc, out = run([sys.executable, "build.py"], cand, 600)
     if rc != 0:
         return {"outcome": "crash", "detail": out.strip().splitlines()[-1][:120]}, expected

@@ -78,3 +78,12 @@ def test_missing_patch_file_is_reported(tmp_path):
     result = CliRunner().invoke(main, ["validate", str(write(tmp_path, MINIMAL))])
     assert result.exit_code == 2
     assert "strategies.s.hypotheses.h1.patch: cannot read" in result.output
+
+
+def test_run_with_a_missing_repo_is_one_line_and_non_zero(tmp_path):
+    (tmp_path / "h1.patch").write_text("")
+    path = write(tmp_path, MINIMAL.replace("repo: .", f"repo: {tmp_path / 'nowhere'}"))
+    result = CliRunner().invoke(main, ["run", str(path), "--workdir", str(tmp_path / "w")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: target.repo: {tmp_path / 'nowhere'} does not exist; give the path of " \
+                                    "a git repository"
