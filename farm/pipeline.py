@@ -230,11 +230,11 @@ class ExperimentPipeline:
         acceptance = self.config.acceptance
         decisions = []
         for name in sorted(set(ref_values) & set(cand_values)):
+            if self.config.benchmarks and name not in self.config.benchmarks:
+                continue  # printed but not configured: recorded as samples, not decided
             settings = self.config.benchmarks.get(name)
             floor = settings.min_effect if settings and settings.min_effect is not None else acceptance.min_effect
             higher = bool(settings and settings.direction is Direction.HIGHER)
-            if name not in self.config.benchmarks and self.config.benchmarks:
-                continue  # printed but not configured: recorded as samples, not decided
             decisions.append(decide_benchmark(name, ref_values[name], cand_values[name], floor,
                                               higher_is_better=higher, confidence=1 - acceptance.alpha,
                                               resamples=acceptance.resamples, seed=acceptance.seed))

@@ -3,7 +3,7 @@ samples, results, and the closed vocabulary of experiment outcomes."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from stats import BenchmarkDecision
 
@@ -96,4 +96,3 @@ class ExperimentResult:
     cand_fingerprint: str | None = None
     effect: float | None = None  # geometric mean of the benchmark ratios (< 1 is better)
     reworked: int = 0
-    samples_sent: int = field(default=0)

@@ -75,9 +75,6 @@ class Store:
 
     # -- campaign set-up ---------------------------------------------------
 
-    def has_campaign(self, campaign: str) -> bool:
-        return self.con.execute("SELECT count(*) FROM campaigns WHERE id = ?", [campaign]).fetchone()[0] > 0
-
     def start_campaign(self, campaign: str, config_json: str, repo: str, base_ref: str, base_commit: str,
                        integrated_branch: str, workers: int) -> None:
         self.con.execute("INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, NULL)",

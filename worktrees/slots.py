@@ -92,13 +92,6 @@ class SlotPool:
                 self.repo.git("worktree", "add", "--detach", str(path), commit)
         return Slot(name, path)
 
-    def remove(self, name: str) -> None:
-        path = self.root / name
-        with self.repo.lock():
-            if self._registered(path):
-                self.repo.git("worktree", "remove", "--force", str(path))
-            self.repo.git("worktree", "prune")
-
     def _registered(self, path: pathlib.Path) -> bool:
         listing = self.repo.git("worktree", "list", "--porcelain")
         registered = {line[len("worktree "):] for line in listing.splitlines() if line.startswith("worktree ")}
