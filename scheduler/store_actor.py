@@ -18,7 +18,8 @@ class StoreActor:
     def __init__(self, path: str, campaign: str):
         self.store = Store(path)
         self.campaign = campaign
-        self.pending_events: list[tuple] = []
+        self.pending_events: list[tuple] = []  # not yet drained by the coordinator
+        self.unwritten_events: list[tuple] = []  # not yet in the file: written in batches
 
     def call(self, method: str, *args, **kwargs):
         """Run one Store method (the coordinator's writes: campaign, experiments, merges)."""
@@ -35,11 +36,16 @@ class StoreActor:
 
     def event(self, worker: str | None, experiment_id: str | None, kind: str, message: str) -> None:
         row = (time.time(), worker, experiment_id, kind, message)
-        self.store.add_events(self.campaign, [row])
         self.pending_events.append(row)
+        self.unwritten_events.append(row)
+
+    def _flush_events(self) -> None:
+        self.store.add_events(self.campaign, self.unwritten_events)
+        self.unwritten_events = []
 
     def drain_events(self) -> list[tuple]:
-        """Events since the last call, oldest first."""
+        """Events since the last call, oldest first (and writes them to the file as one batch)."""
+        self._flush_events()
         events, self.pending_events = self.pending_events, []
         return events
 
@@ -47,5 +53,6 @@ class StoreActor:
         return self.store.query(sql, params)
 
     def close(self) -> None:
+        self._flush_events()
         self.store.con.execute("CHECKPOINT")
         self.store.close()
