@@ -1,18 +1,34 @@
-"""Paired A/B decisions on benchmark values.
+"""Paired, sequential A/B decisions on benchmark values.
 
 A block gives one reference value r_i and one candidate value c_i measured
-side by side. The effect is the geometric-mean ratio exp(mean(log(c_i/r_i)));
-its interval is a bootstrap over blocks. A benchmark improved only when the
-whole interval lies beyond the effect floor, regressed only when it lies
-beyond the floor the other way, and is `same` when it lies inside the floor.
+side by side; the statistic is d_i = log(c_i / r_i) (oriented so that < 0 is
+better). The effect is the geometric-mean ratio exp(mean(d)). Its interval
+is a Student-t interval whose critical value comes from a group-sequential
+boundary (stats/sequential.py), so it stays valid however many of the
+scheduled looks the experiment takes: a repeated confidence interval.
+
+Per benchmark, with effect floor delta (a fraction, symmetric in log space):
+  improved   the whole interval is below 1 / (1 + delta)
+  regressed  the whole interval is above 1 + delta
+  same       the interval lies inside [1 / (1 + delta), 1 + delta]
+  unknown    none of these yet: more blocks would tell
+  insufficient  fewer than two blocks, zero spread, NaN or non-positive values
+
+Each side of the interval has error alpha across all looks, so a benchmark
+with no real improvement beyond its floor is called improved with
+probability at most alpha. Across benchmarks, `improved` is tested with Holm's
+step-down procedure, so the keep of an experiment is a family-wise claim.
 """
 from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import stats as scipy_stats
+
+from stats.sequential import critical_t, nominal_level, validate_schedule
 
 
 class Verdict(str, enum.Enum):
@@ -20,16 +36,24 @@ class Verdict(str, enum.Enum):
     REGRESSED = "regressed"
     SAME = "same"
     UNKNOWN = "unknown"  # the interval straddles the floor: more blocks would tell
-    INSUFFICIENT = "insufficient"  # too few usable pairs, or invalid values
+    INSUFFICIENT = "insufficient"  # too few usable pairs, no spread, or invalid values
 
     def is_decisive(self) -> bool:
         return self in (Verdict.IMPROVED, Verdict.REGRESSED, Verdict.SAME)
 
 
+class Outlook(str, enum.Enum):
+    KEEP = "keep"
+    DISCARD = "discard"
+    CONTINUE = "continue"  # not decided yet: measure up to the next look
+
+
 @dataclass(frozen=True)
 class BenchmarkDecision:
     """One benchmark's comparison. `ratio` is cand/ref oriented so that < 1 is
-    better (for higher-is-better benchmarks it is ref/cand); NaN when undefined."""
+    better (for higher-is-better benchmarks it is ref/cand); NaN when undefined.
+    `p_improved` is the one-sided p-value of "no improvement beyond the floor"
+    at this look (compare with stats.sequential.nominal_level)."""
 
     benchmark: str
     ratio: float
@@ -38,58 +62,68 @@ class BenchmarkDecision:
     verdict: Verdict
     n_blocks: int
     effect_floor: float
+    p_improved: float = math.nan
     note: str = ""
 
 
-def ratio_interval(ref, cand, confidence: float = 0.95, resamples: int = 2000, seed: int = 0):
-    """Geometric-mean ratio cand/ref of paired values and its bootstrap interval.
+@dataclass(frozen=True)
+class ExperimentDecision:
+    outlook: Outlook
+    reason: str
+    decisions: tuple[BenchmarkDecision, ...]
 
-    Input: two equal-length sequences of positive finite values (pair i is block i).
-    Returns (ratio, low, high). Raises ValueError for unequal lengths, fewer than
-    two pairs or values that are not positive and finite; decide_benchmark turns
-    those into an `insufficient` verdict.
 
-    The percentile bootstrap of a mean is too narrow for small n (it behaves
-    like a z-interval with the n-divisor variance); the resampled deviations are
-    widened by sqrt(n / (n - 1)) to correct the variance divisor.
-    """
+def log_ratios(ref, cand, higher_is_better: bool = False) -> np.ndarray:
+    """d_i = log(cand_i / ref_i), negated when higher is better. Raises ValueError on degenerate input."""
     ref = np.asarray(ref, dtype=float)
     cand = np.asarray(cand, dtype=float)
     if ref.shape != cand.shape or ref.ndim != 1:
         raise ValueError("ref and cand must be 1-D and of equal length")
     if ref.size < 2:
-        raise ValueError(f"need at least 2 pairs, got {ref.size}")
+        raise ValueError(f"need at least 2 blocks, got {ref.size}")
     if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(cand)) and np.all(ref > 0) and np.all(cand > 0)):
         raise ValueError("values must be positive and finite")
-    logs = np.log(cand) - np.log(ref)
-    n = logs.size
-    centre = float(logs.mean())
-    rng = np.random.default_rng(seed)
-    means = logs[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
-    spread = (means - centre) * math.sqrt(n / (n - 1))
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(spread, [tail, 1.0 - tail])
-    return math.exp(centre), math.exp(centre + low), math.exp(centre + high)
+    d = np.log(cand) - np.log(ref)
+    return -d if higher_is_better else d
 
 
-def decide_benchmark(benchmark: str, ref, cand, min_effect: float, *, higher_is_better: bool = False,
-                     confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> BenchmarkDecision:
-    """Classify one benchmark from paired values against the effect floor `min_effect`
-    (a fraction: 0.02 means 2 %, applied symmetrically in log space).
+def _log_interval(d: np.ndarray, alpha: float, looks) -> tuple[float, float]:
+    """(mean, half-width) of the repeated interval of the mean log ratio; ValueError on zero spread."""
+    n = d.size
+    sd = float(d.std(ddof=1))
+    if not sd > 0:
+        raise ValueError("zero spread: every block gave the same ratio (timer resolution?)")
+    looks = validate_schedule(looks if looks is not None else (n,))
+    return float(d.mean()), critical_t(alpha, looks, n) * sd / math.sqrt(n)
 
-    Never raises on bad data: fewer than two pairs, NaN, zero or negative values
-    give Verdict.INSUFFICIENT with the reason in `note`.
+
+def ratio_interval(ref, cand, alpha: float = 0.05, looks=None):
+    """Geometric-mean ratio cand/ref of paired values and its repeated confidence interval.
+
+    Each side of the interval has error `alpha` over the look schedule `looks`
+    (default: a single look at the number of blocks given). Returns
+    (ratio, low, high); raises ValueError on degenerate input or zero spread.
     """
-    ref = np.asarray(ref, dtype=float)
-    cand = np.asarray(cand, dtype=float)
-    if higher_is_better:
-        ref, cand = cand, ref
+    centre, half = _log_interval(log_ratios(ref, cand), alpha, looks)
+    return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
+
+
+def decide_benchmark(benchmark: str, ref, cand, effect_floor: float, *, higher_is_better: bool = False,
+                     alpha: float = 0.05, looks=None) -> BenchmarkDecision:
+    """Classify one benchmark at a look (see the module docstring).
+
+    Never raises on bad data: degenerate input gives Verdict.INSUFFICIENT with
+    the reason in `note`.
+    """
+    n = int(np.size(ref))
+    nan = math.nan
     try:
-        ratio, low, high = ratio_interval(ref, cand, confidence, resamples, seed)
+        d = log_ratios(ref, cand, higher_is_better)
+        centre, half = _log_interval(d, alpha, looks)
     except ValueError as error:
-        nan = float("nan")
-        return BenchmarkDecision(benchmark, nan, nan, nan, Verdict.INSUFFICIENT, int(ref.size), min_effect, str(error))
-    bound = 1.0 + min_effect
+        return BenchmarkDecision(benchmark, nan, nan, nan, Verdict.INSUFFICIENT, n, effect_floor, note=str(error))
+    ratio, low, high = math.exp(centre), math.exp(centre - half), math.exp(centre + half)
+    bound = 1.0 + effect_floor
     if high < 1.0 / bound:
         verdict = Verdict.IMPROVED
     elif low > bound:
@@ -98,29 +132,74 @@ def decide_benchmark(benchmark: str, ref, cand, min_effect: float, *, higher_is_
         verdict = Verdict.SAME
     else:
         verdict = Verdict.UNKNOWN
-    return BenchmarkDecision(benchmark, ratio, low, high, verdict, int(ref.size), min_effect)
+    standard_error = float(d.std(ddof=1)) / math.sqrt(n)
+    p_improved = float(scipy_stats.t.cdf((centre + math.log(bound)) / standard_error, n - 1))
+    return BenchmarkDecision(benchmark, ratio, low, high, verdict, n, effect_floor, p_improved)
+
+
+def holm_improved(decisions, alpha: float, looks) -> set[str]:
+    """Benchmarks whose improvement survives Holm's step-down procedure at family-wise level alpha.
+
+    The i-th smallest p-value (i = 0, 1, ...) of m is tested at the nominal
+    sequential level for alpha / (m - i); testing stops at the first failure.
+    """
+    candidates = sorted((d for d in decisions if not math.isnan(d.p_improved)), key=lambda d: d.p_improved)
+    m = len(candidates)
+    passed = set()
+    for i, d in enumerate(candidates):
+        if d.verdict is not Verdict.IMPROVED or d.p_improved > nominal_level(alpha / (m - i), looks):
+            break
+        passed.add(d.benchmark)
+    return passed
 
 
 def _describe(d: BenchmarkDecision) -> str:
     if d.verdict is Verdict.INSUFFICIENT:
         return f"{d.benchmark} insufficient ({d.note})"
-    return f"{d.benchmark} {d.ratio:.3f}x [{d.ci_low:.3f}, {d.ci_high:.3f}]"
+    return f"{d.benchmark} {d.ratio:.3f}x [{d.ci_low:.3f}, {d.ci_high:.3f}] (floor {d.effect_floor:.1%})"
 
 
-def decide_experiment(decisions: list[BenchmarkDecision]) -> tuple[bool, str]:
-    """Keep only if at least one benchmark improved and none regressed.
+def decide_experiment(decisions, *, alpha: float = 0.05, looks=None, final: bool = True) -> ExperimentDecision:
+    """Keep, discard, or measure more, from the benchmarks' decisions at one look.
 
-    Returns (keep, reason in words). An empty list is not a keep.
+    Keep when at least one benchmark improved (Holm across benchmarks) and every
+    other benchmark's interval rules out a regression beyond its floor. Discard
+    as soon as a benchmark regressed, or when no benchmark can still improve
+    beyond its floor (futility). At the last look (`final`) whatever is not a
+    keep is a discard. `looks` defaults to one look at the blocks measured.
     """
+    decisions = list(decisions)
     if not decisions:
-        return False, "no benchmark was measured"
-    improved = [d for d in decisions if d.verdict is Verdict.IMPROVED]
-    regressed = [d for d in decisions if d.verdict is Verdict.REGRESSED]
+        return ExperimentDecision(Outlook.DISCARD, "no benchmark was measured", ())
+    looks = validate_schedule(looks if looks is not None else (max(2, decisions[0].n_blocks),))
+    improved = holm_improved(decisions, alpha, looks)
+    demoted = [replace(d, verdict=Verdict.UNKNOWN, note=f"not improved after Holm across {len(decisions)} benchmarks")
+               if d.verdict is Verdict.IMPROVED and d.benchmark not in improved else d for d in decisions]
+    decided = tuple(demoted)
+
+    def outcome(outlook: Outlook, reason: str) -> ExperimentDecision:
+        return ExperimentDecision(outlook, reason, decided)
+
+    regressed = [d for d in decided if d.verdict is Verdict.REGRESSED]
     if regressed:
-        return False, "regressed: " + "; ".join(map(_describe, regressed))
+        return outcome(Outlook.DISCARD, "regressed: " + "; ".join(map(_describe, regressed)))
+    insufficient = [d for d in decided if d.verdict is Verdict.INSUFFICIENT]
+    if insufficient:
+        if final:
+            return outcome(Outlook.DISCARD, "insufficient data: " + "; ".join(map(_describe, insufficient)))
+        return outcome(Outlook.CONTINUE, "insufficient data so far")
+    unsafe = [d for d in decided if d.benchmark not in improved and d.ci_high > 1.0 + d.effect_floor]
+    if improved and not unsafe:
+        wins = [d for d in decided if d.benchmark in improved]
+        return outcome(Outlook.KEEP, "improved: " + "; ".join(map(_describe, wins)))
+    if all(d.ci_low >= 1.0 / (1.0 + d.effect_floor) for d in decided):
+        best = min(decided, key=lambda d: d.ratio)
+        return outcome(Outlook.DISCARD, f"no benchmark improved beyond its floor; best {_describe(best)}")
+    if not final:
+        return outcome(Outlook.CONTINUE, "undecided")
     if improved:
-        return True, "improved: " + "; ".join(map(_describe, improved))
-    best = min((d for d in decisions if not math.isnan(d.ratio)), key=lambda d: d.ratio, default=None)
-    floor = decisions[0].effect_floor
-    detail = f"; best {_describe(best)}" if best else ""
-    return False, f"no benchmark improved beyond the {floor:.1%} floor{detail}"
+        return outcome(Outlook.DISCARD, "improved, but a regression beyond the floor is not ruled out: "
+                                        + "; ".join(map(_describe, unsafe)))
+    best = min(decided, key=lambda d: d.ratio)
+    return outcome(Outlook.DISCARD, f"no benchmark improved beyond its floor within the block budget; "
+                                    f"best {_describe(best)}")
