@@ -63,6 +63,8 @@ class BenchmarkDecision:
     n_blocks: int
     effect_floor: float
     p_improved: float = math.nan
+    screen_low: float = math.nan  # one-sided (1 - beta) bounds: futility and no-regression checks
+    screen_high: float = math.nan
     note: str = ""
 
 
@@ -87,14 +89,22 @@ def log_ratios(ref, cand, higher_is_better: bool = False) -> np.ndarray:
     return -d if higher_is_better else d
 
 
-def _log_interval(d: np.ndarray, alpha: float, looks) -> tuple[float, float]:
-    """(mean, half-width) of the repeated interval of the mean log ratio; ValueError on zero spread."""
+def _spread(d: np.ndarray, aa_sd: float, aa_df: int) -> tuple[float, int, bool]:
+    """(standard deviation of d, its degrees of freedom, pooled?); ValueError on zero spread.
+
+    The experiment's own spread is pooled with the worker's A/A spread of the
+    same benchmark (the two estimate the same noise when the change does not
+    make the benchmark noisier). When the experiment is noisier than the A/A
+    blocks, its own spread alone is used, with its own few degrees of freedom.
+    """
     n = d.size
-    sd = float(d.std(ddof=1))
-    if not sd > 0:
+    own = float(d.std(ddof=1))
+    if not own > 0:
         raise ValueError("zero spread: every block gave the same ratio (timer resolution?)")
-    looks = validate_schedule(looks if looks is not None else (n,))
-    return float(d.mean()), critical_t(alpha, looks, n) * sd / math.sqrt(n)
+    if aa_df >= 1 and math.isfinite(aa_sd) and own <= aa_sd:
+        pooled = math.sqrt(((n - 1) * own ** 2 + aa_df * aa_sd ** 2) / (n - 1 + aa_df))
+        return pooled, n - 1 + aa_df, True
+    return own, n - 1, False
 
 
 def ratio_interval(ref, cand, alpha: float = 0.05, looks=None):
@@ -104,24 +114,35 @@ def ratio_interval(ref, cand, alpha: float = 0.05, looks=None):
     (default: a single look at the number of blocks given). Returns
     (ratio, low, high); raises ValueError on degenerate input or zero spread.
     """
-    centre, half = _log_interval(log_ratios(ref, cand), alpha, looks)
+    d = log_ratios(ref, cand)
+    sd, df, _ = _spread(d, math.nan, 0)
+    looks = validate_schedule(looks if looks is not None else (d.size,))
+    centre, half = float(d.mean()), critical_t(alpha, looks, df) * sd / math.sqrt(d.size)
     return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
 
 
 def decide_benchmark(benchmark: str, ref, cand, effect_floor: float, *, higher_is_better: bool = False,
-                     alpha: float = 0.05, looks=None) -> BenchmarkDecision:
+                     alpha: float = 0.05, looks=None, aa_sd: float = math.nan, aa_df: int = 0,
+                     beta: float = 0.2) -> BenchmarkDecision:
     """Classify one benchmark at a look (see the module docstring).
 
-    Never raises on bad data: degenerate input gives Verdict.INSUFFICIENT with
-    the reason in `note`.
+    `aa_sd`, `aa_df`: the A/A spread of this benchmark's log ratios on this
+    worker and its degrees of freedom, pooled into the experiment's spread.
+    `beta`: one-sided level of the screening bounds used for futility and
+    no-regression (see decide_experiment). Never raises on bad data:
+    degenerate input gives Verdict.INSUFFICIENT with the reason in `note`.
     """
     n = int(np.size(ref))
     nan = math.nan
     try:
         d = log_ratios(ref, cand, higher_is_better)
-        centre, half = _log_interval(d, alpha, looks)
+        sd, df, pooled = _spread(d, aa_sd, aa_df)
     except ValueError as error:
         return BenchmarkDecision(benchmark, nan, nan, nan, Verdict.INSUFFICIENT, n, effect_floor, note=str(error))
+    looks = validate_schedule(looks if looks is not None else (n,))
+    centre, standard_error = float(d.mean()), sd / math.sqrt(n)
+    half = critical_t(alpha, looks, df) * standard_error
+    screen = float(scipy_stats.t.isf(beta, df)) * standard_error
     ratio, low, high = math.exp(centre), math.exp(centre - half), math.exp(centre + half)
     bound = 1.0 + effect_floor
     if high < 1.0 / bound:
@@ -132,9 +153,10 @@ def decide_benchmark(benchmark: str, ref, cand, effect_floor: float, *, higher_i
         verdict = Verdict.SAME
     else:
         verdict = Verdict.UNKNOWN
-    standard_error = float(d.std(ddof=1)) / math.sqrt(n)
-    p_improved = float(scipy_stats.t.cdf((centre + math.log(bound)) / standard_error, n - 1))
-    return BenchmarkDecision(benchmark, ratio, low, high, verdict, n, effect_floor, p_improved)
+    p_improved = float(scipy_stats.t.cdf((centre + math.log(bound)) / standard_error, df))
+    return BenchmarkDecision(benchmark, ratio, low, high, verdict, n, effect_floor, p_improved,
+                             math.exp(centre - screen), math.exp(centre + screen),
+                             "spread pooled with A/A blocks" if pooled else "")
 
 
 def holm_improved(decisions, alpha: float, looks) -> set[str]:
@@ -162,11 +184,14 @@ def _describe(d: BenchmarkDecision) -> str:
 def decide_experiment(decisions, *, alpha: float = 0.05, looks=None, final: bool = True) -> ExperimentDecision:
     """Keep, discard, or measure more, from the benchmarks' decisions at one look.
 
-    Keep when at least one benchmark improved (Holm across benchmarks) and every
-    other benchmark's interval rules out a regression beyond its floor. Discard
-    as soon as a benchmark regressed, or when no benchmark can still improve
-    beyond its floor (futility). At the last look (`final`) whatever is not a
-    keep is a discard. `looks` defaults to one look at the blocks measured.
+    Keep when at least one benchmark improved (Holm across benchmarks) and no
+    other benchmark shows a sign of regressing beyond its floor (its one-sided
+    1 - beta screening bound is inside the floor). Discard as soon as a
+    benchmark regressed, or when no benchmark shows a sign of improving beyond
+    its floor (futility: every screening lower bound is above 1 / (1 + floor)).
+    At the last look (`final`) whatever is not a keep is a discard. Futility
+    only ever turns keeps into discards, so it cannot raise the false-keep
+    rate. `looks` defaults to one look at the blocks measured.
     """
     decisions = list(decisions)
     if not decisions:
@@ -188,11 +213,11 @@ def decide_experiment(decisions, *, alpha: float = 0.05, looks=None, final: bool
         if final:
             return outcome(Outlook.DISCARD, "insufficient data: " + "; ".join(map(_describe, insufficient)))
         return outcome(Outlook.CONTINUE, "insufficient data so far")
-    unsafe = [d for d in decided if d.benchmark not in improved and d.ci_high > 1.0 + d.effect_floor]
+    unsafe = [d for d in decided if d.benchmark not in improved and d.screen_high > 1.0 + d.effect_floor]
     if improved and not unsafe:
         wins = [d for d in decided if d.benchmark in improved]
         return outcome(Outlook.KEEP, "improved: " + "; ".join(map(_describe, wins)))
-    if all(d.ci_low >= 1.0 / (1.0 + d.effect_floor) for d in decided):
+    if all(d.screen_low >= 1.0 / (1.0 + d.effect_floor) for d in decided):
         best = min(decided, key=lambda d: d.ratio)
         return outcome(Outlook.DISCARD, f"no benchmark improved beyond its floor; best {_describe(best)}")
     if not final:

@@ -75,11 +75,16 @@ def nominal_level(alpha: float, looks) -> float:
     return float(stats.norm.sf(pocock_boundary(alpha, validate_schedule(looks))))
 
 
-def critical_t(alpha: float, looks, n_blocks: int) -> float:
-    """The one-sided Student-t critical value at a look with `n_blocks` blocks."""
-    if n_blocks < 2:
+def critical_t(alpha: float, looks, df: int) -> float:
+    """The one-sided Student-t critical value at a look whose spread has `df` degrees of freedom."""
+    return _critical_t(alpha, validate_schedule(looks), int(df))
+
+
+@functools.lru_cache(maxsize=4096)
+def _critical_t(alpha: float, looks: tuple[int, ...], df: int) -> float:
+    if df < 1:
         return math.inf
-    return float(stats.t.isf(nominal_level(alpha, looks), n_blocks - 1))
+    return float(stats.t.isf(nominal_level(alpha, looks), df))
 
 
 def default_schedule(min_blocks: int, max_blocks: int) -> tuple[int, ...]:
