@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from farm.errors import ConfigError
+from stats.sequential import default_schedule, validate_schedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # safe in branch names and paths
 
@@ -68,6 +69,10 @@ class PhaseConfig(Model):
 class BuildConfig(PhaseConfig):
     artifacts: list[str] = Field(default_factory=list, description="Globs (relative to the checkout) of the built "
                                                                    "artefacts; their hash is recorded as a fingerprint.")
+    sources: list[str] = Field(default_factory=list, description="fnmatch patterns of the files that feed the "
+                                                                 "artefacts (e.g. `src/*`, `include/*`). A change "
+                                                                 "to one that leaves an artefact older than it after "
+                                                                 "the build is `stale_build`.")
 
 
 class BenchConfig(PhaseConfig):
@@ -104,15 +109,41 @@ class BenchmarkConfig(Model):
 
 
 class AcceptanceConfig(Model):
-    alpha: float = Field(0.05, gt=0, lt=0.5, description="Error rate: the interval has confidence 1 - alpha.")
-    min_effect: float = Field(0.02, ge=0, lt=1, description="Effect floor: a benchmark improved only if the whole "
-                                                            "interval of its ratio is beyond 1 -/+ this fraction.")
-    blocks: int = Field(5, ge=2, le=1000, description="Interleaved A/B blocks per experiment (each runs the benchmark "
-                                                      "once on the parent and once on the candidate).")
-    resamples: int = Field(2000, ge=100, description="Bootstrap resamples per interval.")
-    seed: int = Field(0, description="Seed of the bootstrap, for reproducible decisions.")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="False-keep rate: each side of a benchmark's repeated "
+                                                         "interval has error alpha over all looks, and a keep is "
+                                                         "tested with Holm across benchmarks at this level.")
+    beta: float = Field(0.2, gt=0, lt=0.5, description="One-sided level of the screening bounds that stop early: "
+                                                       "futility (nothing shows a sign of improving beyond its "
+                                                       "floor) and no-regression for a keep. Lower is more careful "
+                                                       "and spends more blocks.")
+    min_effect: float = Field(0.02, ge=0, lt=1, description="Configured minimum effect floor (fraction). The floor "
+                                                            "of a benchmark is max(this, noise_k x its A/A noise).")
+    noise_k: float = Field(1.0, ge=0, description="The effect floor in units of the A/A noise (the standard "
+                                                  "deviation of log ratios of the parent against itself).")
+    aa_blocks: int = Field(8, ge=3, le=200, description="A/A blocks (the parent against itself) each worker runs "
+                                                        "before its first experiment on a parent and for each "
+                                                        "canary.")
+    canary_every: int = Field(8, ge=1, description="Run another A/A canary on a worker after this many "
+                                                   "experiments; its blocks join the worker's noise estimate.")
+    min_blocks: int = Field(3, ge=2, le=1000, description="Blocks before the first look.")
+    max_blocks: int = Field(20, ge=2, le=1000, description="Blocks at the last look; undecided then is a discard.")
+    looks: list[int] | None = Field(None, description="Explicit block counts at which to look (increasing, the "
+                                                      "last is the maximum); default: min_blocks, then about "
+                                                      "25 % more each look, up to max_blocks.")
     rework_tries: int = Field(0, ge=0, description="Guard failures: how many follow-up (rework) patches of the "
                                                    "hypothesis to try before the verdict is guard_fail.")
+
+    @model_validator(mode="after")
+    def _schedule(self):
+        if self.min_blocks > self.max_blocks:
+            raise ValueError(f"min_blocks ({self.min_blocks}) is larger than max_blocks ({self.max_blocks})")
+        if self.looks is not None:
+            validate_schedule(self.looks)
+        return self
+
+    def schedule(self) -> tuple[int, ...]:
+        """The block counts at which an experiment looks at its data."""
+        return validate_schedule(self.looks) if self.looks else default_schedule(self.min_blocks, self.max_blocks)
 
 
 class MergeConfig(Model):

@@ -1,15 +1,19 @@
 """One experiment inside one worker's worktree slots, start to verdict.
 
-agent -> commit -> build -> guard (-> rework) -> interleaved A/B blocks ->
-per-benchmark decisions -> verdict. Ray-free: the worker actor gives it
+agent -> commit -> build (stale check) -> guard (-> rework) -> interleaved
+A/B blocks, looking at the data at the scheduled block counts until the
+sequential decision stops -> verdict. Kind.AA runs the parent against itself:
+the noise floor, and a canary for false positives. Ray-free: the worker actor gives it
 slots, a CPU pinning and two callbacks (samples, events), so the whole flow
 is testable in a plain process.
 """
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import math
+import os
 import pathlib
 import tempfile
 import time
@@ -20,7 +24,9 @@ from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.protocol import parse_output
 from farm.records import Assignment, ExperimentResult, Kind, Sample, Status
 from farm.runner import Pinning, run_command
-from stats import BenchmarkDecision, decide_benchmark, decide_experiment
+from stats import BenchmarkDecision, Outlook, decide_benchmark, decide_experiment
+from stats.artifacts import stale_build
+from stats.noise import aa_noise, effect_floor
 from worktrees import ApplyError, Slot, SlotPool
 
 SampleSink = Callable[[list[Sample]], None]
@@ -76,9 +82,10 @@ class ExperimentPipeline:
     def run(self, assignment: Assignment) -> ExperimentResult:
         started = time.time()
         state = {"commit": None, "ref_fp": None, "cand_fp": None, "decisions": (), "blocks": 0, "reworked": 0,
-                 "effect": None}
+                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": ()}
         try:
-            status, reason = self._run(assignment, state)
+            run = self._run_aa if assignment.kind is Kind.AA else self._run
+            status, reason = run(assignment, state)
         except Outcome as outcome:
             status, reason = outcome.status, outcome.reason
         self.send_event(assignment.experiment_id, "verdict", f"{status.value}: {reason}")
@@ -86,7 +93,9 @@ class ExperimentPipeline:
             experiment_id=assignment.experiment_id, status=status, reason=reason, worker=self.worker,
             cpus=self.pinning.cpus, started_at=started, finished_at=time.time(), commit=state["commit"],
             decisions=tuple(state["decisions"]), blocks=state["blocks"], ref_fingerprint=state["ref_fp"],
-            cand_fingerprint=state["cand_fp"], effect=state["effect"], reworked=state["reworked"])
+            cand_fingerprint=state["cand_fp"], effect=state["effect"], reworked=state["reworked"],
+            changed_paths=tuple(state["changed"]), ref_means=tuple(state["ref_means"]), aa_log_ratios=state["aa"],
+            artifacts=tuple(state["artifacts"]))
 
     # -- the flow ----------------------------------------------------------
 
@@ -99,6 +108,7 @@ class ExperimentPipeline:
         self.send_event(exp, "agent", f"{a.kind.value} {a.hypothesis.id} on {a.parent_commit[:10]}")
         self._realise(cand, a)
         changed = cand.changed_paths()
+        state["changed"] = changed
         if not changed:
             raise Outcome(Status.NO_CHANGE, "the change is empty on this parent")
         touched = [p for p in changed if is_protected(p, self.config.protected_paths)]
@@ -107,23 +117,45 @@ class ExperimentPipeline:
         if touched:
             raise Outcome(Status.TAMPERED, f"the change touches protected path(s): {', '.join(touched)}")
         state["cand_fp"] = self._build(cand, exp, "cand")
+        self._check_stale(cand, changed, state)
         state["reworked"] = self._guard_with_rework(cand, a, state)
-        ref_values, cand_values = self._measure(ref, cand, exp, state)
-        decisions = self._decide(ref_values, cand_values)
+        outcome = self._measure(ref, cand, a, state)
+        decisions = outcome.decisions
         state["decisions"] = decisions
         ratios = [d.ratio for d in decisions if d.ratio == d.ratio]
         state["effect"] = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
-        keep, reason = decide_experiment(decisions)
+        reason = f"{outcome.reason} ({state['blocks']} blocks)"
         if state["reworked"]:
             reason = f"reworked {state['reworked']}x after a guard failure; {reason}"
-        return (Status.KEEP if keep else Status.DISCARD), reason
+        return (Status.KEEP if outcome.outlook is Outlook.KEEP else Status.DISCARD), reason
+
+    def _run_aa(self, a: Assignment, state: dict) -> tuple[Status, str]:
+        """The parent against itself for aa_blocks blocks: its log ratios are the noise; deciding them like an
+        experiment is a canary (a keep here is a false positive)."""
+        ref = self.slots.slot("ref", a.parent_commit)
+        state["ref_fp"] = self._prepare_ref(ref, a)
+        blocks = self.config.acceptance.aa_blocks
+        first, second = self._blocks(ref, ref, a.experiment_id, range(blocks), ("ref", "aa"), state)
+        logs = tuple((name, tuple(math.log(y) - math.log(x) for x, y in zip(first[name], second[name])))
+                     for name in sorted(set(first) & set(second)) if min(first[name] + second[name]) > 0)
+        state["aa"] = logs
+        decisions = self._decide(first, second, a, (blocks,))
+        outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, looks=(blocks,), final=True)
+        state["decisions"] = outcome.decisions
+        noise = ", ".join(f"{name} {math.expm1(aa_noise(first[name], second[name])):.2%}" for name, _ in logs)
+        if outcome.outlook is Outlook.KEEP:
+            return Status.AA_FALSE_POSITIVE, f"the parent was called better than itself: {outcome.reason}"
+        return Status.AA_CLEAN, f"A/A noise per block: {noise}"
 
     def _prepare_ref(self, ref: Slot, a: Assignment) -> str | None:
         """Check out and build the parent in the ref slot, once per parent."""
-        if self._ref_built and self._ref_built[0] == a.parent_commit and ref.head() == a.parent_commit:
+        if (self._ref_built and self._ref_built[0] == a.parent_commit and ref.head() == a.parent_commit
+                and not a.rebuild_ref):
             return self._ref_built[1]
         self._ref_built = None
         ref.reset(a.parent_commit)
+        if a.rebuild_ref:
+            ref.clean_build()
         try:
             fp = self._build(ref, a.experiment_id, "ref")
         except Outcome as outcome:
@@ -205,37 +237,69 @@ class ExperimentPipeline:
         return [Sample(exp, arm, block, r.name, r.value, r.unit, r.cpus or self.pinning.cpus,
                        r.pid or result.pid, started, finished) for r in readings]
 
-    def _measure(self, ref: Slot, cand: Slot, exp: str, state: dict):
-        """Interleaved blocks, alternating which arm runs first (ABBA...)."""
-        blocks = self.config.acceptance.blocks
+    def _check_stale(self, cand: Slot, changed: list[str], state: dict) -> None:
+        """stale_build: a changed source that feeds the artefacts is newer than an artefact after the build."""
+        build = self.config.phases.build
+        sources = {p: os.path.getmtime(cand.path / p) for p in changed
+                   if any(fnmatch.fnmatch(p, pattern) for pattern in build.sources) and (cand.path / p).exists()}
+        artefacts = {pathlib.Path(f).relative_to(cand.path).as_posix(): os.path.getmtime(f)
+                     for pattern in build.artifacts for f in glob.glob(str(cand.path / pattern), recursive=True)}
+        reason = stale_build(sources, artefacts)
+        if reason:
+            state["artifacts"] = (("stale_build", None, reason),)
+            raise Outcome(Status.STALE_BUILD, reason)
+
+    def _blocks(self, first_slot: Slot, second_slot: Slot, exp: str, blocks, arms: tuple[str, str], state: dict,
+                values=None):
+        """Run interleaved blocks (ABBA...: the first arm leads in even blocks). Returns per-arm values."""
         required = list(self.config.benchmarks)
-        ref_values: dict[str, list[float]] = {}
-        cand_values: dict[str, list[float]] = {}
-        for block in range(blocks):
-            self.send_event(exp, "measure", f"block {block + 1}/{blocks}")
-            order = (("ref", ref), ("cand", cand)) if block % 2 == 0 else (("cand", cand), ("ref", ref))
+        values = values or ({}, {})
+        for block in blocks:
+            self.send_event(exp, "measure", f"block {block + 1}")
+            pairs = ((arms[0], first_slot, 0), (arms[1], second_slot, 1))
+            order = pairs if block % 2 == 0 else pairs[::-1]
             batch = []
-            for arm, slot in order:
+            for arm, slot, _ in order:
                 batch.extend(self._run_bench(slot, exp, arm, block, required))
             if not required:  # no benchmarks configured: the first run's names decide
-                required = sorted({s.benchmark for s in batch if s.arm == "ref"})
+                required = sorted({s.benchmark for s in batch if s.arm == arms[0]})
             self.send_samples(batch)
             state["blocks"] = block + 1
             for sample in batch:
-                target = ref_values if sample.arm == "ref" else cand_values
+                target = values[0] if sample.arm == arms[0] else values[1]
                 target.setdefault(sample.benchmark, []).append(sample.value)
-        return ref_values, cand_values
+        return values
 
-    def _decide(self, ref_values: dict, cand_values: dict) -> list[BenchmarkDecision]:
+    def _measure(self, ref: Slot, cand: Slot, a: Assignment, state: dict):
+        """Blocks up to each scheduled look, deciding at each, until the decision stops."""
         acceptance = self.config.acceptance
+        looks = acceptance.schedule()
+        values, done = None, 0
+        for look in looks:
+            values = self._blocks(ref, cand, a.experiment_id, range(done, look), ("ref", "cand"), state, values)
+            done = look
+            decisions = self._decide(values[0], values[1], a, looks)
+            outcome = decide_experiment(decisions, alpha=acceptance.alpha, looks=looks, final=look == looks[-1])
+            self.send_event(a.experiment_id, "measure", f"look at {look} blocks: {outcome.outlook.value}")
+            if outcome.outlook is not Outlook.CONTINUE:
+                break
+        state["ref_means"] = tuple((name, math.exp(sum(map(math.log, v)) / len(v)))
+                                   for name, v in sorted(values[0].items()) if v and min(v) > 0)
+        return outcome
+
+    def _decide(self, ref_values: dict, cand_values: dict, a: Assignment, looks) -> list[BenchmarkDecision]:
+        acceptance = self.config.acceptance
+        noise = {name: (sd, df) for name, sd, df in a.noise}
         decisions = []
         for name in sorted(set(ref_values) & set(cand_values)):
             if self.config.benchmarks and name not in self.config.benchmarks:
                 continue  # printed but not configured: recorded as samples, not decided
             settings = self.config.benchmarks.get(name)
-            floor = settings.min_effect if settings and settings.min_effect is not None else acceptance.min_effect
+            minimum = settings.min_effect if settings and settings.min_effect is not None else acceptance.min_effect
+            sd, df = noise.get(name, (math.nan, 0))
             higher = bool(settings and settings.direction is Direction.HIGHER)
-            decisions.append(decide_benchmark(name, ref_values[name], cand_values[name], floor,
-                                              higher_is_better=higher, confidence=1 - acceptance.alpha,
-                                              resamples=acceptance.resamples, seed=acceptance.seed))
+            decisions.append(decide_benchmark(name, ref_values[name], cand_values[name],
+                                              effect_floor(minimum, sd, acceptance.noise_k), higher_is_better=higher,
+                                              alpha=acceptance.alpha, looks=looks, aa_sd=sd, aa_df=df,
+                                              beta=acceptance.beta))
         return decisions

@@ -22,6 +22,9 @@ class Status(str, enum.Enum):
     TAMPERED = "tampered"  # the change touched a protected path
     STALE_BUILD = "stale_build"  # sources changed but the built artefact did not
     CONFLICT = "conflict"  # the change does not apply on its parent
+    INVALIDATED = "invalidated"  # an artifact detector voided the verdict; the hypothesis was measured again
+    AA_CLEAN = "aa_clean"  # an A/A canary (the parent against itself) found no difference, as it should
+    AA_FALSE_POSITIVE = "aa_false_positive"  # an A/A canary was called a keep: a false positive
 
     def is_finished(self) -> bool:
         return self not in (Status.QUEUED, Status.RUNNING)
@@ -30,6 +33,7 @@ class Status(str, enum.Enum):
 class Kind(str, enum.Enum):
     SCREEN = "screen"  # a hypothesis measured against its parent
     MERGE = "merge"  # a kept experiment re-applied on the integration tip and re-measured
+    AA = "aa"  # the parent against itself: the noise floor, and a canary for false positives
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class Assignment:
     screened_experiment: str | None = None
     pick_base: str | None = None
     pick_tip: str | None = None
+    # The worker's A/A noise on this parent: (benchmark, sd of log ratios, degrees of freedom).
+    noise: tuple[tuple[str, float, int], ...] = ()
+    rebuild_ref: bool = False  # rebuild the parent even if this worker built it before (suspect baseline)
 
 
 @dataclass(frozen=True)
@@ -96,3 +103,7 @@ class ExperimentResult:
     cand_fingerprint: str | None = None
     effect: float | None = None  # geometric mean of the benchmark ratios (< 1 is better)
     reworked: int = 0
+    changed_paths: tuple[str, ...] = ()
+    ref_means: tuple[tuple[str, float], ...] = ()  # geometric mean of the reference arm per benchmark
+    aa_log_ratios: tuple[tuple[str, tuple[float, ...]], ...] = ()  # for Kind.AA: per benchmark
+    artifacts: tuple[tuple[str, str | None, str], ...] = ()  # (kind, benchmark, reason) found by the worker

@@ -39,17 +39,18 @@ CREATE TABLE IF NOT EXISTS experiments (
     campaign VARCHAR NOT NULL,
     strategy VARCHAR NOT NULL,
     hypothesis_id VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,           -- screen | merge
+    kind VARCHAR NOT NULL,           -- screen | merge | aa (the parent against itself: noise, canary)
     screened_experiment VARCHAR,     -- for kind = merge: the experiment being re-measured
     parent_commit VARCHAR NOT NULL,
     "commit" VARCHAR,
     branch VARCHAR NOT NULL,
     status VARCHAR NOT NULL,         -- queued | running | keep | discard | guard_fail | crash | timeout |
-                                     -- no_change | tampered | stale_build | conflict
+                                     -- no_change | tampered | stale_build | conflict | invalidated |
+                                     -- aa_clean | aa_false_positive
     reason VARCHAR,
     worker VARCHAR,
     cpus INTEGER[],
-    blocks INTEGER,
+    blocks INTEGER,                  -- blocks measured (the sequential decision stops early)
     effect DOUBLE,                   -- geometric mean of the benchmark ratios, < 1 is better
     reworked INTEGER,
     ref_fingerprint VARCHAR,
@@ -60,7 +61,7 @@ CREATE TABLE IF NOT EXISTS experiments (
 
 CREATE TABLE IF NOT EXISTS samples (
     experiment_id VARCHAR NOT NULL,
-    arm VARCHAR NOT NULL,            -- ref | cand
+    arm VARCHAR NOT NULL,            -- ref | cand (| aa: the second run of the parent in an A/A block)
     block INTEGER NOT NULL,
     benchmark VARCHAR NOT NULL,
     value DOUBLE NOT NULL,
@@ -100,7 +101,7 @@ CREATE TABLE IF NOT EXISTS merges (
 CREATE TABLE IF NOT EXISTS artifacts (
     campaign VARCHAR NOT NULL,
     experiment_id VARCHAR,
-    kind VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,           -- canary | control_chart | suspect_baseline | stale_build
     benchmark VARCHAR,
     reason VARCHAR NOT NULL,
     created_at TIMESTAMP NOT NULL

@@ -123,6 +123,11 @@ class Store:
         self.con.execute("DELETE FROM samples WHERE experiment_id = ?", [experiment_id])
         self.con.execute("UPDATE experiments SET status = 'queued', reason = ? WHERE id = ?", [reason, experiment_id])
 
+    def invalidate_experiment(self, experiment_id: str, reason: str) -> None:
+        """An artifact voided this verdict (kept as it was, after the new reason); the hypothesis is re-measured."""
+        self.con.execute("UPDATE experiments SET status = 'invalidated', reason = ? || ' (verdict was: ' || status "
+                         "|| ', ' || coalesce(reason, '') || ')' WHERE id = ?", [reason, experiment_id])
+
     def add_samples(self, samples: list[Sample], worker: str) -> int:
         """Insert a batch (a whole block) in one statement; returns the row count."""
         if not samples:

@@ -9,10 +9,11 @@ that were measured against exactly the commit they land on.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pathlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
@@ -25,9 +26,15 @@ from farm.records import Assignment, ExperimentResult, Hypothesis, Kind, Status
 from scheduler.cpusets import allocate_cpu_sets
 from scheduler.store_actor import StoreActor
 from scheduler.worker import WorkerActor
+from stats.artifacts import canary_alarm, control_chart, suspect_baseline
+from stats.noise import aa_noise
 from worktrees import TargetRepo, WorktreeError
 
 MAX_WORKER_RESTARTS = 3
+AA_HYPOTHESIS = Hypothesis(id="aa", strategy="farm", category="canary", agent="aa",
+                           text="A/A: the parent measured against itself (noise floor and false-positive canary)",
+                           patch="")
+MEASURED = (Status.KEEP, Status.DISCARD)
 
 
 @dataclass
@@ -107,6 +114,17 @@ class Coordinator:
         self.statuses: dict[str, int] = {}
         self.started = time.monotonic()
         self.stopping = False
+        # Acceptance state: A/A log ratios per (worker, parent) and benchmark, canary counts per worker,
+        # reference-arm history per (worker, parent, benchmark), screening ratios per parent.
+        self.aa_logs: dict[tuple[str, str], dict[str, list[float]]] = {}
+        self.since_canary: dict[str, int] = {}
+        self.canaries: dict[str, list[int]] = {}  # worker -> [canaries, false positives]
+        self.ref_history: dict[tuple[str, str, str], list[float]] = {}
+        self.screens_on: dict[str, dict[str, tuple[Assignment, ExperimentResult]]] = {}  # parent -> exp -> ...
+        self.suspected: set[tuple[str, str]] = set()
+        self.alarmed: set[str] = set()
+        self.remeasured: set[str] = set()  # hypothesis ids already re-measured after an artifact
+        self.rebuild_ref: set[tuple[str, str]] = set()
 
     # -- set-up ------------------------------------------------------------
 
@@ -170,6 +188,10 @@ class Coordinator:
         return True
 
     def _dispatch(self, worker: _Worker, assignment: Assignment) -> None:
+        key = (worker.name, assignment.parent_commit)
+        assignment = replace(assignment, noise=self._noise(worker, assignment.parent_commit),
+                             rebuild_ref=key in self.rebuild_ref)
+        self.rebuild_ref.discard(key)
         ray.get(self.store.call.remote(
             "start_experiment", assignment.experiment_id, self.campaign, assignment.hypothesis,
             assignment.kind.value, assignment.parent_commit, assignment.branch, worker.name, worker.cpus,
@@ -177,17 +199,33 @@ class Coordinator:
         ref = worker.actor.run.remote(assignment)
         worker.busy = ref
         self.in_flight[ref] = (worker, assignment)
-        what = "re-measure on tip" if assignment.kind is Kind.MERGE else "screen"
+        what = {Kind.MERGE: "re-measure on tip", Kind.SCREEN: "screen", Kind.AA: "A/A canary"}[assignment.kind]
         self.say(f"{worker.name} {assignment.experiment_id} {assignment.hypothesis.id}: {what} "
                  f"(parent {assignment.parent_commit[:10]})")
 
     def _fill_idle_workers(self) -> None:
         for worker in self.workers:
-            if worker.busy is None:
-                assignment = self._next_assignment()
-                if assignment is None:
-                    return
-                self._dispatch(worker, assignment)
+            if worker.busy is not None:
+                continue
+            assignment = self.retry.pop(0) if self.retry else self._next_assignment()
+            if assignment is None:
+                return
+            if self._canary_due(worker, assignment.parent_commit):
+                self.retry.insert(0, assignment)
+                exp = self._next_id()
+                assignment = Assignment(exp, self.campaign, Kind.AA, AA_HYPOTHESIS, assignment.parent_commit,
+                                        f"farm/{self.campaign}/{exp}")
+            self._dispatch(worker, assignment)
+
+    def _canary_due(self, worker: _Worker, parent: str) -> bool:
+        """A/A before a worker's first experiment on a parent, and again every canary_every experiments."""
+        return ((worker.name, parent) not in self.aa_logs
+                or self.since_canary.get(worker.name, 0) >= self.config.acceptance.canary_every)
+
+    def _noise(self, worker: _Worker, parent: str) -> tuple[tuple[str, float, int], ...]:
+        logs = self.aa_logs.get((worker.name, parent), {})
+        return tuple((name, aa_noise([1.0] * len(v), [math.exp(x) for x in v]), len(v) - 1)
+                     for name, v in sorted(logs.items()) if len(v) >= 3)
 
     # -- results -----------------------------------------------------------
 
@@ -204,10 +242,18 @@ class Coordinator:
 
     def _on_result(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> None:
         ray.get(self.store.finish_experiment.remote(result))
-        self.statuses[result.status.value] = self.statuses.get(result.status.value, 0) + 1
+        self._count(result.status, +1)
         effect = f" effect {result.effect:.3f}x" if result.effect else ""
         self.say(f"{worker.name} {result.experiment_id} {assignment.hypothesis.id}: {result.status.value.upper()}"
                  f"{effect} -- {result.reason}")
+        for kind, benchmark, reason in result.artifacts:
+            self._artifact(result.experiment_id, kind, benchmark, reason)
+        if assignment.kind is Kind.AA:
+            self._on_canary(worker, assignment, result)
+            return
+        self.since_canary[worker.name] = self.since_canary.get(worker.name, 0) + 1
+        if result.status in MEASURED and self._off_control_chart(worker, assignment, result):
+            return
         if assignment.kind is Kind.SCREEN:
             if result.status is Status.KEEP:
                 kept = _Kept(result, assignment)
@@ -215,6 +261,9 @@ class Coordinator:
                 self.merge_queue.append(kept)
             else:
                 self.settled.add(assignment.hypothesis.id)
+            if result.status in MEASURED:
+                self.screens_on.setdefault(assignment.parent_commit, {})[result.experiment_id] = (assignment, result)
+                self._check_baseline(assignment.parent_commit, result)
             return
         self.merge_in_flight = False
         kept = self.kept_by_id[assignment.screened_experiment]
@@ -226,6 +275,90 @@ class Coordinator:
                 result.experiment_id, False, None, f"{result.status.value}: {result.reason}"))
             self.settled.add(assignment.hypothesis.id)
             self.say(f"not landed: {assignment.hypothesis.id} ({result.status.value} against the tip)")
+
+    def _count(self, status: Status, step: int) -> None:
+        self.statuses[status.value] = self.statuses.get(status.value, 0) + step
+
+    def _artifact(self, experiment_id: str | None, kind: str, benchmark: str | None, reason: str) -> None:
+        ray.get(self.store.call.remote("add_artifact", self.campaign, experiment_id, kind, benchmark, reason))
+        self.say(f"ARTIFACT {kind}{' ' + benchmark if benchmark else ''}"
+                 f"{' in ' + experiment_id if experiment_id else ''}: {reason}")
+
+    def _on_canary(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> None:
+        """(a): pool the A/A log ratios into the worker's noise; alarm on too many false positives."""
+        logs = self.aa_logs.setdefault((worker.name, assignment.parent_commit), {})
+        for name, values in result.aa_log_ratios:
+            logs.setdefault(name, []).extend(values)
+        self.since_canary[worker.name] = 0
+        counts = self.canaries.setdefault(worker.name, [0, 0])
+        counts[0] += 1
+        counts[1] += result.status is Status.AA_FALSE_POSITIVE
+        reason = canary_alarm(counts[1], counts[0], self.config.acceptance.alpha)
+        if reason and worker.name not in self.alarmed:
+            self.alarmed.add(worker.name)
+            self._artifact(result.experiment_id, "canary", None, f"worker {worker.name}: {reason}")
+
+    def _off_control_chart(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> bool:
+        """(b): a reference arm far from its history on this parent and worker voids the verdict."""
+        noise = {name: sd for name, sd, _ in assignment.noise}
+        flagged = []
+        for name, value in result.ref_means:
+            history = self.ref_history.setdefault((worker.name, assignment.parent_commit, name), [])
+            reason = control_chart(history, value, min_spread=max(noise.get(name, 0.0), 0.002))
+            if reason:
+                flagged.append((name, reason))
+            else:
+                history.append(value)
+        if not flagged:
+            return False
+        for name, reason in flagged:
+            self._artifact(result.experiment_id, "control_chart", name, reason)
+        self._remeasure(assignment, result, "the reference run was off its control chart")
+        return True
+
+    def _check_baseline(self, parent: str, result: ExperimentResult) -> None:
+        """(c): everyone "improves" one benchmark on this parent: rebuild the reference and re-decide."""
+        finished = self.screens_on.get(parent, {})
+        for d in result.decisions:
+            if (parent, d.benchmark) in self.suspected:
+                continue
+            ratios = {exp: next((x.ratio for x in r.decisions if x.benchmark == d.benchmark), math.nan)
+                      for exp, (_, r) in finished.items()}
+            changed = {exp: frozenset(r.changed_paths) for exp, (_, r) in finished.items()}
+            reason = suspect_baseline(ratios, changed, d.effect_floor)
+            if not reason:
+                continue
+            self.suspected.add((parent, d.benchmark))
+            self._artifact(None, "suspect_baseline", d.benchmark, f"parent {parent[:10]}: {reason}; rebuilding "
+                                                                  f"the reference and re-measuring")
+            self.rebuild_ref.update((w.name, parent) for w in self.workers)
+            queued = {k.result.experiment_id for k in self.merge_queue}
+            for exp, (a, r) in list(finished.items()):
+                if exp in self.kept_by_id and exp not in queued:
+                    continue  # already landing or landed: its re-measurement against the tip decides
+                del finished[exp]
+                self._remeasure(a, r, f"suspect baseline on {d.benchmark}")
+
+    def _remeasure(self, assignment: Assignment, result: ExperimentResult, why: str) -> None:
+        """Void a measured verdict and measure the hypothesis again (once per hypothesis)."""
+        hypothesis = assignment.hypothesis
+        if hypothesis.id in self.remeasured:
+            self.say(f"{result.experiment_id}: {why}, but {hypothesis.id} was re-measured already; verdict stands")
+            if assignment.kind is Kind.SCREEN and result.status is not Status.KEEP:
+                self.settled.add(hypothesis.id)
+            return
+        self.remeasured.add(hypothesis.id)
+        ray.get(self.store.call.remote("invalidate_experiment", result.experiment_id, f"invalidated: {why}"))
+        self._count(result.status, -1)
+        self._count(Status.INVALIDATED, +1)
+        if assignment.kind is Kind.MERGE:
+            self.merge_in_flight = False
+            self.merge_queue.append(self.kept_by_id[assignment.screened_experiment])
+        else:
+            self.merge_queue = [k for k in self.merge_queue if k.result.experiment_id != result.experiment_id]
+            self.settled.discard(hypothesis.id)
+            self.pending.insert(0, hypothesis)
+        self.say(f"{result.experiment_id} {hypothesis.id}: verdict voided ({why}); measuring again")
 
     def _on_lost_worker(self, worker: _Worker, assignment: Assignment, error: Exception) -> None:
         """A worker died mid-experiment: forget its partial samples, re-queue, replace the worker."""
@@ -266,9 +399,6 @@ class Coordinator:
 
     def _loop(self) -> None:
         while True:
-            for worker in self.workers:
-                if worker.busy is None and self.retry:
-                    self._dispatch(worker, self.retry.pop(0))
             self._fill_idle_workers()
             if not self.in_flight:
                 if self.pending and not self.stopping and (self.max_experiments is None

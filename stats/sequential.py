@@ -97,5 +97,6 @@ def default_schedule(min_blocks: int, max_blocks: int) -> tuple[int, ...]:
         raise ValueError(f"need 2 <= min_blocks <= max_blocks, got {min_blocks} and {max_blocks}")
     looks = [min_blocks]
     while looks[-1] < max_blocks:
-        looks.append(min(max_blocks, max(looks[-1] + 1, math.ceil(looks[-1] * 1.25))))
+        step = max(looks[-1] + 1, math.ceil(looks[-1] * 1.25))
+        looks.append(max_blocks if max_blocks - step < 2 else step)
     return tuple(looks)

@@ -26,7 +26,8 @@ def test_demo_campaign_matches_the_manifest(tmp_path):
     ids = demo["strategies"][0]["pack"]["ids"]
     con = duckdb.connect(str(workdir / "farm.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM campaigns").fetchone() == (1,)
-    screened = dict(con.execute("SELECT hypothesis_id, status FROM experiments WHERE kind = 'screen'").fetchall())
+    screened = dict(con.execute("SELECT hypothesis_id, status FROM experiments WHERE kind = 'screen' "
+                                "AND status <> 'invalidated'").fetchall())
     expected = {i: cpp_fixture.hypothesis(i)["expected"]["outcome"] for i in ids}
     assert screened == expected
 
@@ -36,7 +37,12 @@ def test_demo_campaign_matches_the_manifest(tmp_path):
         arms = con.execute("SELECT arm, benchmark, count(*) FROM samples WHERE experiment_id = ? GROUP BY ALL",
                            [experiment]).fetchall()
         assert {(a, b) for a, b, _ in arms} == {(a, b) for a in ("ref", "cand") for b in benchmarks}
-        assert {n for _, _, n in arms} == {demo["acceptance"]["blocks"]}
+        blocks = con.execute("SELECT blocks FROM experiments WHERE id = ?", [experiment]).fetchone()[0]
+        assert {n for _, _, n in arms} == {blocks}  # every arm and benchmark measured in every block
+        assert demo["acceptance"]["min_blocks"] <= blocks <= demo["acceptance"]["max_blocks"]
+    canaries = con.execute("SELECT worker, status, blocks FROM experiments WHERE kind = 'aa'").fetchall()
+    assert {w for w, _, _ in canaries} == {"w0", "w1"}  # each worker measured its noise before experimenting
+    assert all(b == demo["acceptance"]["aa_blocks"] for _, _, b in canaries)
     assert con.execute("SELECT count(*) FROM samples s JOIN experiments e ON e.id = s.experiment_id "
                        "WHERE s.cpus <> e.cpus").fetchone() == (0,)
     workers = con.execute("SELECT DISTINCT worker, cpus FROM experiments ORDER BY 1").fetchall()

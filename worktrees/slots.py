@@ -33,6 +33,10 @@ class Slot:
         self.git("checkout", "--force", "--detach", commit)
         self.git("clean", "-fdq")
 
+    def clean_build(self) -> None:
+        """Remove ignored files too (the build directory): the next build starts from scratch."""
+        self.git("clean", "-fdxq")
+
     def start_branch(self, branch: str, commit: str) -> None:
         """Check out a new branch `branch` at `commit` (replacing one of that name), no upstream."""
         self.git("checkout", "--force", "--no-track", "-B", branch, commit)

@@ -24,7 +24,7 @@ def test_schema_and_round_trip(tmp_path):
     samples = [Sample("c-0001", arm, b, "x", 1.0 + b, "s", (1,), 42, now, now) for b in range(3) for arm in
                ("ref", "cand")]
     assert store.add_samples(samples, "w0") == 6
-    decision = decide_benchmark("x", [1, 2, 3], [1, 2, 3], 0.02)
+    decision = decide_benchmark("x", [1, 2, 3], [1, 2.001, 2.999], 0.02)
     store.finish_experiment(ExperimentResult("c-0001", Status.DISCARD, "why", "w0", (1,), now, now,
                                              decisions=(decision,), blocks=3))
     store.close()
