@@ -147,6 +147,9 @@ class AcceptanceConfig(Model):
 
 
 class MergeConfig(Model):
+    enabled: bool = Field(True, description="Land kept experiments on the integration branch. `false`: a "
+                                            "screen-only campaign, every hypothesis measured against the base "
+                                            "(used to check verdicts against known outcomes).")
     remeasure: bool = Field(True, description="Re-measure every kept experiment against the current integration "
                                               "tip before it lands (the reported effect).")
 

@@ -114,9 +114,10 @@ class Coordinator:
         self.statuses: dict[str, int] = {}
         self.started = time.monotonic()
         self.stopping = False
-        # Acceptance state: A/A log ratios per (worker, parent) and benchmark, canary counts per worker,
+        # Acceptance state: A/A log ratios per worker and benchmark, canary counts per worker,
         # reference-arm history per (worker, parent, benchmark), screening ratios per parent.
-        self.aa_logs: dict[tuple[str, str], dict[str, list[float]]] = {}
+        self.aa_logs: dict[str, dict[str, list[float]]] = {}
+        self.reserved: dict[str, Assignment] = {}  # held for a worker while it runs its canary
         self.since_canary: dict[str, int] = {}
         self.canaries: dict[str, list[int]] = {}  # worker -> [canaries, false positives]
         self.ref_history: dict[tuple[str, str, str], list[float]] = {}
@@ -189,8 +190,7 @@ class Coordinator:
 
     def _dispatch(self, worker: _Worker, assignment: Assignment) -> None:
         key = (worker.name, assignment.parent_commit)
-        assignment = replace(assignment, noise=self._noise(worker, assignment.parent_commit),
-                             rebuild_ref=key in self.rebuild_ref)
+        assignment = replace(assignment, noise=self._noise(worker), rebuild_ref=key in self.rebuild_ref)
         self.rebuild_ref.discard(key)
         ray.get(self.store.call.remote(
             "start_experiment", assignment.experiment_id, self.campaign, assignment.hypothesis,
@@ -207,23 +207,28 @@ class Coordinator:
         for worker in self.workers:
             if worker.busy is not None:
                 continue
-            assignment = self.retry.pop(0) if self.retry else self._next_assignment()
+            if worker.name in self.reserved:
+                assignment = self.reserved.pop(worker.name)
+            else:
+                assignment = self.retry.pop(0) if self.retry else self._next_assignment()
             if assignment is None:
                 return
-            if self._canary_due(worker, assignment.parent_commit):
-                self.retry.insert(0, assignment)
+            if self._canary_due(worker):
+                self.reserved[worker.name] = assignment
                 exp = self._next_id()
                 assignment = Assignment(exp, self.campaign, Kind.AA, AA_HYPOTHESIS, assignment.parent_commit,
                                         f"farm/{self.campaign}/{exp}")
             self._dispatch(worker, assignment)
 
-    def _canary_due(self, worker: _Worker, parent: str) -> bool:
-        """A/A before a worker's first experiment on a parent, and again every canary_every experiments."""
-        return ((worker.name, parent) not in self.aa_logs
+    def _canary_due(self, worker: _Worker) -> bool:
+        """A/A before a worker's first experiment, and again every canary_every experiments."""
+        return (worker.name not in self.aa_logs
                 or self.since_canary.get(worker.name, 0) >= self.config.acceptance.canary_every)
 
-    def _noise(self, worker: _Worker, parent: str) -> tuple[tuple[str, float, int], ...]:
-        logs = self.aa_logs.get((worker.name, parent), {})
+    def _noise(self, worker: _Worker) -> tuple[tuple[str, float, int], ...]:
+        """The worker's A/A spread per benchmark (log ratios pooled over its canaries; they are relative, so
+        they carry over from parent to parent)."""
+        logs = self.aa_logs.get(worker.name, {})
         return tuple((name, aa_noise([1.0] * len(v), [math.exp(x) for x in v]), len(v) - 1)
                      for name, v in sorted(logs.items()) if len(v) >= 3)
 
@@ -255,7 +260,7 @@ class Coordinator:
         if result.status in MEASURED and self._off_control_chart(worker, assignment, result):
             return
         if assignment.kind is Kind.SCREEN:
-            if result.status is Status.KEEP:
+            if result.status is Status.KEEP and self.config.merge.enabled:
                 kept = _Kept(result, assignment)
                 self.kept_by_id[result.experiment_id] = kept
                 self.merge_queue.append(kept)
@@ -286,7 +291,7 @@ class Coordinator:
 
     def _on_canary(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> None:
         """(a): pool the A/A log ratios into the worker's noise; alarm on too many false positives."""
-        logs = self.aa_logs.setdefault((worker.name, assignment.parent_commit), {})
+        logs = self.aa_logs.setdefault(worker.name, {})
         for name, values in result.aa_log_ratios:
             logs.setdefault(name, []).extend(values)
         self.since_canary[worker.name] = 0
