@@ -13,7 +13,7 @@ import click
 
 from farm.config import CampaignConfig, load_config
 from farm.errors import ConfigError, FarmError, StoreError
-from farm.report import format_table, summary_table, write_progress_png
+from farm.report import acceptance_summary, format_table, summary_table, write_progress_png
 from farm.store import open_readonly
 
 
@@ -90,6 +90,7 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh):
                            max_experiments=max_experiments, echo=lambda line: click.echo(line))
     con = open_readonly(db_path)
     click.echo("\n" + summary_table(con, config.campaign))
+    click.echo("\n" + acceptance_summary(con, config.campaign))
     png = write_progress_png(con, config.campaign, workdir_path / "progress.png")
     con.close()
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items()))
@@ -179,4 +180,5 @@ def status(db):
         click.echo(f"campaign {campaign}: {state} (started {started:%Y-%m-%d %H:%M:%S}"
                    f"{f', finished {finished:%H:%M:%S}' if finished else ''}); "
                    + ", ".join(f"{n} {s}" for s, n in counts) + f"; {landed} landed on {branch}")
-        click.echo(summary_table(con, campaign) + "\n")
+        click.echo(summary_table(con, campaign))
+        click.echo(acceptance_summary(con, campaign) + "\n")

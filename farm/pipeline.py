@@ -26,7 +26,7 @@ from farm.records import Assignment, ExperimentResult, Kind, Sample, Status
 from farm.runner import Pinning, run_command
 from stats import BenchmarkDecision, Outlook, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
-from stats.noise import aa_noise, effect_floor
+from stats.noise import effect_floor, robust_noise
 from worktrees import ApplyError, Slot, SlotPool
 
 SampleSink = Callable[[list[Sample]], None]
@@ -142,7 +142,7 @@ class ExperimentPipeline:
         decisions = self._decide(first, second, a, (blocks,))
         outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, looks=(blocks,), final=True)
         state["decisions"] = outcome.decisions
-        noise = ", ".join(f"{name} {math.expm1(aa_noise(first[name], second[name])):.2%}" for name, _ in logs)
+        noise = ", ".join(f"{name} {math.expm1(robust_noise(first[name], second[name])):.2%}" for name, _ in logs)
         if outcome.outlook is Outlook.KEEP:
             return Status.AA_FALSE_POSITIVE, f"the parent was called better than itself: {outcome.reason}"
         return Status.AA_CLEAN, f"A/A noise per block: {noise}"
@@ -289,17 +289,17 @@ class ExperimentPipeline:
 
     def _decide(self, ref_values: dict, cand_values: dict, a: Assignment, looks) -> list[BenchmarkDecision]:
         acceptance = self.config.acceptance
-        noise = {name: (sd, df) for name, sd, df in a.noise}
+        noise = {name: (sd, df, robust) for name, sd, df, robust in a.noise}
         decisions = []
         for name in sorted(set(ref_values) & set(cand_values)):
             if self.config.benchmarks and name not in self.config.benchmarks:
                 continue  # printed but not configured: recorded as samples, not decided
             settings = self.config.benchmarks.get(name)
             minimum = settings.min_effect if settings and settings.min_effect is not None else acceptance.min_effect
-            sd, df = noise.get(name, (math.nan, 0))
+            sd, df, robust = noise.get(name, (math.nan, 0, math.nan))
             higher = bool(settings and settings.direction is Direction.HIGHER)
             decisions.append(decide_benchmark(name, ref_values[name], cand_values[name],
-                                              effect_floor(minimum, sd, acceptance.noise_k), higher_is_better=higher,
+                                              effect_floor(minimum, robust, acceptance.noise_k), higher_is_better=higher,
                                               alpha=acceptance.alpha, looks=looks, aa_sd=sd, aa_df=df,
                                               beta=acceptance.beta))
         return decisions

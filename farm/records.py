@@ -66,8 +66,8 @@ class Assignment:
     screened_experiment: str | None = None
     pick_base: str | None = None
     pick_tip: str | None = None
-    # The worker's A/A noise on this parent: (benchmark, sd of log ratios, degrees of freedom).
-    noise: tuple[tuple[str, float, int], ...] = ()
+    # The worker's A/A noise: (benchmark, sd of log ratios, degrees of freedom, robust sd for the floor).
+    noise: tuple[tuple[str, float, int, float], ...] = ()
     rebuild_ref: bool = False  # rebuild the parent even if this worker built it before (suspect baseline)
 
 

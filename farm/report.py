@@ -1,6 +1,7 @@
 """End-of-campaign reports: the summary table and progress.png, from the store."""
 from __future__ import annotations
 
+import json
 import pathlib
 
 import duckdb
@@ -38,6 +39,27 @@ ORDER BY e.id
 def summary_table(con: duckdb.DuckDBPyConnection, campaign: str) -> str:
     cursor = con.execute(SUMMARY_SQL, [campaign])
     return format_table([d[0] for d in cursor.description], cursor.fetchall())
+
+
+def acceptance_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str:
+    """Blocks spent, canaries, artifacts, and the expected number of false keeps: every measured experiment
+    whose change is not a real win beyond its floors is kept with probability at most alpha, so alpha x the
+    measured experiments bounds the expected false keeps of the campaign."""
+    config = json.loads(con.execute("SELECT config_json FROM campaigns WHERE id = ?", [campaign]).fetchone()[0])
+    alpha = config.get("acceptance", {}).get("alpha", 0.05)
+    measured, keeps, blocks = con.execute(
+        "SELECT count(*), count(*) FILTER (status = 'keep'), coalesce(sum(blocks), 0) FROM experiments "
+        "WHERE campaign = ? AND kind IN ('screen', 'merge') AND status IN ('keep', 'discard', 'invalidated')",
+        [campaign]).fetchone()
+    canaries, false_positives, aa_blocks = con.execute(
+        "SELECT count(*), count(*) FILTER (status = 'aa_false_positive'), coalesce(sum(blocks), 0) "
+        "FROM experiments WHERE campaign = ? AND kind = 'aa'", [campaign]).fetchone()
+    artifacts = con.execute("SELECT kind, count(*) FROM artifacts WHERE campaign = ? GROUP BY 1 ORDER BY 1",
+                            [campaign]).fetchall()
+    flagged = ", ".join(f"{n} {kind}" for kind, n in artifacts) or "none"
+    return (f"acceptance: {measured} measured experiments, {blocks} blocks ({blocks / max(measured, 1):.1f} each), "
+            f"{keeps} kept; expected false keeps at most {alpha * measured:.2f} (alpha {alpha} x {measured}); "
+            f"A/A canaries {canaries} ({aa_blocks} blocks, {false_positives} false positives); artifacts: {flagged}")
 
 
 def write_progress_png(con: duckdb.DuckDBPyConnection, campaign: str, path: pathlib.Path) -> pathlib.Path | None:

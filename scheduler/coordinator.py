@@ -27,7 +27,7 @@ from scheduler.cpusets import allocate_cpu_sets
 from scheduler.store_actor import StoreActor
 from scheduler.worker import WorkerActor
 from stats.artifacts import canary_alarm, control_chart, suspect_baseline
-from stats.noise import aa_noise
+from stats.noise import aa_noise, robust_noise
 from worktrees import TargetRepo, WorktreeError
 
 MAX_WORKER_RESTARTS = 3
@@ -225,12 +225,15 @@ class Coordinator:
         return (worker.name not in self.aa_logs
                 or self.since_canary.get(worker.name, 0) >= self.config.acceptance.canary_every)
 
-    def _noise(self, worker: _Worker) -> tuple[tuple[str, float, int], ...]:
+    def _noise(self, worker: _Worker) -> tuple[tuple[str, float, int, float], ...]:
         """The worker's A/A spread per benchmark (log ratios pooled over its canaries; they are relative, so
-        they carry over from parent to parent)."""
-        logs = self.aa_logs.get(worker.name, {})
-        return tuple((name, aa_noise([1.0] * len(v), [math.exp(x) for x in v]), len(v) - 1)
-                     for name, v in sorted(logs.items()) if len(v) >= 3)
+        they carry over from parent to parent): sd, its degrees of freedom, and the robust sd for the floor."""
+        noise = []
+        for name, logs in sorted(self.aa_logs.get(worker.name, {}).items()):
+            if len(logs) >= 3:
+                first, second = [1.0] * len(logs), [math.exp(x) for x in logs]
+                noise.append((name, aa_noise(first, second), len(logs) - 1, robust_noise(first, second)))
+        return tuple(noise)
 
     # -- results -----------------------------------------------------------
 
@@ -305,7 +308,7 @@ class Coordinator:
 
     def _off_control_chart(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> bool:
         """(b): a reference arm far from its history on this parent and worker voids the verdict."""
-        noise = {name: sd for name, sd, _ in assignment.noise}
+        noise = {name: sd for name, sd, _, _ in assignment.noise}
         flagged = []
         for name, value in result.ref_means:
             history = self.ref_history.setdefault((worker.name, assignment.parent_commit, name), [])

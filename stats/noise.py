@@ -23,6 +23,19 @@ def aa_noise(first, second) -> float:
     return float(np.std(np.log(second[usable]) - np.log(first[usable]), ddof=1))
 
 
+def robust_noise(first, second) -> float:
+    """1.4826 x the median absolute deviation of log(second / first): the A/A spread without the pull of a
+    single disturbed block (one spike would otherwise set the floor for the whole campaign); NaN with fewer
+    than 3 usable blocks."""
+    first = np.asarray(first, dtype=float)
+    second = np.asarray(second, dtype=float)
+    usable = np.isfinite(first) & np.isfinite(second) & (first > 0) & (second > 0)
+    if first.shape != second.shape or int(usable.sum()) < 3:
+        return math.nan
+    d = np.log(second[usable]) - np.log(first[usable])
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
 def effect_floor(min_effect: float, noise: float, k: float) -> float:
     """max(min_effect, k x noise) as a fraction (noise is in log units); min_effect when noise is unknown."""
     if not math.isfinite(noise) or noise <= 0:

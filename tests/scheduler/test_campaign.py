@@ -1,4 +1,6 @@
 """A whole campaign on real local Ray with a tiny target: wins land, bad input is recorded."""
+import subprocess
+
 import duckdb
 import pytest
 
@@ -65,3 +67,24 @@ def test_campaign_lands_the_win_and_records_every_bad_input(local_ray, tmp_path)
     assert "N = 100000" in target.git("show", f"{summary.integrated_branch}:prog.py")
     assert summary.statuses["keep"] == 2  # the screen and its re-measurement
     assert any("landed fewer_iterations" in line for line in lines)
+
+
+def test_a_build_that_does_not_rebuild_is_stale_build_with_an_artifact_row(local_ray, tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    # The "artefact" is committed, and the build only makes it when it is missing: a changed source is
+    # never built, like the case study's header edits that setuptools did not track.
+    (repo / "build").mkdir()
+    (repo / "build" / "out").write_text("old build\n")
+    for args in (["add", "-f", "build/out"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "art"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    patch = make_patch(repo, tmp_path / "fast.patch", "N = 400000", "N = 100000")
+    data = config_dict(repo, [{"id": "fewer_iterations", "patch": str(patch)}], workers={"count": 1})
+    data["phases"]["build"] = {"command": "test -f build/out || cp prog.py build/out", "artifacts": ["build/out"],
+                               "sources": ["*.py"]}
+    summary = run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb",
+                           echo=lambda line: None)
+    con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
+    exp, status, reason = con.execute("SELECT id, status, reason FROM experiments WHERE kind = 'screen'").fetchone()
+    assert status == "stale_build" and "prog.py" in reason and "build/out" in reason
+    assert con.execute("SELECT kind, experiment_id FROM artifacts").fetchall() == [("stale_build", exp)]
+    assert summary.landed == []
