@@ -52,8 +52,9 @@ def suspect_baseline(ratios: Mapping[str, float], changed: Mapping[str, frozense
 
     `ratios`: experiment id -> this benchmark's ratio (< 1 is better), every experiment measured against
     the parent, discards included; `changed`: experiment id -> the paths it changed. Fires when at least
-    `min_experiments` and at least `share` of them "improved" the benchmark beyond `floor`, and they
-    changed at least two different sets of files: then the reference measurement is the suspect.
+    `min_experiments` and at least `share` of them "improved" the benchmark beyond `floor`, by the same
+    factor (all within `floor` of their median), and they changed at least two different sets of files:
+    then the reference measurement is the suspect.
     """
     measured = {e: r for e, r in ratios.items() if math.isfinite(r)}
     better = sorted(e for e, r in measured.items() if r < 1.0 / (1.0 + floor))
@@ -61,7 +62,10 @@ def suspect_baseline(ratios: Mapping[str, float], changed: Mapping[str, frozense
         return None
     if len({changed.get(e, frozenset()) for e in better}) < 2:
         return None
-    typical = float(np.exp(np.median(np.log([measured[e] for e in better]))))
+    logs = np.log([measured[e] for e in better])
+    if np.max(np.abs(logs - np.median(logs))) > math.log1p(floor):
+        return None  # different sizes of improvement: real wins on a shared hot path, not one shifted baseline
+    typical = float(np.exp(np.median(logs)))
     return (f"{len(better)} of {len(measured)} experiments on this parent show it {typical:.3f}x whatever they "
             f"changed: the reference measurement is suspect")
 

@@ -45,6 +45,8 @@ def test_suspect_baseline_fires_when_everyone_beats_the_parent():
     assert reason and "6 of 6" in reason
     mixed = {"e0": 0.93, "e1": 1.0, "e2": 1.01, "e3": 0.99, "e4": 0.92, "e5": 1.0}
     assert suspect_baseline(mixed, changed, floor=0.02) is None
+    hot_path = {"e0": 0.40, "e1": 0.72, "e2": 0.93, "e3": 0.10, "e4": 0.78, "e5": 1.0}
+    assert suspect_baseline(hot_path, changed, floor=0.02) is None  # real wins of different sizes
     same_file = {e: frozenset({"src/idw.cpp"}) for e in changed}
     assert suspect_baseline(everyone, same_file, floor=0.02) is None  # one change, tried often, may be real
     assert suspect_baseline({"e0": 0.9, "e1": 0.9}, changed, floor=0.02) is None  # too few to judge
