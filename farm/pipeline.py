@@ -24,7 +24,7 @@ from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.protocol import parse_output
 from farm.records import Assignment, ExperimentResult, Kind, Sample, Status
 from farm.runner import Pinning, run_command
-from stats import BenchmarkDecision, Outlook, decide_benchmark, decide_experiment
+from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
 from stats.noise import effect_floor, robust_noise
 from worktrees import ApplyError, Slot, SlotPool
@@ -143,8 +143,9 @@ class ExperimentPipeline:
         outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, looks=(blocks,), final=True)
         state["decisions"] = outcome.decisions
         noise = ", ".join(f"{name} {math.expm1(robust_noise(first[name], second[name])):.2%}" for name, _ in logs)
-        if outcome.outlook is Outlook.KEEP:
-            return Status.AA_FALSE_POSITIVE, f"the parent was called better than itself: {outcome.reason}"
+        called = [d.benchmark for d in outcome.decisions if d.verdict in (Verdict.IMPROVED, Verdict.REGRESSED)]
+        if called:
+            return Status.AA_FALSE_POSITIVE, f"the parent was called different from itself: {outcome.reason}"
         return Status.AA_CLEAN, f"A/A noise per block: {noise}"
 
     def _prepare_ref(self, ref: Slot, a: Assignment) -> str | None:
