@@ -191,14 +191,15 @@ def run(settings: Settings, experiments: int, seed: int) -> dict:
 
 def equal_power_comparison(settings: Settings, results: dict, experiments: int, seed: int) -> list[dict]:
     """Per effect where the farm has power >= 0.9: the fewest fixed blocks with which Mann-Whitney U
-    keeps at least as often as the farm did (less one Monte-Carlo standard error)."""
+    keeps at least as often as the farm did, less 0.01 (near a power of 1, Monte-Carlo noise would
+    otherwise decide the match)."""
     rows = []
     for sc in SCENARIOS:
         farm = results["rules"]["farm"][sc.name]
         if sc.truth != "better" or farm["keep_rate"] < 0.9:
             continue
         p = farm["keep_rate"]
-        target = p - max(math.sqrt(p * (1 - p) / experiments), 1.0 / experiments)
+        target = p - 0.01
         row = {"scenario": sc.name, "farm_power": p, "farm_mean_blocks": farm["mean_blocks"],
                "mwu_blocks_for_equal_power": None, "mwu_power": None, "blocks_saved": None}
         for n in range(3, 41):

@@ -315,8 +315,7 @@ class Coordinator:
             reason = control_chart(history, value, min_spread=max(noise.get(name, 0.0), 0.002))
             if reason:
                 flagged.append((name, reason))
-            else:
-                history.append(value)
+            history.append(value)  # the median ignores one outlier but follows a lasting change of the machine
         if not flagged:
             return False
         for name, reason in flagged:
