@@ -186,8 +186,8 @@ def decide_experiment(decisions, *, alpha: float = 0.05, looks=None, final: bool
 
     Keep when at least one benchmark improved (Holm across benchmarks) and no
     other benchmark shows a sign of regressing beyond its floor (its one-sided
-    1 - beta screening bound is inside the floor; at the last look, its estimate
-    is inside the floor and it did not regress). Discard as soon as a
+    1 - beta screening bound is inside the floor; at the last look, that none
+    regressed is enough). Discard as soon as a
     benchmark regressed, or when no benchmark shows a sign of improving beyond
     its floor (futility: every screening lower bound is above 1 / (1 + floor)).
     At the last look (`final`) whatever is not a keep is a discard. Futility
@@ -214,9 +214,10 @@ def decide_experiment(decisions, *, alpha: float = 0.05, looks=None, final: bool
         if final:
             return outcome(Outlook.DISCARD, "insufficient data: " + "; ".join(map(_describe, insufficient)))
         return outcome(Outlook.CONTINUE, "insufficient data so far")
-    unsafe = [d for d in decided if d.benchmark not in improved and d.screen_high > 1.0 + d.effect_floor]
-    if final:  # the budget is spent: a benchmark blocks the keep only if its estimate is beyond its floor
-        unsafe = [d for d in unsafe if d.ratio > 1.0 + d.effect_floor]
+    # Before the last look a keep also needs every other benchmark clear of its floor; at the last look the
+    # budget is spent and only a proven regression (handled above) blocks it.
+    unsafe = [] if final else [d for d in decided
+                               if d.benchmark not in improved and d.screen_high > 1.0 + d.effect_floor]
     if improved and not unsafe:
         wins = [d for d in decided if d.benchmark in improved]
         return outcome(Outlook.KEEP, "improved: " + "; ".join(map(_describe, wins)))
@@ -225,9 +226,6 @@ def decide_experiment(decisions, *, alpha: float = 0.05, looks=None, final: bool
         return outcome(Outlook.DISCARD, f"no benchmark improved beyond its floor; best {_describe(best)}")
     if not final:
         return outcome(Outlook.CONTINUE, "undecided")
-    if improved:
-        return outcome(Outlook.DISCARD, "improved, but a regression beyond the floor is not ruled out: "
-                                        + "; ".join(map(_describe, unsafe)))
     best = min(decided, key=lambda d: d.ratio)
     return outcome(Outlook.DISCARD, f"no benchmark improved beyond its floor within the block budget; "
                                     f"best {_describe(best)}")

@@ -102,8 +102,8 @@ def test_experiment_keep_needs_one_improved_and_no_sign_of_regression():
     outcome = decide_experiment([fast, slow])
     assert outcome.outlook is Outlook.DISCARD and "regressed" in outcome.reason and "b" in outcome.reason
     assert decide_experiment([fast, unclear], final=False).outlook is Outlook.CONTINUE
-    final = decide_experiment([fast, unclear], final=True)
-    assert final.outlook is Outlook.DISCARD and "regression" in final.reason and "d" in final.reason
+    # at the last look an unclear benchmark no longer holds the keep back; only a proven regression does
+    assert decide_experiment([fast, unclear], final=True).outlook is Outlook.KEEP
     outcome = decide_experiment([same])
     assert outcome.outlook is Outlook.DISCARD and "no benchmark improved" in outcome.reason
     assert decide_experiment([]).outlook is Outlook.DISCARD
