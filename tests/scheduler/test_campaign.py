@@ -88,3 +88,47 @@ def test_a_build_that_does_not_rebuild_is_stale_build_with_an_artifact_row(local
     assert status == "stale_build" and "prog.py" in reason and "build/out" in reason
     assert con.execute("SELECT kind, experiment_id FROM artifacts").fetchall() == [("stale_build", exp)]
     assert summary.landed == []
+
+
+SLOW_REF_PROG = '''\
+import json, os, pathlib, time
+
+# Counts the runs in the worker's reference slot; runs 22-24 (the sixth experiment's reference arm, after
+# 6 A/A runs and five experiments of 3 blocks) are three times slower: a machine hiccup that hits only the
+# reference arm of one experiment.
+N = 400000
+counter = pathlib.Path(os.environ["REF_COUNTER"])
+if pathlib.Path.cwd().name == "ref":
+    count = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(count))
+    if 21 < count <= 24:
+        N *= 3
+start = time.perf_counter()
+total = 0
+for i in range(N):
+    total += i * i
+print(json.dumps({"name": "loop", "value": time.perf_counter() - start, "unit": "s"}))
+'''
+
+
+def test_a_reference_off_its_control_chart_voids_the_verdict_and_is_measured_again(local_ray, tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (repo / "prog.py").write_text(SLOW_REF_PROG)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "slow ref"], cwd=repo,
+                   check=True, capture_output=True)
+    hypotheses = [{"id": f"h{i}", "patch": str(make_patch(repo, tmp_path / f"h{i}.patch", "N = 400000",
+                                                           f"N = 400000  # h{i}"))} for i in range(1, 8)]
+    data = config_dict(repo, hypotheses, workers={"count": 1}, merge={"enabled": False})
+    data["phases"]["bench"]["command"] = f"REF_COUNTER={tmp_path / 'count'} python prog.py"
+    data["acceptance"] = {"aa_blocks": 3, "min_blocks": 3, "max_blocks": 3, "canary_every": 100,
+                          "min_effect": 0.05}
+    run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb",
+                 echo=lambda line: None)
+    con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
+    rows = con.execute("SELECT hypothesis_id, status FROM experiments WHERE kind = 'screen' ORDER BY id").fetchall()
+    assert [h for h, _ in rows] == ["h1", "h2", "h3", "h4", "h5", "h6", "h6", "h7"]
+    assert rows[5][1] == "invalidated" and rows[6][1] in ("keep", "discard")
+    assert [s for h, s in rows if h != "h6"] == ["discard"] * 6  # comment-only changes
+    invalidated = con.execute("SELECT id FROM experiments WHERE status = 'invalidated'").fetchone()[0]
+    artifacts = con.execute("SELECT experiment_id, kind, benchmark FROM artifacts").fetchall()
+    assert artifacts == [(invalidated, "control_chart", "loop")]
