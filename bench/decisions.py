@@ -33,7 +33,7 @@ from scipy import stats as scipy_stats
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from stats import Outlook, decide_benchmark, decide_experiment, default_schedule  # noqa: E402
-from stats.noise import aa_noise, effect_floor, robust_noise  # noqa: E402
+from stats.noise import aa_log_ratios, aa_noise, effect_floor, robust_noise  # noqa: E402
 
 BENCHMARKS = ("a", "b")
 
@@ -134,9 +134,9 @@ def farm_rule(sim: Simulator, sc: Scenario, n_exp: int):
     ref, cand = sim.blocks(sc, n_exp, s.max_blocks)
     keeps, blocks = 0, 0
     for e in range(n_exp):
-        noise = [aa_noise(aa_first[e, :, b], aa_second[e, :, b]) for b in range(len(BENCHMARKS))]
-        floors = [effect_floor(s.min_effect, robust_noise(aa_first[e, :, b], aa_second[e, :, b]), s.noise_k)
-                  for b in range(len(BENCHMARKS))]
+        aa = [aa_log_ratios(aa_first[e, :, b], aa_second[e, :, b]) for b in range(len(BENCHMARKS))]
+        noise = [aa_noise(logs) for logs in aa]
+        floors = [effect_floor(s.min_effect, robust_noise(logs), s.noise_k) for logs in aa]
         for n in looks:
             decisions = [decide_benchmark(name, ref[e, :n, b], cand[e, :n, b], floors[b], alpha=s.alpha,
                                           looks=looks, aa_sd=noise[b], aa_df=s.aa_blocks - 1, beta=s.beta)

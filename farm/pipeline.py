@@ -26,7 +26,7 @@ from farm.records import Assignment, ExperimentResult, Kind, Sample, Status
 from farm.runner import Pinning, run_command
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
-from stats.noise import effect_floor, robust_noise
+from stats.noise import aa_log_ratios, effect_floor, robust_noise
 from worktrees import ApplyError, Slot, SlotPool
 
 SampleSink = Callable[[list[Sample]], None]
@@ -136,13 +136,13 @@ class ExperimentPipeline:
         state["ref_fp"] = self._prepare_ref(ref, a)
         blocks = self.config.acceptance.aa_blocks
         first, second = self._blocks(ref, ref, a.experiment_id, range(blocks), ("ref", "aa"), state)
-        logs = tuple((name, tuple(math.log(y) - math.log(x) for x, y in zip(first[name], second[name])))
-                     for name in sorted(set(first) & set(second)) if min(first[name] + second[name]) > 0)
+        logs = tuple((name, tuple(aa_log_ratios(first[name], second[name]).tolist()))
+                     for name in sorted(set(first) & set(second)))
         state["aa"] = logs
         decisions = self._decide(first, second, a, (blocks,))
         outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, looks=(blocks,), final=True)
         state["decisions"] = outcome.decisions
-        noise = ", ".join(f"{name} {math.expm1(robust_noise(first[name], second[name])):.2%}" for name, _ in logs)
+        noise = ", ".join(f"{name} {math.expm1(robust_noise(values)):.2%}" for name, values in logs)
         called = [d.benchmark for d in outcome.decisions if d.verdict in (Verdict.IMPROVED, Verdict.REGRESSED)]
         if called:
             return Status.AA_FALSE_POSITIVE, f"the parent was called different from itself: {outcome.reason}"

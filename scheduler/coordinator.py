@@ -228,12 +228,8 @@ class Coordinator:
     def _noise(self, worker: _Worker) -> tuple[tuple[str, float, int, float], ...]:
         """The worker's A/A spread per benchmark (log ratios pooled over its canaries; they are relative, so
         they carry over from parent to parent): sd, its degrees of freedom, and the robust sd for the floor."""
-        noise = []
-        for name, logs in sorted(self.aa_logs.get(worker.name, {}).items()):
-            if len(logs) >= 3:
-                first, second = [1.0] * len(logs), [math.exp(x) for x in logs]
-                noise.append((name, aa_noise(first, second), len(logs) - 1, robust_noise(first, second)))
-        return tuple(noise)
+        return tuple((name, aa_noise(logs), len(logs) - 1, robust_noise(logs))
+                     for name, logs in sorted(self.aa_logs.get(worker.name, {}).items()) if len(logs) >= 3)
 
     # -- results -----------------------------------------------------------
 

@@ -13,27 +13,29 @@ import math
 import numpy as np
 
 
-def aa_noise(first, second) -> float:
-    """Standard deviation of log(second / first) over A/A blocks; NaN with fewer than 3 usable blocks."""
+def aa_log_ratios(first, second) -> np.ndarray:
+    """log(second / first) of the A/A blocks whose two values are both positive and finite."""
     first = np.asarray(first, dtype=float)
     second = np.asarray(second, dtype=float)
+    if first.shape != second.shape:
+        raise ValueError("the two arms of A/A blocks must have equal length")
     usable = np.isfinite(first) & np.isfinite(second) & (first > 0) & (second > 0)
-    if first.shape != second.shape or int(usable.sum()) < 3:
-        return math.nan
-    return float(np.std(np.log(second[usable]) - np.log(first[usable]), ddof=1))
+    return np.log(second[usable]) - np.log(first[usable])
 
 
-def robust_noise(first, second) -> float:
-    """1.4826 x the median absolute deviation of log(second / first): the A/A spread without the pull of a
-    single disturbed block (one spike would otherwise set the floor for the whole campaign); NaN with fewer
-    than 3 usable blocks."""
-    first = np.asarray(first, dtype=float)
-    second = np.asarray(second, dtype=float)
-    usable = np.isfinite(first) & np.isfinite(second) & (first > 0) & (second > 0)
-    if first.shape != second.shape or int(usable.sum()) < 3:
+def aa_noise(logs) -> float:
+    """Standard deviation of A/A log ratios (pooled into the experiment's spread); NaN with fewer than 3."""
+    logs = np.asarray(logs, dtype=float)
+    return float(np.std(logs, ddof=1)) if logs.size >= 3 else math.nan
+
+
+def robust_noise(logs) -> float:
+    """1.4826 x the median absolute deviation of A/A log ratios: the spread without the pull of a single
+    disturbed block (one spike would otherwise set the floor for the whole campaign); NaN with fewer than 3."""
+    logs = np.asarray(logs, dtype=float)
+    if logs.size < 3:
         return math.nan
-    d = np.log(second[usable]) - np.log(first[usable])
-    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+    return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
 
 
 def effect_floor(min_effect: float, noise: float, k: float) -> float:

@@ -4,15 +4,22 @@ import numpy as np
 import pytest
 
 from stats.artifacts import canary_alarm, control_chart, stale_build, suspect_baseline
-from stats.noise import aa_noise, effect_floor
+from stats.noise import aa_log_ratios, aa_noise, effect_floor, robust_noise
 
 
-def test_aa_noise_is_the_sd_of_log_ratios():
-    first = np.array([1.0, 1.0, 1.0, 1.0])
-    second = np.exp(np.array([0.01, -0.01, 0.02, -0.02]))
-    assert aa_noise(first, second) == pytest.approx(np.std([0.01, -0.01, 0.02, -0.02], ddof=1))
-    assert math.isnan(aa_noise([1.0, 1.0], [1.0, 1.1]))
-    assert math.isnan(aa_noise([1.0, float("nan"), 0.0], [1.0, 1.0, 1.0]))
+def test_aa_noise_is_the_sd_of_usable_log_ratios():
+    logs = aa_log_ratios([1.0, 1.0, 1.0, 1.0, 2.0, 0.0], np.exp([0.01, -0.01, 0.02, -0.02, float("nan"), 0.0]))
+    assert logs == pytest.approx([0.01, -0.01, 0.02, -0.02])  # NaN and non-positive blocks are dropped
+    assert aa_noise(logs) == pytest.approx(np.std([0.01, -0.01, 0.02, -0.02], ddof=1))
+    assert math.isnan(aa_noise([0.0, 0.1]))
+
+
+def test_robust_noise_ignores_one_disturbed_block():
+    quiet = [0.01, -0.01, 0.02, -0.02, 0.0, 0.01]
+    spiked = quiet[:-1] + [0.35]
+    assert robust_noise(spiked) < 2 * robust_noise(quiet)
+    assert aa_noise(spiked) > 5 * aa_noise(quiet)
+    assert math.isnan(robust_noise([0.1, 0.2]))
 
 
 def test_effect_floor_is_the_larger_of_minimum_and_k_noise():
