@@ -38,9 +38,6 @@ class Verdict(str, enum.Enum):
     UNKNOWN = "unknown"  # the interval straddles the floor: more blocks would tell
     INSUFFICIENT = "insufficient"  # too few usable pairs, no spread, or invalid values
 
-    def is_decisive(self) -> bool:
-        return self in (Verdict.IMPROVED, Verdict.REGRESSED, Verdict.SAME)
-
 
 class Outlook(str, enum.Enum):
     KEEP = "keep"
