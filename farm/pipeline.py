@@ -257,10 +257,10 @@ class ExperimentPipeline:
         values = values or ({}, {})
         for block in blocks:
             self.send_event(exp, "measure", f"block {block + 1}")
-            pairs = ((arms[0], first_slot, 0), (arms[1], second_slot, 1))
+            pairs = ((arms[0], first_slot), (arms[1], second_slot))
             order = pairs if block % 2 == 0 else pairs[::-1]
             batch = []
-            for arm, slot, _ in order:
+            for arm, slot in order:
                 batch.extend(self._run_bench(slot, exp, arm, block, required))
             if not required:  # no benchmarks configured: the first run's names decide
                 required = sorted({s.benchmark for s in batch if s.arm == arms[0]})
@@ -299,8 +299,8 @@ class ExperimentPipeline:
             minimum = settings.min_effect if settings and settings.min_effect is not None else acceptance.min_effect
             sd, df, robust = noise.get(name, (math.nan, 0, math.nan))
             higher = bool(settings and settings.direction is Direction.HIGHER)
-            decisions.append(decide_benchmark(name, ref_values[name], cand_values[name],
-                                              effect_floor(minimum, robust, acceptance.noise_k), higher_is_better=higher,
+            floor = effect_floor(minimum, robust, acceptance.noise_k)
+            decisions.append(decide_benchmark(name, ref_values[name], cand_values[name], floor, higher_is_better=higher,
                                               alpha=acceptance.alpha, looks=looks, aa_sd=sd, aa_df=df,
                                               beta=acceptance.beta))
         return decisions
