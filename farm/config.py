@@ -110,26 +110,32 @@ class BenchmarkConfig(Model):
 
 class AcceptanceConfig(Model):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="False-keep rate: each side of a benchmark's repeated "
-                                                         "interval has error alpha over all looks, and a keep is "
-                                                         "tested with Holm across benchmarks at this level.")
-    beta: float = Field(0.2, gt=0, lt=0.5, description="One-sided level of the screening bounds that stop early: "
+                                                         "interval has error alpha over all looks (extension "
+                                                         "included), and a keep is tested with Holm across "
+                                                         "benchmarks at this level.")
+    beta: float = Field(0.3, gt=0, lt=0.5, description="One-sided level of the screening bounds that stop early: "
                                                        "futility (nothing shows a sign of improving beyond its "
-                                                       "floor) and no-regression for a keep. Lower is more careful "
-                                                       "and spends more blocks.")
-    min_effect: float = Field(0.02, ge=0, lt=1, description="Configured minimum effect floor (fraction). The floor "
-                                                            "of a benchmark is max(this, noise_k x its A/A noise).")
-    noise_k: float = Field(1.0, ge=0, description="The effect floor in units of the A/A noise (the standard "
-                                                  "deviation of log ratios of the parent against itself).")
-    aa_blocks: int = Field(8, ge=3, le=200, description="A/A blocks (the parent against itself) each worker runs "
-                                                        "before its first experiment on a parent and for each "
-                                                        "canary.")
-    canary_every: int = Field(8, ge=1, description="Run another A/A canary on a worker after this many "
-                                                   "experiments; its blocks join the worker's noise estimate.")
-    min_blocks: int = Field(3, ge=2, le=1000, description="Blocks before the first look.")
-    max_blocks: int = Field(20, ge=2, le=1000, description="Blocks at the last look; undecided then is a discard.")
-    looks: list[int] | None = Field(None, description="Explicit block counts at which to look (increasing, the "
-                                                      "last is the maximum); default: min_blocks, then about "
-                                                      "25 % more each look, up to max_blocks.")
+                                                       "floor) and a sign of regression that holds a keep back. "
+                                                       "Lower is more careful and spends more blocks.")
+    min_effect: float = Field(0.02, ge=0, lt=1, description="The practical minimum effect (fraction). A "
+                                                            "benchmark's floor is this plus the measured "
+                                                            "build-to-build bias (zero when two builds of the "
+                                                            "same source are byte-identical); it does not grow "
+                                                            "with per-block noise.")
+    aa_blocks: int = Field(8, ge=3, le=200, description="Blocks of each A/A canary: the parent's reference build "
+                                                        "against a second build of the same source. They measure "
+                                                        "the build-to-build bias and check for false positives.")
+    canary_every: int = Field(16, ge=1, description="Run another A/A canary on a worker after this many "
+                                                    "experiments (and before its first one).")
+    min_blocks: int = Field(3, ge=3, le=1000, description="Blocks before the first look.")
+    max_blocks: int = Field(20, ge=3, le=1000, description="Blocks at the last regular look.")
+    looks: list[int] | None = Field(None, description="Explicit block counts of the regular looks (increasing, "
+                                                      "at least 3; the last is the maximum); default: min_blocks, "
+                                                      "then about 25 % more each look, up to max_blocks.")
+    extension_looks: list[int] = Field([25, 30], description="Looks after the last regular one, taken only by an "
+                                                             "experiment whose estimate is beyond its floor while "
+                                                             "its interval is not yet (still narrowing towards a "
+                                                             "keep); the boundary accounts for them. [] for none.")
     rework_tries: int = Field(0, ge=0, description="Guard failures: how many follow-up (rework) patches of the "
                                                    "hypothesis to try before the verdict is guard_fail.")
 
@@ -137,13 +143,15 @@ class AcceptanceConfig(Model):
     def _schedule(self):
         if self.min_blocks > self.max_blocks:
             raise ValueError(f"min_blocks ({self.min_blocks}) is larger than max_blocks ({self.max_blocks})")
-        if self.looks is not None:
-            validate_schedule(self.looks)
+        validate_schedule(self.schedule())
         return self
 
-    def schedule(self) -> tuple[int, ...]:
-        """The block counts at which an experiment looks at its data."""
+    def regular_looks(self) -> tuple[int, ...]:
         return validate_schedule(self.looks) if self.looks else default_schedule(self.min_blocks, self.max_blocks)
+
+    def schedule(self) -> tuple[int, ...]:
+        """Every block count at which an experiment may look at its data, extension included."""
+        return self.regular_looks() + tuple(self.extension_looks)
 
 
 class MergeConfig(Model):

@@ -2,8 +2,9 @@
 
 agent -> commit -> build (stale check) -> guard (-> rework) -> interleaved
 A/B blocks, looking at the data at the scheduled block counts until the
-sequential decision stops -> verdict. Kind.AA runs the parent against itself:
-the noise floor, and a canary for false positives. Ray-free: the worker actor gives it
+sequential decision stops -> verdict. Kind.AA runs the parent's build against
+a second build of the same source: the build-to-build bias for the floor, and
+a canary for false positives. Ray-free: the worker actor gives it
 slots, a CPU pinning and two callbacks (samples, events), so the whole flow
 is testable in a plain process.
 """
@@ -130,23 +131,32 @@ class ExperimentPipeline:
         return (Status.KEEP if outcome.outlook is Outlook.KEEP else Status.DISCARD), reason
 
     def _run_aa(self, a: Assignment, state: dict) -> tuple[Status, str]:
-        """The parent against itself for aa_blocks blocks: its log ratios are the noise; deciding them like an
-        experiment is a canary (a keep here is a false positive)."""
+        """A/A canary: the parent's reference build against a second build of the same source (in the cand
+        slot) for aa_blocks blocks. Its log ratios measure the build-to-build bias (none when the two builds
+        are byte-identical); deciding them like an experiment checks for false positives."""
         ref = self.slots.slot("ref", a.parent_commit)
+        cand = self.slots.slot("cand", a.parent_commit)
         state["ref_fp"] = self._prepare_ref(ref, a)
+        cand.reset(a.parent_commit)
+        state["cand_fp"] = self._build(cand, a.experiment_id, "second build")
+        identical = state["ref_fp"] is not None and state["ref_fp"] == state["cand_fp"]
         blocks = self.config.acceptance.aa_blocks
-        first, second = self._blocks(ref, ref, a.experiment_id, range(blocks), ("ref", "aa"), state)
+        first, second = self._blocks(ref, cand, a.experiment_id, range(blocks), ("ref", "aa"), state)
         logs = tuple((name, tuple(aa_log_ratios(first[name], second[name]).tolist()))
                      for name in sorted(set(first) & set(second)))
         state["aa"] = logs
         decisions = self._decide(first, second, a, (blocks,))
-        outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, looks=(blocks,), final=True)
+        outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, final=True)
         state["decisions"] = outcome.decisions
         noise = ", ".join(f"{name} {math.expm1(robust_noise(values)):.2%}" for name, values in logs)
+        builds = "byte-identical builds" if identical else "the two builds differ"
         called = [d.benchmark for d in outcome.decisions if d.verdict in (Verdict.IMPROVED, Verdict.REGRESSED)]
-        if called:
+        if called and identical:
             return Status.AA_FALSE_POSITIVE, f"the parent was called different from itself: {outcome.reason}"
-        return Status.AA_CLEAN, f"A/A noise per block: {noise}"
+        if called:
+            state["artifacts"] = tuple(("build_bias", name, f"a second build of the same source differs: "
+                                                            f"{outcome.reason}") for name in called)
+        return Status.AA_CLEAN, f"{builds}; A/A noise per block: {noise}"
 
     def _prepare_ref(self, ref: Slot, a: Assignment) -> str | None:
         """Check out and build the parent in the ref slot, once per parent."""
@@ -275,13 +285,16 @@ class ExperimentPipeline:
         """Blocks up to each scheduled look, deciding at each, until the decision stops."""
         acceptance = self.config.acceptance
         looks = acceptance.schedule()
+        regular_last = acceptance.regular_looks()[-1]
         values, done = None, 0
         for look in looks:
             values = self._blocks(ref, cand, a.experiment_id, range(done, look), ("ref", "cand"), state, values)
             done = look
             decisions = self._decide(values[0], values[1], a, looks)
-            outcome = decide_experiment(decisions, alpha=acceptance.alpha, looks=looks, final=look == looks[-1])
-            self.send_event(a.experiment_id, "measure", f"look at {look} blocks: {outcome.outlook.value}")
+            outcome = decide_experiment(decisions, alpha=acceptance.alpha, final=look == looks[-1],
+                                        extend=look == regular_last)
+            self.send_event(a.experiment_id, "measure", f"look at {look} blocks: {outcome.outlook.value}"
+                                                        + (" (extension)" if look > regular_last else ""))
             if outcome.outlook is not Outlook.CONTINUE:
                 break
         state["ref_means"] = tuple((name, math.exp(sum(map(math.log, v)) / len(v)))
@@ -289,18 +302,17 @@ class ExperimentPipeline:
         return outcome
 
     def _decide(self, ref_values: dict, cand_values: dict, a: Assignment, looks) -> list[BenchmarkDecision]:
+        """Each configured benchmark against its floor: min_effect plus the worker's measured build bias."""
         acceptance = self.config.acceptance
-        noise = {name: (sd, df, robust) for name, sd, df, robust in a.noise}
+        bias = dict(a.build_bias)
         decisions = []
         for name in sorted(set(ref_values) & set(cand_values)):
             if self.config.benchmarks and name not in self.config.benchmarks:
                 continue  # printed but not configured: recorded as samples, not decided
             settings = self.config.benchmarks.get(name)
             minimum = settings.min_effect if settings and settings.min_effect is not None else acceptance.min_effect
-            sd, df, robust = noise.get(name, (math.nan, 0, math.nan))
             higher = bool(settings and settings.direction is Direction.HIGHER)
-            floor = effect_floor(minimum, robust, acceptance.noise_k)
+            floor = float(effect_floor(minimum, bias.get(name, 0.0)))
             decisions.append(decide_benchmark(name, ref_values[name], cand_values[name], floor, higher_is_better=higher,
-                                              alpha=acceptance.alpha, looks=looks, aa_sd=sd, aa_df=df,
-                                              beta=acceptance.beta))
+                                              alpha=acceptance.alpha, looks=looks, beta=acceptance.beta))
         return decisions

@@ -33,7 +33,7 @@ class Status(str, enum.Enum):
 class Kind(str, enum.Enum):
     SCREEN = "screen"  # a hypothesis measured against its parent
     MERGE = "merge"  # a kept experiment re-applied on the integration tip and re-measured
-    AA = "aa"  # the parent against itself: the noise floor, and a canary for false positives
+    AA = "aa"  # the parent against a second build of itself: build bias for the floor, false-positive canary
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ class Assignment:
     screened_experiment: str | None = None
     pick_base: str | None = None
     pick_tip: str | None = None
-    # The worker's A/A noise: (benchmark, sd of log ratios, degrees of freedom, robust sd for the floor).
-    noise: tuple[tuple[str, float, int, float], ...] = ()
+    # The worker's measured build-to-build bias per benchmark (log units, counted into the floor).
+    build_bias: tuple[tuple[str, float], ...] = ()
     rebuild_ref: bool = False  # rebuild the parent even if this worker built it before (suspect baseline)
 
 

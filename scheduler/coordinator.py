@@ -27,12 +27,12 @@ from scheduler.cpusets import allocate_cpu_sets
 from scheduler.store_actor import StoreActor
 from scheduler.worker import WorkerActor
 from stats.artifacts import canary_alarm, control_chart, suspect_baseline
-from stats.noise import aa_noise, robust_noise
+from stats.noise import build_bias, robust_noise
 from worktrees import TargetRepo, WorktreeError
 
 MAX_WORKER_RESTARTS = 3
 AA_HYPOTHESIS = Hypothesis(id="aa", strategy="farm", category="canary", agent="aa",
-                           text="A/A: the parent measured against itself (noise floor and false-positive canary)",
+                           text="A/A: the parent against a second build of itself (build bias and false-positive canary)",
                            patch="")
 MEASURED = (Status.KEEP, Status.DISCARD)
 
@@ -117,6 +117,7 @@ class Coordinator:
         # Acceptance state: A/A log ratios per worker and benchmark, canary counts per worker,
         # reference-arm history per (worker, parent, benchmark), screening ratios per parent.
         self.aa_logs: dict[str, dict[str, list[float]]] = {}
+        self.bias_logs: dict[str, dict[str, list[float]]] = {}  # the same, from canaries whose builds differed
         self.reserved: dict[str, Assignment] = {}  # held for a worker while it runs its canary
         self.since_canary: dict[str, int] = {}
         self.canaries: dict[str, list[int]] = {}  # worker -> [canaries, false positives]
@@ -190,7 +191,7 @@ class Coordinator:
 
     def _dispatch(self, worker: _Worker, assignment: Assignment) -> None:
         key = (worker.name, assignment.parent_commit)
-        assignment = replace(assignment, noise=self._noise(worker), rebuild_ref=key in self.rebuild_ref)
+        assignment = replace(assignment, build_bias=self._build_bias(worker), rebuild_ref=key in self.rebuild_ref)
         self.rebuild_ref.discard(key)
         ray.get(self.store.call.remote(
             "start_experiment", assignment.experiment_id, self.campaign, assignment.hypothesis,
@@ -225,11 +226,11 @@ class Coordinator:
         return (worker.name not in self.aa_logs
                 or self.since_canary.get(worker.name, 0) >= self.config.acceptance.canary_every)
 
-    def _noise(self, worker: _Worker) -> tuple[tuple[str, float, int, float], ...]:
-        """The worker's A/A spread per benchmark (log ratios pooled over its canaries; they are relative, so
-        they carry over from parent to parent): sd, its degrees of freedom, and the robust sd for the floor."""
-        return tuple((name, aa_noise(logs), len(logs) - 1, robust_noise(logs))
-                     for name, logs in sorted(self.aa_logs.get(worker.name, {}).items()) if len(logs) >= 3)
+    def _build_bias(self, worker: _Worker) -> tuple[tuple[str, float], ...]:
+        """The worker's build-to-build bias per benchmark, counted into the floor: pooled over its canaries
+        whose two builds differed (none when every second build was byte-identical)."""
+        return tuple((name, float(build_bias(logs)[2]))
+                     for name, logs in sorted(self.bias_logs.get(worker.name, {}).items()) if len(logs) >= 3)
 
     # -- results -----------------------------------------------------------
 
@@ -289,10 +290,14 @@ class Coordinator:
                  f"{' in ' + experiment_id if experiment_id else ''}: {reason}")
 
     def _on_canary(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> None:
-        """(a): pool the A/A log ratios into the worker's noise; alarm on too many false positives."""
-        logs = self.aa_logs.setdefault(worker.name, {})
-        for name, values in result.aa_log_ratios:
-            logs.setdefault(name, []).extend(values)
+        """(a): pool the A/A log ratios (and, when the two builds differed, the build bias); alarm on too many
+        false positives."""
+        identical = result.ref_fingerprint is not None and result.ref_fingerprint == result.cand_fingerprint
+        pools = [self.aa_logs] + ([] if identical else [self.bias_logs])
+        for pool in pools:
+            logs = pool.setdefault(worker.name, {})
+            for name, values in result.aa_log_ratios:
+                logs.setdefault(name, []).extend(values)
         self.since_canary[worker.name] = 0
         counts = self.canaries.setdefault(worker.name, [0, 0])
         counts[0] += 1
@@ -304,11 +309,11 @@ class Coordinator:
 
     def _off_control_chart(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> bool:
         """(b): a reference arm far from its history on this parent and worker voids the verdict."""
-        noise = {name: sd for name, sd, _, _ in assignment.noise}
+        noise = {name: robust_noise(logs) for name, logs in self.aa_logs.get(worker.name, {}).items()}
         flagged = []
         for name, value in result.ref_means:
             history = self.ref_history.setdefault((worker.name, assignment.parent_commit, name), [])
-            reason = control_chart(history, value, min_spread=max(noise.get(name, 0.0), 0.002))
+            reason = control_chart(history, value, min_spread=max(noise.get(name, 0.0) or 0.0, 0.002))
             if reason:
                 flagged.append((name, reason))
             history.append(value)  # the median ignores one outlier but follows a lasting change of the machine

@@ -4,23 +4,26 @@ Public:
     Verdict, Outlook          per-benchmark verdicts; keep | discard | continue
     BenchmarkDecision         one benchmark's ratio, repeated interval and verdict at a look
     ExperimentDecision        outlook, reason and the benchmarks' decisions
-    ratio_interval            geometric-mean ratio of paired values and its repeated interval
+    ratio_interval            trimmed geometric-mean ratio of paired values and its repeated interval
     decide_benchmark          classification against an effect floor
     decide_experiment         keep / discard / continue with Holm across benchmarks
-    default_schedule, nominal_level, pocock_boundary   the group-sequential looks (stats.sequential)
-    noise floors and artifact detectors: stats.noise, stats.artifacts
+    assess, outlooks          the same rules on arrays (many benchmarks or simulated experiments at once)
+    default_schedule, nominal_level   the group-sequential looks (stats.sequential)
+    robust location: stats.robust; floors: stats.noise; artifact detectors: stats.artifacts
 """
 from stats.decision import (
     BenchmarkDecision,
     ExperimentDecision,
     Outlook,
     Verdict,
+    assess,
     decide_benchmark,
     decide_experiment,
-    holm_improved,
+    holm_mask,
+    outlooks,
     ratio_interval,
 )
-from stats.sequential import default_schedule, nominal_level, pocock_boundary
+from stats.sequential import default_schedule, nominal_level
 
-__all__ = ["BenchmarkDecision", "ExperimentDecision", "Outlook", "Verdict", "decide_benchmark", "decide_experiment",
-           "default_schedule", "holm_improved", "nominal_level", "pocock_boundary", "ratio_interval"]
+__all__ = ["BenchmarkDecision", "ExperimentDecision", "Outlook", "Verdict", "assess", "decide_benchmark",
+           "decide_experiment", "default_schedule", "holm_mask", "nominal_level", "outlooks", "ratio_interval"]

@@ -2,10 +2,13 @@
 
 A block gives one reference value r_i and one candidate value c_i measured
 side by side; the statistic is d_i = log(c_i / r_i) (oriented so that < 0 is
-better). The effect is the geometric-mean ratio exp(mean(d)). Its interval
-is a Student-t interval whose critical value comes from a group-sequential
-boundary (stats/sequential.py), so it stays valid however many of the
-scheduled looks the experiment takes: a repeated confidence interval.
+better). The effect is exp(trimmed mean of d): Yuen's 20 % trimmed mean
+(stats/robust.py), so that a few blocks hit by a burst on one arm cannot move
+it. Its interval uses the experiment's own spread only (never the campaign's
+A/A noise: a quiet A/A period would make a noisy experiment look precise) and
+a critical value calibrated by simulation for the whole look schedule
+(stats/sequential.py): a repeated confidence interval, valid however many of
+the scheduled looks the experiment takes.
 
 Per benchmark, with effect floor delta (a fraction, symmetric in log space):
   improved   the whole interval is below 1 / (1 + delta)
@@ -15,9 +18,15 @@ Per benchmark, with effect floor delta (a fraction, symmetric in log space):
   insufficient  fewer than two blocks, zero spread, NaN or non-positive values
 
 Each side of the interval has error alpha across all looks, so a benchmark
-with no real improvement beyond its floor is called improved with
+whose true effect is no better than its floor is called improved with
 probability at most alpha. Across benchmarks, `improved` is tested with Holm's
-step-down procedure, so the keep of an experiment is a family-wise claim.
+step-down procedure on repeated p-values, so the keep of an experiment is a
+family-wise claim.
+
+The core (`assess`, `outlooks`) works on arrays: the last axis of `d` is the
+blocks, the leading axes anything (benchmarks, simulated experiments), so the
+pipeline and bench/decisions.py run the same code. `decide_benchmark` and
+`decide_experiment` wrap it for one experiment with readable reasons.
 """
 from __future__ import annotations
 
@@ -28,7 +37,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats as scipy_stats
 
-from stats.sequential import critical_t, nominal_level, validate_schedule
+from stats.robust import TRIM, trimmed_location
+from stats.sequential import critical_t, marginal_p, repeated_p, validate_schedule
 
 
 class Verdict(str, enum.Enum):
@@ -45,12 +55,18 @@ class Outlook(str, enum.Enum):
     CONTINUE = "continue"  # not decided yet: measure up to the next look
 
 
+VERDICTS = tuple(Verdict)  # array code i <-> VERDICTS[i]
+OUTLOOKS = tuple(Outlook)
+IMPROVED, REGRESSED, SAME, UNKNOWN, INSUFFICIENT = range(5)
+KEEP, DISCARD, CONTINUE = range(3)
+
+
 @dataclass(frozen=True)
 class BenchmarkDecision:
     """One benchmark's comparison. `ratio` is cand/ref oriented so that < 1 is
     better (for higher-is-better benchmarks it is ref/cand); NaN when undefined.
-    `p_improved` is the one-sided p-value of "no improvement beyond the floor"
-    at this look (compare with stats.sequential.nominal_level)."""
+    `p_improved` is the repeated p-value of "no improvement beyond the floor"
+    (compare it with alpha)."""
 
     benchmark: str
     ratio: float
@@ -72,6 +88,93 @@ class ExperimentDecision:
     decisions: tuple[BenchmarkDecision, ...]
 
 
+# -- the array core -----------------------------------------------------------
+
+def assess(d, floor, *, alpha: float, looks, beta: float, trim: float = TRIM) -> dict[str, np.ndarray]:
+    """Classify log ratios `d` (..., blocks) against `floor` (a fraction, broadcast to d.shape[:-1]).
+
+    NaN or infinite values anywhere in a row make it insufficient. Returns
+    arrays over the leading axes, all in log space: centre, low, high (the
+    repeated interval), screen_low, screen_high, p_improved (repeated p-value)
+    and verdict (codes IMPROVED .. INSUFFICIENT).
+    """
+    d = np.asarray(d, dtype=float)
+    looks = validate_schedule(looks)
+    bound = np.log1p(np.broadcast_to(np.asarray(floor, dtype=float), d.shape[:-1]))
+    valid = np.all(np.isfinite(d), axis=-1)
+    centre, se, df = trimmed_location(np.where(np.isfinite(d), d, 0.0), trim)
+    valid &= se > 0
+    se = np.where(valid, se, np.nan)
+    half = critical_t(alpha, looks, df) * se
+    screen = float(scipy_stats.t.isf(beta, df)) * se
+    low, high = centre - half, centre + half
+    verdict = np.full(centre.shape, UNKNOWN)
+    verdict = np.where((low >= -bound) & (high <= bound), SAME, verdict)
+    verdict = np.where(low > bound, REGRESSED, verdict)
+    verdict = np.where(high < -bound, IMPROVED, verdict)
+    verdict = np.where(valid, verdict, INSUFFICIENT)
+    p_improved = repeated_p(np.where(valid, marginal_p((-bound - centre) / se, df), np.nan), looks, trim)
+    return {"centre": centre, "low": low, "high": high, "screen_low": centre - screen,
+            "screen_high": centre + screen, "p_improved": p_improved, "verdict": verdict, "bound": bound}
+
+
+def holm_mask(p_improved, verdict, alpha: float) -> np.ndarray:
+    """Which benchmarks (last axis) keep `improved` after Holm's step-down at family-wise level alpha.
+
+    The i-th smallest repeated p-value of m (i = 0, 1, ...) must be <= alpha / (m - i); testing stops
+    at the first failure. NaN p-values never pass.
+    """
+    p = np.where(np.isnan(p_improved), np.inf, p_improved)
+    m = p.shape[-1]
+    order = np.argsort(p, axis=-1, kind="stable")
+    ordered_p = np.take_along_axis(p, order, axis=-1)
+    ordered_improved = np.take_along_axis(verdict, order, axis=-1) == IMPROVED
+    passes = (ordered_p <= alpha / (m - np.arange(m))) & ordered_improved
+    passes = np.cumprod(passes, axis=-1).astype(bool)
+    mask = np.empty_like(passes)
+    np.put_along_axis(mask, order, passes, axis=-1)
+    return mask
+
+
+def outlooks(a: dict[str, np.ndarray], *, alpha: float, final: bool, extend: bool = False):
+    """Keep / discard / continue per experiment from `assess` output whose last axis is the benchmarks.
+
+    Keep: at least one benchmark improved after Holm, and no benchmark shows a
+    sign of regressing beyond its floor (its one-sided 1 - beta screening lower
+    bound above the floor); at the last look only a proven regression blocks a
+    keep. Discard: a
+    benchmark regressed, or none can still improve (futility: every screening
+    lower bound is above -floor), or the last look came. `extend`: this is the
+    last regular look and extension looks follow; an experiment that is not a
+    keep goes on only while some benchmark's estimate is beyond its floor (an
+    interval still narrowing towards a keep). Futility and the extension rule
+    only ever turn keeps into discards, so they cannot add false keeps.
+    Returns (outlook codes, Holm mask).
+    """
+    verdict = a["verdict"]
+    holm = holm_mask(a["p_improved"], verdict, alpha)
+    regressed = (verdict == REGRESSED).any(axis=-1)
+    insufficient = (verdict == INSUFFICIENT).any(axis=-1)
+    last = final or extend
+    unsafe = np.zeros(regressed.shape, bool) if last else (a["screen_low"] > a["bound"]).any(axis=-1)
+    keep = holm.any(axis=-1) & ~unsafe
+    futile = (a["screen_low"] >= -a["bound"]).all(axis=-1)
+    promising = (a["centre"] < -a["bound"]).any(axis=-1)
+    if final:
+        undecided = DISCARD
+    elif extend:
+        undecided = np.where(promising, CONTINUE, DISCARD)
+    else:
+        undecided = CONTINUE
+    out = np.where(futile, DISCARD, undecided)
+    out = np.where(keep, KEEP, out)
+    out = np.where(insufficient, DISCARD if final else CONTINUE, out)
+    out = np.where(regressed, DISCARD, out)
+    return out, holm
+
+
+# -- one experiment, with reasons ---------------------------------------------
+
 def log_ratios(ref, cand, higher_is_better: bool = False) -> np.ndarray:
     """d_i = log(cand_i / ref_i), negated when higher is better. Raises ValueError on degenerate input."""
     ref = np.asarray(ref, dtype=float)
@@ -86,90 +189,43 @@ def log_ratios(ref, cand, higher_is_better: bool = False) -> np.ndarray:
     return -d if higher_is_better else d
 
 
-def _spread(d: np.ndarray, aa_sd: float, aa_df: int) -> tuple[float, int, bool]:
-    """(standard deviation of d, its degrees of freedom, pooled?); ValueError on zero spread.
-
-    The experiment's own spread is pooled with the worker's A/A spread of the
-    same benchmark (the two estimate the same noise when the change does not
-    make the benchmark noisier). When the experiment is noisier than the A/A
-    blocks, its own spread alone is used, with its own few degrees of freedom.
-    """
-    n = d.size
-    own = float(d.std(ddof=1))
-    if not own > 0:
-        raise ValueError("zero spread: every block gave the same ratio (timer resolution?)")
-    if aa_df >= 1 and math.isfinite(aa_sd) and own <= aa_sd:
-        pooled = math.sqrt(((n - 1) * own ** 2 + aa_df * aa_sd ** 2) / (n - 1 + aa_df))
-        return pooled, n - 1 + aa_df, True
-    return own, n - 1, False
-
-
-def ratio_interval(ref, cand, alpha: float = 0.05, looks=None):
-    """Geometric-mean ratio cand/ref of paired values and its repeated confidence interval.
+def ratio_interval(ref, cand, alpha: float = 0.05, looks=None) -> tuple[float, float, float]:
+    """Trimmed geometric-mean ratio cand/ref of paired values and its repeated confidence interval.
 
     Each side of the interval has error `alpha` over the look schedule `looks`
     (default: a single look at the number of blocks given). Returns
     (ratio, low, high); raises ValueError on degenerate input or zero spread.
     """
     d = log_ratios(ref, cand)
-    sd, df, _ = _spread(d, math.nan, 0)
-    looks = validate_schedule(looks if looks is not None else (d.size,))
-    centre, half = float(d.mean()), critical_t(alpha, looks, df) * sd / math.sqrt(d.size)
-    return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
+    a = assess(d, 0.0, alpha=alpha, looks=looks if looks is not None else (max(d.size, 3),), beta=0.2)
+    if a["verdict"] == INSUFFICIENT:
+        raise ValueError("zero spread: every block gave the same ratio (timer resolution?)")
+    return math.exp(a["centre"]), math.exp(a["low"]), math.exp(a["high"])
 
 
 def decide_benchmark(benchmark: str, ref, cand, effect_floor: float, *, higher_is_better: bool = False,
-                     alpha: float = 0.05, looks=None, aa_sd: float = math.nan, aa_df: int = 0,
-                     beta: float = 0.2) -> BenchmarkDecision:
+                     alpha: float = 0.05, looks=None, beta: float = 0.2) -> BenchmarkDecision:
     """Classify one benchmark at a look (see the module docstring).
 
-    `aa_sd`, `aa_df`: the A/A spread of this benchmark's log ratios on this
-    worker and its degrees of freedom, pooled into the experiment's spread.
+    `looks`: the whole schedule (default: one look at the blocks given).
     `beta`: one-sided level of the screening bounds used for futility and
-    no-regression (see decide_experiment). Never raises on bad data:
-    degenerate input gives Verdict.INSUFFICIENT with the reason in `note`.
+    no-regression (see `outlooks`). Never raises on bad data: degenerate input
+    gives Verdict.INSUFFICIENT with the reason in `note`.
     """
     n = int(np.size(ref))
     nan = math.nan
     try:
         d = log_ratios(ref, cand, higher_is_better)
-        sd, df, pooled = _spread(d, aa_sd, aa_df)
     except ValueError as error:
         return BenchmarkDecision(benchmark, nan, nan, nan, Verdict.INSUFFICIENT, n, effect_floor, note=str(error))
-    looks = validate_schedule(looks if looks is not None else (n,))
-    centre, standard_error = float(d.mean()), sd / math.sqrt(n)
-    half = critical_t(alpha, looks, df) * standard_error
-    screen = float(scipy_stats.t.isf(beta, df)) * standard_error
-    ratio, low, high = math.exp(centre), math.exp(centre - half), math.exp(centre + half)
-    bound = 1.0 + effect_floor
-    if high < 1.0 / bound:
-        verdict = Verdict.IMPROVED
-    elif low > bound:
-        verdict = Verdict.REGRESSED
-    elif low >= 1.0 / bound and high <= bound:
-        verdict = Verdict.SAME
-    else:
-        verdict = Verdict.UNKNOWN
-    p_improved = float(scipy_stats.t.cdf((centre + math.log(bound)) / standard_error, df))
-    return BenchmarkDecision(benchmark, ratio, low, high, verdict, n, effect_floor, p_improved,
-                             math.exp(centre - screen), math.exp(centre + screen),
-                             "spread pooled with A/A blocks" if pooled else "")
-
-
-def holm_improved(decisions, alpha: float, looks) -> set[str]:
-    """Benchmarks whose improvement survives Holm's step-down procedure at family-wise level alpha.
-
-    The i-th smallest p-value (i = 0, 1, ...) of m is tested at the nominal
-    sequential level for alpha / (m - i); testing stops at the first failure.
-    """
-    candidates = sorted((d for d in decisions if not math.isnan(d.p_improved)), key=lambda d: d.p_improved)
-    m = len(candidates)
-    passed = set()
-    for i, d in enumerate(candidates):
-        if d.verdict is not Verdict.IMPROVED or d.p_improved > nominal_level(alpha / (m - i), looks):
-            break
-        passed.add(d.benchmark)
-    return passed
+    a = assess(d, effect_floor, alpha=alpha, looks=looks if looks is not None else (max(n, 3),), beta=beta)
+    verdict = VERDICTS[int(a["verdict"])]
+    if verdict is Verdict.INSUFFICIENT:
+        return BenchmarkDecision(benchmark, nan, nan, nan, verdict, n, effect_floor,
+                                 note="zero spread: the kept blocks all gave the same ratio (timer resolution?)")
+    e = {key: math.exp(float(a[key])) for key in ("centre", "low", "high", "screen_low", "screen_high")}
+    return BenchmarkDecision(benchmark, e["centre"], e["low"], e["high"], verdict, n, effect_floor,
+                             float(a["p_improved"]), e["screen_low"], e["screen_high"])
 
 
 def _describe(d: BenchmarkDecision) -> str:
@@ -178,51 +234,40 @@ def _describe(d: BenchmarkDecision) -> str:
     return f"{d.benchmark} {d.ratio:.3f}x [{d.ci_low:.3f}, {d.ci_high:.3f}] (floor {d.effect_floor:.1%})"
 
 
-def decide_experiment(decisions, *, alpha: float = 0.05, looks=None, final: bool = True) -> ExperimentDecision:
-    """Keep, discard, or measure more, from the benchmarks' decisions at one look.
+def _as_arrays(decisions: list[BenchmarkDecision]) -> dict[str, np.ndarray]:
+    def logs(field):
+        return np.array([math.log(getattr(d, field)) if getattr(d, field) > 0 else math.nan for d in decisions])
+    return {"centre": logs("ratio"), "screen_low": logs("screen_low"), "screen_high": logs("screen_high"),
+            "p_improved": np.array([d.p_improved for d in decisions]),
+            "verdict": np.array([VERDICTS.index(d.verdict) for d in decisions]),
+            "bound": np.log1p(np.array([d.effect_floor for d in decisions]))}
 
-    Keep when at least one benchmark improved (Holm across benchmarks) and no
-    other benchmark shows a sign of regressing beyond its floor (its one-sided
-    1 - beta screening bound is inside the floor; at the last look, that none
-    regressed is enough). Discard as soon as a
-    benchmark regressed, or when no benchmark shows a sign of improving beyond
-    its floor (futility: every screening lower bound is above 1 / (1 + floor)).
-    At the last look (`final`) whatever is not a keep is a discard. Futility
-    only ever turns keeps into discards, so it cannot raise the false-keep
-    rate. `looks` defaults to one look at the blocks measured.
-    """
+
+def decide_experiment(decisions, *, alpha: float = 0.05, final: bool = True,
+                      extend: bool = False) -> ExperimentDecision:
+    """Keep, discard, or measure more, from the benchmarks' decisions at one look (rules: `outlooks`)."""
     decisions = list(decisions)
     if not decisions:
         return ExperimentDecision(Outlook.DISCARD, "no benchmark was measured", ())
-    looks = validate_schedule(looks if looks is not None else (max(2, decisions[0].n_blocks),))
-    improved = holm_improved(decisions, alpha, looks)
-    demoted = [replace(d, verdict=Verdict.UNKNOWN, note=f"not improved after Holm across {len(decisions)} benchmarks")
-               if d.verdict is Verdict.IMPROVED and d.benchmark not in improved else d for d in decisions]
-    decided = tuple(demoted)
-
-    def outcome(outlook: Outlook, reason: str) -> ExperimentDecision:
-        return ExperimentDecision(outlook, reason, decided)
-
+    code, holm = outlooks(_as_arrays(decisions), alpha=alpha, final=final, extend=extend)
+    outlook = OUTLOOKS[int(code)]
+    decided = tuple(replace(d, verdict=Verdict.UNKNOWN, note=f"not improved after Holm across {len(decisions)} "
+                                                               f"benchmarks")
+                    if d.verdict is Verdict.IMPROVED and not passed else d for d, passed in zip(decisions, holm))
     regressed = [d for d in decided if d.verdict is Verdict.REGRESSED]
-    if regressed:
-        return outcome(Outlook.DISCARD, "regressed: " + "; ".join(map(_describe, regressed)))
     insufficient = [d for d in decided if d.verdict is Verdict.INSUFFICIENT]
-    if insufficient:
-        if final:
-            return outcome(Outlook.DISCARD, "insufficient data: " + "; ".join(map(_describe, insufficient)))
-        return outcome(Outlook.CONTINUE, "insufficient data so far")
-    # Before the last look a keep also needs every other benchmark clear of its floor; at the last look the
-    # budget is spent and only a proven regression (handled above) blocks it.
-    unsafe = [] if final else [d for d in decided
-                               if d.benchmark not in improved and d.screen_high > 1.0 + d.effect_floor]
-    if improved and not unsafe:
-        wins = [d for d in decided if d.benchmark in improved]
-        return outcome(Outlook.KEEP, "improved: " + "; ".join(map(_describe, wins)))
-    if all(d.screen_low >= 1.0 / (1.0 + d.effect_floor) for d in decided):
-        best = min(decided, key=lambda d: d.ratio)
-        return outcome(Outlook.DISCARD, f"no benchmark improved beyond its floor; best {_describe(best)}")
-    if not final:
-        return outcome(Outlook.CONTINUE, "undecided")
-    best = min(decided, key=lambda d: d.ratio)
-    return outcome(Outlook.DISCARD, f"no benchmark improved beyond its floor within the block budget; "
-                                    f"best {_describe(best)}")
+    wins = [d for d, passed in zip(decided, holm) if passed]
+    best = min(decided, key=lambda d: d.ratio if d.ratio == d.ratio else math.inf)
+    if outlook is Outlook.KEEP:
+        reason = "improved: " + "; ".join(map(_describe, wins))
+    elif regressed:
+        reason = "regressed: " + "; ".join(map(_describe, regressed))
+    elif insufficient:
+        reason = "insufficient data" + (": " + "; ".join(map(_describe, insufficient)) if final else " so far")
+    elif outlook is Outlook.CONTINUE:
+        reason = "undecided"
+    elif final or extend:
+        reason = f"no benchmark improved beyond its floor within the block budget; best {_describe(best)}"
+    else:
+        reason = f"no benchmark improved beyond its floor; best {_describe(best)}"
+    return ExperimentDecision(outlook, reason, decided)

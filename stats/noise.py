@@ -1,16 +1,32 @@
-"""Noise floors from A/A blocks: the reference build measured against itself.
+"""Effect floors: the configured minimum effect plus the measured build-to-build bias.
 
-An A/A block runs the same build twice, side by side, exactly like an A/B
-block. The spread of its log ratios is the noise a paired comparison on
-this worker and benchmark cannot see through; an effect smaller than a few
-times that is not worth keeping even when an interval says it is real
-(layout and frequency effects move such small numbers between builds).
+The floor is what a change must beat to be worth keeping, and it does not
+grow with per-block noise: noise is the interval's job, and the interval
+narrows with more blocks. What the floor adds to the configured minimum is
+a systematic shift that more blocks cannot remove: two builds of the same
+source can run at different speeds (link order, code alignment, embedded
+paths), so a candidate's build may differ from the reference by that much
+with no change in the code.
+
+The bias is measured by an A/A canary between two builds of the parent (the
+worker's reference build and a second build in its candidate slot). Its
+estimate is the trimmed mean of the canary's log ratios (stats/robust.py),
+with a standard error; the canaries of a worker are pooled, so the error
+shrinks as the campaign goes. When the two builds are byte-identical (the
+usual case for a deterministic toolchain, and always for interpreted code)
+there is no build-to-build bias and the floor is the configured minimum.
+When they differ, the floor counts |estimate| + one standard error: a
+systematic shift then cannot slip under the floor (bench/decisions.py,
+null_build_offset), at the price of a floor that is one A/A standard error
+higher for builds that are not reproducible.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+from stats.robust import TRIM, trimmed_location
 
 
 def aa_log_ratios(first, second) -> np.ndarray:
@@ -23,23 +39,30 @@ def aa_log_ratios(first, second) -> np.ndarray:
     return np.log(second[usable]) - np.log(first[usable])
 
 
-def aa_noise(logs) -> float:
-    """Standard deviation of A/A log ratios (pooled into the experiment's spread); NaN with fewer than 3."""
-    logs = np.asarray(logs, dtype=float)
-    return float(np.std(logs, ddof=1)) if logs.size >= 3 else math.nan
-
-
 def robust_noise(logs) -> float:
-    """1.4826 x the median absolute deviation of A/A log ratios: the spread without the pull of a single
-    disturbed block (one spike would otherwise set the floor for the whole campaign); NaN with fewer than 3."""
+    """1.4826 x the median absolute deviation of A/A log ratios: the per-block spread without the pull of a
+    single disturbed block (for reports and the control chart, never for the floor); NaN with fewer than 3."""
     logs = np.asarray(logs, dtype=float)
     if logs.size < 3:
         return math.nan
     return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
 
 
-def effect_floor(min_effect: float, noise: float, k: float) -> float:
-    """max(min_effect, k x noise) as a fraction (noise is in log units); min_effect when noise is unknown."""
-    if not math.isfinite(noise) or noise <= 0:
-        return min_effect
-    return max(min_effect, math.expm1(k * noise))
+def build_bias(logs, trim: float = TRIM):
+    """(estimate, standard error, counted) of the build-to-build shift, in log units, over the last axis.
+
+    `counted` = |estimate| + standard error: what the floor adds for two builds that are not
+    byte-identical. Fewer than 3 usable blocks: estimate and se NaN, counted 0.
+    """
+    logs = np.asarray(logs, dtype=float)
+    if logs.shape[-1] < 3:
+        nan = np.full(logs.shape[:-1], math.nan)
+        return nan, nan, np.zeros(logs.shape[:-1])
+    centre, se, _ = trimmed_location(logs, trim)
+    counted = np.abs(centre) + se
+    return centre, se, counted
+
+
+def effect_floor(min_effect, bias_counted=0.0):
+    """The floor as a fraction: (1 + min_effect) x exp(counted bias) - 1."""
+    return np.expm1(np.log1p(min_effect) + np.asarray(bias_counted, dtype=float))

@@ -30,7 +30,8 @@ def write(tmp_path, text) -> pathlib.Path:
 
 def test_minimal_config_loads_with_defaults(tmp_path):
     config = load_config(write(tmp_path, MINIMAL))
-    assert config.acceptance.schedule() == (3, 4, 5, 7, 9, 12, 15, 20) and config.merge.remeasure is True
+    assert config.acceptance.schedule() == (3, 4, 5, 7, 9, 12, 15, 20, 25, 30) and config.merge.remeasure is True
+    assert config.acceptance.regular_looks()[-1] == 20
     assert config.resolve("h1.patch") == tmp_path / "h1.patch"
 
 

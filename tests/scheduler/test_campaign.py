@@ -120,8 +120,8 @@ def test_a_reference_off_its_control_chart_voids_the_verdict_and_is_measured_aga
                                                            f"N = 400000  # h{i}"))} for i in range(1, 8)]
     data = config_dict(repo, hypotheses, workers={"count": 1}, merge={"enabled": False})
     data["phases"]["bench"]["command"] = f"REF_COUNTER={tmp_path / 'count'} python prog.py"
-    data["acceptance"] = {"aa_blocks": 3, "min_blocks": 3, "max_blocks": 3, "canary_every": 100,
-                          "min_effect": 0.05}
+    data["acceptance"] = {"aa_blocks": 3, "min_blocks": 3, "max_blocks": 3, "extension_looks": [],
+                          "canary_every": 100, "min_effect": 0.05}
     run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb",
                  echo=lambda line: None)
     con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)

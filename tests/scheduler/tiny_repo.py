@@ -47,7 +47,7 @@ def config_dict(repo: pathlib.Path, hypotheses: list[dict], **extra) -> dict:
         "phases": {"build": {"command": "true"}, "guard": {"command": "bash guard.sh", "timeout": 30},
                    "bench": {"command": "python prog.py", "timeout": 60}},
         "protected_paths": ["guard.sh"],
-        "acceptance": {"aa_blocks": 3, "min_blocks": 3, "max_blocks": 4, "min_effect": 0.05},
+        "acceptance": {"aa_blocks": 3, "min_blocks": 3, "max_blocks": 4, "extension_looks": [], "min_effect": 0.05},
         "strategies": [{"name": "s", "hypotheses": hypotheses}],
         **extra,
     }

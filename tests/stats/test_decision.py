@@ -8,23 +8,19 @@ from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 from stats import Outlook, Verdict, decide_benchmark, decide_experiment, ratio_interval
-from stats.decision import holm_improved
+from stats.decision import holm_mask
+from stats.robust import trimmed_location
+from stats.sequential import nominal_level, repeated_p
 
 
-def test_ratio_is_geometric_mean_of_pair_ratios():
-    ref = [1.0, 2.0, 4.0]
-    cand = [0.5, 1.0, 4.0]  # ratios 0.5, 0.5, 1.0
-    ratio, low, high = ratio_interval(ref, cand)
-    assert math.isclose(ratio, (0.5 * 0.5 * 1.0) ** (1 / 3))
-    assert low <= ratio <= high
-
-
-def test_single_look_interval_is_the_one_sided_t_interval():
-    d = np.array([-0.05, -0.02, -0.04, -0.01, -0.03])
-    ratio, low, high = ratio_interval(np.ones(5), np.exp(d), alpha=0.05)
-    half = scipy_stats.t.isf(0.05, 4) * d.std(ddof=1) / math.sqrt(5)
-    assert math.isclose(math.log(high), d.mean() + half, rel_tol=1e-9)
-    assert math.isclose(math.log(low), d.mean() - half, rel_tol=1e-9)
+def test_ratio_is_the_trimmed_geometric_mean_and_the_interval_its_calibrated_t_interval():
+    d = np.array([-0.05, -0.02, -0.04, -0.01, -0.03, -0.35, -0.02, -0.04, -0.03, 0.30])
+    ratio, low, high = ratio_interval(np.ones(10), np.exp(d), alpha=0.05)
+    centre, se, df = trimmed_location(d)
+    assert math.isclose(ratio, math.exp(scipy_stats.trim_mean(d, 0.2)), rel_tol=1e-12)
+    half = scipy_stats.t.isf(nominal_level(0.05, (10,)), df) * se
+    assert math.isclose(math.log(high), centre + half, rel_tol=1e-9)
+    assert math.isclose(math.log(low), centre - half, rel_tol=1e-9)
 
 
 def test_more_looks_widen_the_interval():
@@ -34,12 +30,12 @@ def test_more_looks_widen_the_interval():
     assert low3 < low1 and high3 > high1
 
 
-def test_p_improved_is_the_t_test_against_the_floor():
-    ref = np.ones(6)
+def test_p_improved_is_the_repeated_p_value_of_the_trimmed_t_statistic_against_the_floor():
     d = np.array([-0.05, -0.03, -0.06, -0.02, -0.04, -0.05])
-    decision = decide_benchmark("b", ref, np.exp(d), 0.02)
-    t = (d.mean() + math.log(1.02)) / (d.std(ddof=1) / math.sqrt(6))
-    assert math.isclose(decision.p_improved, scipy_stats.t.cdf(t, 5), rel_tol=1e-9)
+    decision = decide_benchmark("b", np.ones(6), np.exp(d), 0.02, looks=(3, 6, 9))
+    centre, se, df = trimmed_location(d)
+    t = (-math.log(1.02) - centre) / se
+    assert math.isclose(decision.p_improved, float(repeated_p(scipy_stats.t.sf(t, df), (3, 6, 9))), rel_tol=1e-9)
 
 
 def test_clear_improvement_regression_and_same():
@@ -58,14 +54,22 @@ def test_noisy_small_effect_is_unknown():
     assert decide_benchmark("b", ref, cand, 0.02).verdict is Verdict.UNKNOWN
 
 
-def test_aa_spread_is_pooled_unless_the_experiment_is_noisier():
-    ref = np.ones(3)
-    cand = np.exp(np.array([-0.10, -0.08, -0.12]))  # own sd 0.02 on 2 degrees of freedom
-    alone = decide_benchmark("b", ref, cand, 0.02)
-    pooled = decide_benchmark("b", ref, cand, 0.02, aa_sd=0.03, aa_df=9)
-    assert pooled.note == "spread pooled with A/A blocks" and pooled.ci_high < alone.ci_high
-    quieter_aa = decide_benchmark("b", ref, cand, 0.02, aa_sd=0.01, aa_df=9)
-    assert quieter_aa.note == "" and math.isclose(quieter_aa.ci_high, alone.ci_high)
+def test_the_experiments_own_spread_decides_never_a_quieter_a_a_period():
+    """No pooling pre-test: the same blocks give the same interval whatever the campaign measured before."""
+    cand = np.exp(np.array([-0.10, -0.08, -0.12, -0.30, -0.09]))
+    first = decide_benchmark("b", np.ones(5), cand, 0.02)
+    assert "aa_sd" not in decide_benchmark.__code__.co_varnames
+    assert first == decide_benchmark("b", np.ones(5), cand, 0.02)
+
+
+def test_a_burst_on_one_arm_does_not_turn_a_clear_win_into_a_discard():
+    """A 26 % win in 9 blocks on a noisy machine, one block hit by a 40 % spike on the candidate arm:
+    the trimmed interval still keeps it (the plain mean would not be below the floor's boundary)."""
+    rng = np.random.default_rng(8)
+    d = np.log(0.74) + 0.08 * rng.standard_normal(9)
+    d[4] += np.log(1.4)
+    decision = decide_benchmark("b", np.ones(9), np.exp(d), 0.02, looks=(3, 4, 5, 7, 9))
+    assert decision.verdict is Verdict.IMPROVED and 0.68 < decision.ratio < 0.80
 
 
 def test_higher_is_better_inverts_the_orientation():
@@ -97,7 +101,8 @@ def test_experiment_keep_needs_one_improved_and_no_sign_of_regression():
     fast = _decision("a", [0.50, 0.51, 0.49, 0.50])
     slow = _decision("b", [2.0, 2.02, 1.98, 2.0])
     same = _decision("c", [1.0, 1.001, 0.999, 1.0])
-    unclear = _decision("d", [1.0, 1.2, 0.9, 1.1])
+    unclear = _decision("d", [1.10, 1.2, 1.0, 1.12])  # a sign of regressing, not proven
+    assert unclear.verdict is Verdict.UNKNOWN
     assert decide_experiment([fast, same]).outlook is Outlook.KEEP
     outcome = decide_experiment([fast, slow])
     assert outcome.outlook is Outlook.DISCARD and "regressed" in outcome.reason and "b" in outcome.reason
@@ -111,7 +116,7 @@ def test_experiment_keep_needs_one_improved_and_no_sign_of_regression():
 
 def test_futility_stops_before_the_last_look():
     same = _decision("c", [1.0, 1.001, 0.999, 1.0, 1.0005], looks=(3, 5, 10))
-    assert decide_experiment([same], looks=(3, 5, 10), final=False).outlook is Outlook.DISCARD
+    assert decide_experiment([same], final=False).outlook is Outlook.DISCARD
 
 
 @pytest.mark.parametrize("p_values, expected", [((0.01, 0.04), {"a", "b"}), ((0.03, 0.04), set()),
@@ -119,51 +124,35 @@ def test_futility_stops_before_the_last_look():
 def test_holm_step_down_known_answers(p_values, expected):
     base = _decision("x", [0.9, 0.91, 0.89, 0.9, 0.905])  # improved, single look at 5 blocks: level = alpha
     decisions = [replace(base, benchmark=name, p_improved=p) for name, p in zip("ab", p_values)]
-    assert holm_improved(decisions, 0.05, (5,)) == expected
-    kept = decide_experiment(decisions, alpha=0.05, looks=(5,))
+    mask = holm_mask(np.array([d.p_improved for d in decisions]), np.zeros(2, int), 0.05)
+    assert {name for name, passed in zip("ab", mask) if passed} == expected
+    kept = decide_experiment(decisions, alpha=0.05)
     demoted = {d.benchmark for d in kept.decisions if d.verdict is Verdict.UNKNOWN}
     assert demoted == {"a", "b"} - expected
 
 
 positive = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False)
-pairs = st.lists(st.tuples(positive, positive), min_size=2, max_size=12)
-
-
-def _spread_ok(ref, cand):
-    d = np.log(cand) - np.log(ref)
-    return d.std(ddof=1) > 1e-9
+pairs = st.lists(st.tuples(positive, positive), min_size=3, max_size=12)
 
 
 @settings(max_examples=60, deadline=None)
 @given(pairs, st.floats(min_value=1e-2, max_value=1e2))
-def test_scaling_both_arms_leaves_the_ratio_unchanged(data, factor):
+def test_scaling_both_arms_leaves_the_decision_unchanged(data, factor):
     ref, cand = map(np.array, zip(*data))
-    assume(_spread_ok(ref, cand))
-    a = ratio_interval(ref, cand)
-    b = ratio_interval(ref * factor, cand * factor)
-    assert np.allclose(a, b, rtol=1e-9)
-
-
-@settings(max_examples=60, deadline=None)
-@given(pairs)
-def test_swapping_arms_inverts_the_ratio_and_interval(data):
-    ref, cand = map(np.array, zip(*data))
-    assume(_spread_ok(ref, cand))
-    ratio, low, high = ratio_interval(ref, cand)
-    ratio2, low2, high2 = ratio_interval(cand, ref)
-    assert math.isclose(ratio2, 1 / ratio, rel_tol=1e-9)
-    assert math.isclose(low2, 1 / high, rel_tol=1e-6) and math.isclose(high2, 1 / low, rel_tol=1e-6)
+    a = decide_benchmark("b", ref, cand, 0.02)
+    b = decide_benchmark("b", ref * factor, cand * factor, 0.02)
+    assert a.verdict is b.verdict
+    if a.verdict is not Verdict.INSUFFICIENT:
+        assert np.allclose([a.ratio, a.ci_low, a.ci_high], [b.ratio, b.ci_low, b.ci_high], rtol=1e-9)
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.floats(min_value=-0.05, max_value=0.05), min_size=2, max_size=10),
-       st.integers(min_value=1, max_value=20), st.floats(min_value=0.005, max_value=0.1))
-def test_identical_pairs_never_flip_same_to_improved(logs, extra, floor):
+@given(st.lists(st.floats(min_value=-0.05, max_value=0.05), min_size=3, max_size=10),
+       st.floats(min_value=0.005, max_value=0.1))
+def test_improved_needs_the_trimmed_interval_beyond_the_floor(logs, floor):
+    """The verdict follows the interval exactly: improved iff its upper end is below 1 / (1 + floor)."""
     logs = np.array(logs)
-    assume(logs.std(ddof=1) > 1e-6)
-    before = decide_benchmark("b", np.ones(logs.size), np.exp(logs), floor)
-    assume(before.verdict is Verdict.SAME)
-    grown = np.concatenate([logs, np.zeros(extra)])
-    after = decide_benchmark("b", np.ones(grown.size), np.exp(grown), floor)
-    assert after.verdict is not Verdict.IMPROVED
-    assert decide_experiment([after]).outlook is not Outlook.KEEP
+    decision = decide_benchmark("b", np.ones(logs.size), np.exp(logs), floor)
+    assume(decision.verdict is not Verdict.INSUFFICIENT)
+    assert (decision.verdict is Verdict.IMPROVED) == (decision.ci_high < 1 / (1 + floor))
+    assert (decision.verdict is Verdict.REGRESSED) == (decision.ci_low > 1 + floor)

@@ -4,28 +4,35 @@ import numpy as np
 import pytest
 
 from stats.artifacts import canary_alarm, control_chart, stale_build, suspect_baseline
-from stats.noise import aa_log_ratios, aa_noise, effect_floor, robust_noise
+from stats.noise import aa_log_ratios, build_bias, effect_floor, robust_noise
 
 
-def test_aa_noise_is_the_sd_of_usable_log_ratios():
+def test_aa_log_ratios_drop_unusable_blocks():
     logs = aa_log_ratios([1.0, 1.0, 1.0, 1.0, 2.0, 0.0], np.exp([0.01, -0.01, 0.02, -0.02, float("nan"), 0.0]))
     assert logs == pytest.approx([0.01, -0.01, 0.02, -0.02])  # NaN and non-positive blocks are dropped
-    assert aa_noise(logs) == pytest.approx(np.std([0.01, -0.01, 0.02, -0.02], ddof=1))
-    assert math.isnan(aa_noise([0.0, 0.1]))
 
 
 def test_robust_noise_ignores_one_disturbed_block():
     quiet = [0.01, -0.01, 0.02, -0.02, 0.0, 0.01]
     spiked = quiet[:-1] + [0.35]
     assert robust_noise(spiked) < 2 * robust_noise(quiet)
-    assert aa_noise(spiked) > 5 * aa_noise(quiet)
     assert math.isnan(robust_noise([0.1, 0.2]))
 
 
-def test_effect_floor_is_the_larger_of_minimum_and_k_noise():
-    assert effect_floor(0.01, 0.02, 2.0) == pytest.approx(math.expm1(0.04))
-    assert effect_floor(0.05, 0.02, 1.0) == 0.05
-    assert effect_floor(0.03, math.nan, 1.0) == 0.03
+def test_build_bias_counts_the_shift_plus_one_standard_error():
+    logs = np.array([-0.031, -0.029, -0.030, -0.032, -0.028, -0.030, -0.031, -0.029])
+    estimate, se, counted = build_bias(logs)
+    assert estimate == pytest.approx(-0.030, abs=5e-4)
+    assert counted == pytest.approx(abs(estimate) + se)
+    assert se < 0.001
+    assert build_bias([0.1, 0.2])[2] == 0.0  # too few blocks to say anything
+
+
+def test_the_floor_is_the_minimum_plus_the_bias_and_does_not_scale_with_noise():
+    assert effect_floor(0.02) == pytest.approx(0.02)
+    assert effect_floor(0.02, math.log(1.03)) == pytest.approx(1.02 * 1.03 - 1)
+    # identical builds count no bias, however noisy the A/A blocks were: the floor is the configured minimum
+    assert effect_floor(0.02, 0.0) == pytest.approx(0.02)
 
 
 def test_canary_alarm_fires_only_beyond_chance():
