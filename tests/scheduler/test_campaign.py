@@ -93,15 +93,15 @@ def test_a_build_that_does_not_rebuild_is_stale_build_with_an_artifact_row(local
 SLOW_REF_PROG = '''\
 import json, os, pathlib, time
 
-# Counts the runs in the worker's reference slot; runs 22-24 (the sixth experiment's reference arm, after
-# 6 A/A runs and five experiments of 3 blocks) are three times slower: a machine hiccup that hits only the
+# Counts the runs in the worker's reference slot; runs 19-21 (the sixth experiment's reference arm, after
+# the canary's 3 reference runs and five experiments of 3 blocks) are three times slower: a machine hiccup that hits only the
 # reference arm of one experiment.
 N = 400000
 counter = pathlib.Path(os.environ["REF_COUNTER"])
 if pathlib.Path.cwd().name == "ref":
     count = int(counter.read_text()) + 1 if counter.exists() else 1
     counter.write_text(str(count))
-    if 21 < count <= 24:
+    if 18 < count <= 21:
         N *= 3
 start = time.perf_counter()
 total = 0
