@@ -278,7 +278,7 @@ def run(settings: Settings, experiments: int, null_experiments: int, seed: int) 
     return out
 
 
-def equal_error_comparison(settings: Settings, results: dict, experiments: int, seed: int) -> list[dict]:
+def equal_error_comparison(settings: Settings, results: dict, seed: int) -> list[dict]:
     """Per win scenario (and the mix): the fewest blocks with which the fixed-n rule (same statistic and
     floor, error alpha at the floor) has at least the farm's power, less 0.01 (near a power of 1,
     Monte-Carlo noise would otherwise decide the match); blocks saved = 1 - farm blocks / fixed blocks."""
@@ -291,7 +291,7 @@ def equal_error_comparison(settings: Settings, results: dict, experiments: int, 
         row = {"scenario": sc.name, "farm_power": farm["power"], "farm_mean_blocks": farm["mean_blocks"],
                "fixed_blocks_for_equal_power": None, "fixed_power": None, "blocks_saved": None}
         for n in range(3, 61):
-            keep, truth, _ = fixed_rule(Simulator(settings, seed + 1000 * i + 7), sc, experiments, n)
+            keep, truth, _ = fixed_rule(Simulator(settings, seed + 1000 * i + 7), sc, farm["experiments"], n)
             power = float(keep[truth == "better"].mean())
             if power >= target:
                 row.update(fixed_blocks_for_equal_power=n, fixed_power=power, blocks_saved=1 - farm["mean_blocks"] / n)
@@ -359,7 +359,7 @@ def main(argv=None) -> int:
     settings = Settings()
     started = time.time()
     results = run(settings, args.experiments, args.null_experiments, args.seed)
-    comparison = equal_error_comparison(settings, results, args.experiments, args.seed)
+    comparison = equal_error_comparison(settings, results, args.seed)
     results["settings"] = {k: v for k, v in settings.__dict__.items() if k != "looks"} | {
         "experiments": args.experiments, "null_experiments": args.null_experiments, "seed": args.seed,
         "looks": list(settings.schedule())}
