@@ -292,7 +292,7 @@ class Coordinator:
     def _on_canary(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> None:
         """(a): pool the A/A log ratios (and, when the two builds differed, the build bias); alarm on too many
         false positives."""
-        identical = result.ref_fingerprint is not None and result.ref_fingerprint == result.cand_fingerprint
+        identical = result.ref_fingerprint == result.cand_fingerprint  # both None: no built artefacts
         pools = [self.aa_logs] + ([] if identical else [self.bias_logs])
         for pool in pools:
             logs = pool.setdefault(worker.name, {})
