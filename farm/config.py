@@ -133,9 +133,10 @@ class AcceptanceConfig(Model):
                                                       "at least 3; the last is the maximum); default: min_blocks, "
                                                       "then about 25 % more each look, up to max_blocks.")
     extension_looks: list[int] = Field([25, 30], description="Looks after the last regular one, taken only by an "
-                                                             "experiment whose estimate is beyond its floor while "
-                                                             "its interval is not yet (still narrowing towards a "
-                                                             "keep); the boundary accounts for them. [] for none.")
+                                                             "experiment with a one-sided 1 - beta sign of "
+                                                             "improving beyond its floor whose interval is not "
+                                                             "there yet; the boundary accounts for them. [] for "
+                                                             "none.")
     rework_tries: int = Field(0, ge=0, description="Guard failures: how many follow-up (rework) patches of the "
                                                    "hypothesis to try before the verdict is guard_fail.")
 

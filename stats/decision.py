@@ -146,8 +146,10 @@ def outlooks(a: dict[str, np.ndarray], *, alpha: float, final: bool, extend: boo
     benchmark regressed, or none can still improve (futility: every screening
     lower bound is above -floor), or the last look came. `extend`: this is the
     last regular look and extension looks follow; an experiment that is not a
-    keep goes on only while some benchmark's estimate is beyond its floor (an
-    interval still narrowing towards a keep). Futility and the extension rule
+    keep goes on only while some benchmark shows a one-sided 1 - beta sign of
+    improving beyond its floor (an interval still narrowing towards a keep; a
+    bare estimate beyond the floor would send one null in several benchmarks
+    into the extension). Futility and the extension rule
     only ever turn keeps into discards, so they cannot add false keeps.
     Returns (outlook codes, Holm mask).
     """
@@ -159,7 +161,7 @@ def outlooks(a: dict[str, np.ndarray], *, alpha: float, final: bool, extend: boo
     unsafe = np.zeros(regressed.shape, bool) if last else (a["screen_low"] > a["bound"]).any(axis=-1)
     keep = holm.any(axis=-1) & ~unsafe
     futile = (a["screen_low"] >= -a["bound"]).all(axis=-1)
-    promising = (a["centre"] < -a["bound"]).any(axis=-1)
+    promising = (a["screen_high"] < -a["bound"]).any(axis=-1)
     if final:
         undecided = DISCARD
     elif extend:

@@ -156,3 +156,14 @@ def test_improved_needs_the_trimmed_interval_beyond_the_floor(logs, floor):
     assume(decision.verdict is not Verdict.INSUFFICIENT)
     assert (decision.verdict is Verdict.IMPROVED) == (decision.ci_high < 1 / (1 + floor))
     assert (decision.verdict is Verdict.REGRESSED) == (decision.ci_low > 1 + floor)
+
+
+def test_the_extension_is_only_for_an_interval_still_narrowing_towards_a_keep():
+    looks = (3, 5, 8, 12)
+    narrowing = _decision("a", [0.90, 0.97, 0.88, 0.99, 0.91], looks=looks)  # a sign of a win, not proven yet
+    assert narrowing.verdict is Verdict.UNKNOWN and narrowing.screen_high < 1 / 1.02
+    flat = _decision("a", [0.99, 1.03, 0.96, 1.02, 0.98], looks=looks)
+    assert decide_experiment([narrowing], final=False, extend=True).outlook is Outlook.CONTINUE
+    assert decide_experiment([flat], final=False, extend=True).outlook is Outlook.DISCARD
+    outcome = decide_experiment([narrowing], final=True)
+    assert outcome.outlook is Outlook.DISCARD and "block budget" in outcome.reason
