@@ -29,7 +29,7 @@ from stats.robust import TRIM, trimmed_location
 
 CALIBRATION_PATHS = 400_000  # Monte-Carlo error of the calibrated level at alpha 0.05: about 0.0003
 CALIBRATION_SEED = 20_261_123  # fixed: the same boundary on every machine and in every process
-_CHUNK = 50_000
+_CHUNK_VALUES = 1_000_000  # simulated log ratios held at once (8 MB)
 
 
 def validate_schedule(looks) -> tuple[int, ...]:
@@ -58,8 +58,9 @@ def null_min_p(looks: tuple[int, ...], trim: float = TRIM) -> np.ndarray:
     looks = validate_schedule(looks)
     rng = np.random.default_rng(CALIBRATION_SEED)
     minima = []
-    for start in range(0, CALIBRATION_PATHS, _CHUNK):
-        d = rng.standard_normal((min(_CHUNK, CALIBRATION_PATHS - start), looks[-1]))
+    chunk = max(_CHUNK_VALUES // looks[-1], 1_000)
+    for start in range(0, CALIBRATION_PATHS, chunk):
+        d = rng.standard_normal((min(chunk, CALIBRATION_PATHS - start), looks[-1]))
         smallest = np.ones(d.shape[0])
         for n in looks:
             centre, se, df = trimmed_location(d[:, :n], trim)
