@@ -144,7 +144,7 @@ def _default_db(db: str | None) -> pathlib.Path:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def query(sql, db, fmt):
     """Run SQL on a campaign store (opened read-only). Tables: campaigns, strategies,
-    hypotheses, experiments, samples, decisions, merges, artifacts, events."""
+    hypotheses, experiments, samples, blocks, decisions, merges, artifacts, events."""
     import duckdb
 
     con = open_readonly(_default_db(db))

@@ -29,6 +29,12 @@ class Direction(str, enum.Enum):
     HIGHER = "higher"
 
 
+class MeasurementMode(str, enum.Enum):
+    EXCLUSIVE = "exclusive"
+    PARALLEL = "parallel"
+    AUTO = "auto"
+
+
 class TargetConfig(Model):
     repo: str | None = Field(None, description="Path of the git repository to optimise. Give this or `fixture`.")
     fixture: bool = Field(False, description="Use the bundled cpp_fixture library: the farm materialises it as a "
@@ -59,6 +65,15 @@ class WorkersConfig(Model):
             if len(flat) != len(set(flat)):
                 raise ValueError("CPU sets must be disjoint")
         return sets
+
+
+class MeasurementConfig(Model):
+    mode: MeasurementMode = Field(MeasurementMode.AUTO, description=(
+        "`exclusive`: the workers of one node never measure at the same time, and no build or guard runs on the "
+        "node while one of them measures (a block holds the node's measurement lock exclusively, builds and "
+        "guards hold it shared). `parallel`: every worker measures whenever it is ready. `auto`: exclusive "
+        "when the worker CPU sets leave no CPU spare for the farm's own processes or the node has fewer than 4 "
+        "CPUs, else parallel."))
 
 
 class PhaseConfig(Model):
@@ -195,6 +210,8 @@ class CampaignConfig(Model):
                                                   "default .farm/<campaign> under the current directory.")
     db: str | None = Field(None, description="DuckDB file; default <workdir>/farm.duckdb.")
     workers: WorkersConfig = Field(default_factory=WorkersConfig, description="Worker actors and their CPU sets.")
+    measurement: MeasurementConfig = Field(default_factory=MeasurementConfig, description="Whether the workers "
+                                           "of a node measure one at a time.")
     phases: PhasesConfig = Field(description="Commands run in each checkout.")
     benchmarks: dict[str, BenchmarkConfig] = Field(default_factory=dict, description="Benchmarks that decide; "
                                                    "default: every benchmark the bench command prints, lower is "

@@ -4,12 +4,16 @@ agent -> commit -> build (stale check) -> guard (-> rework) -> interleaved
 A/B blocks, looking at the data at the scheduled block counts until the
 sequential decision stops -> verdict. Kind.AA runs the parent's build against
 a second build of the same source: the build-to-build bias for the floor, and
-a canary for false positives. Ray-free: the worker actor gives it
-slots, a CPU pinning and two callbacks (samples, events), so the whole flow
-is testable in a plain process.
+a canary for false positives. Builds and guards hold the node's measurement
+lock shared, each block holds it exclusively (a no-op when the node measures
+in parallel); the worker's phase goes on the node's phase board, and each
+block is sent with the node's state while it ran. Ray-free: the worker actor
+gives it slots, a CPU pinning, the lock, the board and two callbacks (blocks
+with their samples, events), so the whole flow is testable in a plain process.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import hashlib
@@ -18,20 +22,23 @@ import os
 import pathlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from farm.config import CampaignConfig, Direction
 from farm.errors import PhaseError, PhaseTimeout, ProtocolError
+from farm.measurement_lock import MeasurementLock
+from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
 from farm.protocol import parse_output
-from farm.records import Assignment, ExperimentResult, Kind, Sample, Status
+from farm.records import Assignment, Block, ExperimentResult, Kind, Sample, Status
 from farm.runner import Pinning, run_command
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
 from stats.noise import aa_log_ratios, effect_floor, robust_noise
 from worktrees import ApplyError, Slot, SlotPool
 
-SampleSink = Callable[[list[Sample]], None]
+BlockSink = Callable[[Block, list[Sample]], None]  # one block and its samples: one batch for the store
 EventSink = Callable[[str, str, str], None]  # (experiment_id, kind, message)
+LOCK_EVENT_SECONDS = 0.01  # waits for the measurement lock at least this long go into the event log
 
 
 class Outcome(Exception):
@@ -68,13 +75,16 @@ class ExperimentPipeline:
     """Runs assignments in one worker's `ref` and `cand` slots."""
 
     def __init__(self, config: CampaignConfig, slots: SlotPool, pinning: Pinning, worker: str,
-                 log_root: pathlib.Path, send_samples: SampleSink, send_event: EventSink):
+                 log_root: pathlib.Path, lock: MeasurementLock, board: PhaseBoard, send_block: BlockSink,
+                 send_event: EventSink):
         self.config = config
         self.slots = slots
         self.pinning = pinning
         self.worker = worker
         self.log_root = pathlib.Path(log_root)
-        self.send_samples = send_samples
+        self.lock = lock
+        self.board = board
+        self.send_block = send_block
         self.send_event = send_event
         self._ref_built: tuple[str, str | None] | None = None  # (commit, fingerprint) of the built ref slot
 
@@ -89,6 +99,8 @@ class ExperimentPipeline:
             status, reason = run(assignment, state)
         except Outcome as outcome:
             status, reason = outcome.status, outcome.reason
+        finally:
+            self.board.set("idle")
         self.send_event(assignment.experiment_id, "verdict", f"{status.value}: {reason}")
         return ExperimentResult(
             experiment_id=assignment.experiment_id, status=status, reason=reason, worker=self.worker,
@@ -106,6 +118,7 @@ class ExperimentPipeline:
         cand = self.slots.slot("cand", a.parent_commit)
         state["ref_fp"] = self._prepare_ref(ref, a)
         cand.start_branch(a.branch, a.parent_commit)
+        self.board.set("agent", exp)
         self.send_event(exp, "agent", f"{a.kind.value} {a.hypothesis.id} on {a.parent_commit[:10]}")
         self._realise(cand, a)
         changed = cand.changed_paths()
@@ -193,6 +206,23 @@ class ExperimentPipeline:
         finally:
             pathlib.Path(handle.name).unlink()
 
+    @contextlib.contextmanager
+    def _holding(self, hold: Callable[[], contextlib.AbstractContextManager[float]], phase: str, exp: str,
+                 what: str) -> Iterator[float]:
+        """Wait for the node's measurement lock (`hold`: self.lock.shared or .exclusive) as phase `wait`, then
+        publish `phase` until just before the lock is released (`idle` then: the board never shows another
+        worker a build or a measurement that is not holding the lock). Yields the seconds waited; a wait of
+        LOCK_EVENT_SECONDS or more is an event."""
+        self.board.set("wait", exp)
+        with hold() as waited:
+            self.board.set(phase, exp)
+            if waited >= LOCK_EVENT_SECONDS:
+                self.send_event(exp, "lock", f"waited {waited:.2f}s for the node's measurement lock before {what}")
+            try:
+                yield waited
+            finally:
+                self.board.set("idle", exp)
+
     def _phase(self, phase: str, command: str, timeout: float, slot: Slot, exp: str, log_name: str):
         """Run a phase; a timeout or failure becomes the experiment's Outcome."""
         try:
@@ -203,9 +233,10 @@ class ExperimentPipeline:
 
     def _build(self, slot: Slot, exp: str, arm: str) -> str | None:
         build = self.config.phases.build
-        self.send_event(exp, "build", f"building {arm} at {slot.head()[:10]}")
         try:
-            self._phase("build", build.command, build.timeout, slot, exp, f"build-{arm}")
+            with self._holding(self.lock.shared, "build", exp, f"the build of {arm}"):
+                self.send_event(exp, "build", f"building {arm} at {slot.head()[:10]}")
+                self._phase("build", build.command, build.timeout, slot, exp, f"build-{arm}")
         except PhaseError as error:
             raise Outcome(Status.CRASH, f"build of {arm} failed: {error}") from None
         return fingerprint(slot.path, build.artifacts)
@@ -215,9 +246,11 @@ class ExperimentPipeline:
         guard = self.config.phases.guard
         tries = min(self.config.acceptance.rework_tries, len(a.hypothesis.rework))
         for attempt in range(tries + 1):
-            self.send_event(a.experiment_id, "guard", "running the guard" + (f" (rework {attempt})" if attempt else ""))
             try:
-                self._phase("guard", guard.command, guard.timeout, cand, a.experiment_id, f"guard-{attempt}")
+                with self._holding(self.lock.shared, "guard", a.experiment_id, "the guard"):
+                    self.send_event(a.experiment_id, "guard",
+                                    "running the guard" + (f" (rework {attempt})" if attempt else ""))
+                    self._phase("guard", guard.command, guard.timeout, cand, a.experiment_id, f"guard-{attempt}")
                 return attempt
             except PhaseError as error:
                 failure = error
@@ -262,19 +295,27 @@ class ExperimentPipeline:
 
     def _blocks(self, first_slot: Slot, second_slot: Slot, exp: str, blocks, arms: tuple[str, str], state: dict,
                 values=None):
-        """Run interleaved blocks (ABBA...: the first arm leads in even blocks). Returns per-arm values."""
+        """Run interleaved blocks (ABBA...: the first arm leads in even blocks), each holding the node's
+        measurement lock and sent with the node's state while it ran. Returns per-arm values."""
         required = list(self.config.benchmarks)
         values = values or ({}, {})
         for block in blocks:
-            self.send_event(exp, "measure", f"block {block + 1}")
             pairs = ((arms[0], first_slot), (arms[1], second_slot))
             order = pairs if block % 2 == 0 else pairs[::-1]
             batch = []
-            for arm, slot in order:
-                batch.extend(self._run_bench(slot, exp, arm, block, required))
+            with self._holding(self.lock.exclusive, "measure", exp, f"block {block + 1}") as waited:
+                self.send_event(exp, "measure", f"block {block + 1}")
+                others_before = self.board.others()
+                started = time.time()
+                for arm, slot in order:
+                    batch.extend(self._run_bench(slot, exp, arm, block, required))
+                finished = time.time()
+                record = Block(exp, block, self.worker, ",".join(arm for arm, _ in order), started, finished,
+                               load_average(), cpu_mhz(self.pinning.cpus),
+                               describe_others(others_before, self.board.others()), waited)
             if not required:  # no benchmarks configured: the first run's names decide
                 required = sorted({s.benchmark for s in batch if s.arm == arms[0]})
-            self.send_samples(batch)
+            self.send_block(record, batch)
             state["blocks"] = block + 1
             for sample in batch:
                 target = values[0] if sample.arm == arms[0] else values[1]

@@ -107,3 +107,20 @@ class ExperimentResult:
     ref_means: tuple[tuple[str, float], ...] = ()  # geometric mean of the reference arm per benchmark
     aa_log_ratios: tuple[tuple[str, tuple[float, ...]], ...] = ()  # for Kind.AA: per benchmark
     artifacts: tuple[tuple[str, str | None, str], ...] = ()  # (kind, benchmark, reason) found by the worker
+
+
+@dataclass(frozen=True)
+class Block:
+    """One measurement block (both arms) and the state of the node while it ran: it travels with the block's
+    samples, so that a noisy stretch can be explained afterwards."""
+
+    experiment_id: str
+    block: int
+    worker: str
+    arm_order: str  # the arms in the order they ran, e.g. "ref,cand"
+    started_at: float
+    finished_at: float
+    loadavg_1m: float  # the node's 1-minute load average at the end of the block
+    cpu_mhz: float | None  # the mean clock of the worker's CPUs after each arm; None if the machine does not say
+    others: str | None  # the other workers' phases, e.g. "w1:build"; None when no other worker published one
+    waited_s: float  # seconds spent waiting for the measurement lock before the block

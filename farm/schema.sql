@@ -1,5 +1,5 @@
--- The farm's DuckDB schema. Bump SCHEMA_VERSION in farm/store.py and add a
--- migration there when this file changes.
+-- The farm's DuckDB schema, version 2. Bump SCHEMA_VERSION in farm/store.py and add a
+-- migration there when this file changes. Version 2 added `blocks`.
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -71,6 +71,19 @@ CREATE TABLE IF NOT EXISTS samples (
     worker VARCHAR NOT NULL,
     started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS blocks (    -- one row per measurement block, written with its samples
+    experiment_id VARCHAR NOT NULL,
+    block INTEGER NOT NULL,
+    worker VARCHAR NOT NULL,
+    arm_order VARCHAR NOT NULL,      -- the arms in the order they ran, e.g. 'ref,cand' (ABBA: alternating)
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    loadavg_1m DOUBLE NOT NULL,      -- the node's 1-minute load average at the end of the block
+    cpu_mhz DOUBLE,                  -- mean clock of the worker's CPUs (cpufreq, else /proc/cpuinfo); NULL: unknown
+    others VARCHAR,                  -- the other workers' phases, e.g. 'w1:build', 'w1:agent>build'; NULL: none seen
+    waited_s DOUBLE NOT NULL         -- seconds waited for the node's measurement lock before the block
 );
 
 CREATE TABLE IF NOT EXISTS decisions (

@@ -14,12 +14,25 @@ from collections.abc import Iterable
 import duckdb
 
 from farm.errors import StoreError
-from farm.records import ExperimentResult, Hypothesis, Sample, Status
+from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_FILE = pathlib.Path(__file__).with_name("schema.sql")
-# version -> SQL that upgrades a store from version - 1.
-MIGRATIONS: dict[int, str] = {}
+# version -> SQL that upgrades a store from version - 1. Frozen history: a later change to a table gets its own
+# migration rather than an edit here.
+MIGRATIONS: dict[int, str] = {
+    2: """CREATE TABLE blocks (
+              experiment_id VARCHAR NOT NULL,
+              block INTEGER NOT NULL,
+              worker VARCHAR NOT NULL,
+              arm_order VARCHAR NOT NULL,
+              started_at TIMESTAMP NOT NULL,
+              finished_at TIMESTAMP NOT NULL,
+              loadavg_1m DOUBLE NOT NULL,
+              cpu_mhz DOUBLE,
+              others VARCHAR,
+              waited_s DOUBLE NOT NULL)""",
+}
 
 
 def _ts(seconds: float | None) -> datetime.datetime | None:
@@ -67,8 +80,10 @@ class Store:
             raise StoreError(f"{self.path} has schema version {version}, newer than this farm's "
                              f"{SCHEMA_VERSION}: upgrade autoresearch-farm")
         for target in range(version + 1, SCHEMA_VERSION + 1):
+            self.con.begin()  # a step lands whole or not at all
             self.con.execute(MIGRATIONS[target])
             self.con.execute("INSERT INTO schema_version VALUES (?)", [target])
+            self.con.commit()
 
     def close(self) -> None:
         self.con.close()
@@ -119,8 +134,9 @@ class Store:
                   d.verdict.value, d.n_blocks, d.effect_floor, d.note] for d in result.decisions])
 
     def requeue_experiment(self, experiment_id: str, reason: str) -> None:
-        """Forget a lost attempt: its samples go, the row returns to queued."""
+        """Forget a lost attempt: its samples and blocks go, the row returns to queued."""
         self.con.execute("DELETE FROM samples WHERE experiment_id = ?", [experiment_id])
+        self.con.execute("DELETE FROM blocks WHERE experiment_id = ?", [experiment_id])
         self.con.execute("UPDATE experiments SET status = 'queued', reason = ? WHERE id = ?", [reason, experiment_id])
 
     def invalidate_experiment(self, experiment_id: str, reason: str) -> None:
@@ -128,13 +144,21 @@ class Store:
         self.con.execute("UPDATE experiments SET status = 'invalidated', reason = ? || ' (verdict was: ' || status "
                          "|| ', ' || coalesce(reason, '') || ')' WHERE id = ?", [reason, experiment_id])
 
-    def add_samples(self, samples: list[Sample], worker: str) -> int:
-        """Insert a batch (a whole block) in one statement; returns the row count."""
-        if not samples:
-            return 0
-        rows = [[s.experiment_id, s.arm, s.block, s.benchmark, s.value, s.unit, list(s.cpus), s.pid, worker,
+    def add_block(self, block: Block, samples: list[Sample]) -> int:
+        """Insert a measurement block and its samples in one transaction; returns the sample count."""
+        rows = [[s.experiment_id, s.arm, s.block, s.benchmark, s.value, s.unit, list(s.cpus), s.pid, block.worker,
                  _ts(s.started_at), _ts(s.finished_at)] for s in samples]
-        self.con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.con.begin()
+        try:
+            self.con.execute("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [block.experiment_id, block.block, block.worker, block.arm_order, _ts(block.started_at),
+                              _ts(block.finished_at), block.loadavg_1m, block.cpu_mhz, block.others, block.waited_s])
+            if rows:
+                self.con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        except duckdb.Error:
+            self.con.rollback()
+            raise
+        self.con.commit()
         return len(rows)
 
     def add_merge(self, experiment_id: str, campaign: str, position: int | None, screening_ratio: float | None,

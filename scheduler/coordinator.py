@@ -8,6 +8,7 @@ that were measured against exactly the commit they land on.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -19,11 +20,11 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 import cpp_fixture
-from farm.config import CampaignConfig
+from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
 from farm.records import Assignment, ExperimentResult, Hypothesis, Kind, Status
-from scheduler.cpusets import allocate_cpu_sets
+from scheduler.cpusets import affinity, allocate_cpu_sets, exclusive_measurement, spare_cpus
 from scheduler.store_actor import StoreActor
 from scheduler.worker import WorkerActor
 from stats.artifacts import canary_alarm, control_chart, suspect_baseline
@@ -100,6 +101,7 @@ class Coordinator:
         self.tip = self.repo.ensure_branch(self.integrated, self.base_commit)
         self.cpu_sets = allocate_cpu_sets(workers or config.workers.count, config.workers.cpus_per_worker,
                                           None if workers else config.workers.cpu_sets)
+        self.exclusive = exclusive_measurement(config.measurement.mode, self.cpu_sets)
         self.hypotheses = load_hypotheses(config)
         self.pending: list[Hypothesis] = list(self.hypotheses)
         self.settled: set[str] = set()  # hypothesis ids whose outcome (and merge) is final
@@ -130,7 +132,8 @@ class Coordinator:
 
     # -- set-up ------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, placement: str) -> None:
+        """Start the store and the workers; `placement` says where the farm's own processes run."""
         self.store = StoreActor.options(name=f"farm-store-{self.campaign}").remote(str(self.db), self.campaign)
         ray.get(self.store.call.remote(
             "start_campaign", self.campaign, self.config.model_dump_json(), str(self.repo.path),
@@ -138,12 +141,16 @@ class Coordinator:
         agents = {s.name: s.agent for s in self.config.strategies}
         ray.get(self.store.add_hypotheses.remote(self.hypotheses, agents))
         self.workers = [self._spawn(f"w{i}", cpus) for i, cpus in enumerate(self.cpu_sets)]
+        auto = " (auto)" if self.config.measurement.mode is MeasurementMode.AUTO else ""
+        measurement = ("exclusive: one worker of a node measures at a time, no build or guard meanwhile"
+                       if self.exclusive else "parallel")
         self.say(f"campaign {self.campaign}: {len(self.hypotheses)} hypotheses, {len(self.workers)} workers on CPU "
-                 f"sets {[list(c) for c in self.cpu_sets]}, base {self.base_commit[:10]}, store {self.db}")
+                 f"sets {[list(c) for c in self.cpu_sets]}, base {self.base_commit[:10]}, store {self.db}; "
+                 f"{placement}; measurement{auto} {measurement}")
 
     def _spawn(self, name: str, cpus: tuple[int, ...], restarts: int = 0) -> _Worker:
         actor = WorkerActor.options(name=f"farm-{self.campaign}-{name}-{restarts}").remote(
-            name, cpus, self.config, str(self.repo.path), str(self.workdir / "workers"), self.store)
+            name, cpus, self.config, str(self.repo.path), str(self.workdir / "workers"), self.store, self.exclusive)
         return _Worker(name, cpus, actor, restarts)
 
     def say(self, message: str) -> None:
@@ -385,8 +392,8 @@ class Coordinator:
 
     # -- the loop ----------------------------------------------------------
 
-    def run(self) -> CampaignSummary:
-        self.start()
+    def run(self, placement: str) -> CampaignSummary:
+        self.start(placement)
         interrupted = False
         try:
             self._loop()
@@ -444,17 +451,29 @@ def _internal_error(worker: _Worker, assignment: Assignment, error: Exception) -
 
 def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path, *, workers: int | None = None,
                  address: str | None = None, max_experiments: int | None = None, echo=print) -> CampaignSummary:
-    """Run a whole campaign on Ray (local unless `address` or RAY_ADDRESS names a cluster)."""
+    """Run a whole campaign on Ray (local unless `address` or RAY_ADDRESS names a cluster).
+
+    Starting a local Ray, the driver moves to the CPUs no worker owns first, so that Ray's daemons, the store
+    actor and the worker actors (which inherit its affinity) stay off the benchmark CPUs; its affinity is
+    restored afterwards. Without a spare CPU it is left alone.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     coordinator = Coordinator(config, workdir, db, workers, max_experiments, echo)
     address = address or os.environ.get("RAY_ADDRESS")
     started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 namespace="autoresearch-farm")
-    try:
-        return coordinator.run()
-    finally:
+    spare = spare_cpus(coordinator.cpu_sets) if started_ray and not address else []
+    if not started_ray or address:
+        placement = "the farm's own processes not placed (Ray was not started here by this campaign)"
+    elif spare:
+        placement = f"Ray and the farm's own processes on spare CPU(s) {spare}"
+    else:
+        placement = "no spare CPU: Ray and the farm's own processes share the workers' CPUs"
+    with contextlib.ExitStack() as stack:  # unwinds in reverse: Ray stops before the affinity is restored
+        if spare:
+            stack.enter_context(affinity(spare))
         if started_ray:
-            ray.shutdown()
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     namespace="autoresearch-farm")
+            stack.callback(ray.shutdown)
+        return coordinator.run(placement)
 

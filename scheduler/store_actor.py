@@ -9,7 +9,7 @@ import time
 
 import ray
 
-from farm.records import ExperimentResult, Hypothesis, Sample
+from farm.records import Block, ExperimentResult, Hypothesis, Sample
 from farm.store import Store
 
 
@@ -25,8 +25,9 @@ class StoreActor:
         """Run one Store method (the coordinator's writes: campaign, experiments, merges)."""
         return getattr(self.store, method)(*args, **kwargs)
 
-    def add_samples(self, samples: list[Sample], worker: str) -> int:
-        return self.store.add_samples(samples, worker)
+    def add_block(self, block: Block, samples: list[Sample]) -> int:
+        """A measurement block and its samples, as one batch."""
+        return self.store.add_block(block, samples)
 
     def finish_experiment(self, result: ExperimentResult) -> None:
         self.store.finish_experiment(result)

@@ -8,8 +8,10 @@ import pathlib
 import ray
 
 from farm.config import CampaignConfig
+from farm.measurement_lock import MeasurementLock
+from farm.node_state import PhaseBoard
 from farm.pipeline import ExperimentPipeline
-from farm.records import Assignment, ExperimentResult, Sample
+from farm.records import Assignment, Block, ExperimentResult, Sample
 from farm.runner import Pinning, run_command
 from worktrees import SlotPool, TargetRepo
 
@@ -21,20 +23,26 @@ class WorkerActor:
     num_cpus=0: Ray's CPU accounting would refuse a second worker on a small
     machine where the coordinator and store also need a slot; the real
     isolation is the taskset pinning of every child process.
+
+    `root` is the node's workers directory: the workers of a node share it, and with it the measurement lock
+    (`root`/measure.lock, used when `exclusive`) and the phase board (`root`/phases/).
     """
 
     def __init__(self, name: str, cpus: tuple[int, ...], config: CampaignConfig, repo_path: str, root: str,
-                 store):
+                 store, exclusive: bool):
         self.name = name
         self.pinning = Pinning(tuple(cpus))
         self.store = store
-        root_path = pathlib.Path(root) / name
-        slots = SlotPool(TargetRepo(repo_path), root_path)
-        self.pipeline = ExperimentPipeline(config, slots, self.pinning, name, pathlib.Path(root).parent / "logs",
-                                           self._send_samples, self._send_event)
+        root_path = pathlib.Path(root)
+        slots = SlotPool(TargetRepo(repo_path), root_path / name)
+        lock = MeasurementLock(root_path / "measure.lock" if exclusive else None)
+        board = PhaseBoard(root_path, config.campaign, name)
+        board.set("idle")
+        self.pipeline = ExperimentPipeline(config, slots, self.pinning, name, root_path.parent / "logs", lock,
+                                           board, self._send_block, self._send_event)
 
-    def _send_samples(self, samples: list[Sample]) -> None:
-        ray.get(self.store.add_samples.remote(samples, self.name))
+    def _send_block(self, block: Block, samples: list[Sample]) -> None:
+        ray.get(self.store.add_block.remote(block, samples))
 
     def _send_event(self, experiment_id: str, kind: str, message: str) -> None:
         self.store.event.remote(self.name, experiment_id, kind, message)

@@ -88,3 +88,13 @@ def test_run_with_a_missing_repo_is_one_line_and_non_zero(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip() == f"error: target.repo: {tmp_path / 'nowhere'} does not exist; give the path of " \
                                     "a git repository"
+
+
+def test_measurement_mode_defaults_to_auto_and_is_checked(tmp_path):
+    assert load_config(write(tmp_path, MINIMAL)).measurement.mode.value == "auto"
+    assert load_config(write(tmp_path, MINIMAL + "measurement: {mode: exclusive}\n")).measurement.mode.value == \
+        "exclusive"
+    with pytest.raises(ConfigError, match=r"measurement\.mode: Input should be 'exclusive', 'parallel' or 'auto'"):
+        load_config(write(tmp_path, MINIMAL + "measurement: {mode: sometimes}\n"))
+    with pytest.raises(ConfigError, match=r"measurement\.lock: Extra inputs are not permitted"):
+        load_config(write(tmp_path, MINIMAL + "measurement: {lock: true}\n"))

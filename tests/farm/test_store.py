@@ -4,12 +4,17 @@ import duckdb
 import pytest
 
 from farm.errors import StoreError
-from farm.records import ExperimentResult, Hypothesis, Sample, Status
+from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
 from farm.store import SCHEMA_VERSION, Store, open_readonly
 from stats import decide_benchmark
 
-TABLES = {"campaigns", "strategies", "hypotheses", "experiments", "samples", "decisions", "merges", "artifacts",
-          "events", "schema_version"}
+TABLES = {"campaigns", "strategies", "hypotheses", "experiments", "samples", "blocks", "decisions", "merges",
+          "artifacts", "events", "schema_version"}
+
+
+def block(experiment_id: str, number: int, at: float) -> Block:
+    return Block(experiment_id, number, "w0", "ref,cand" if number % 2 == 0 else "cand,ref", at, at + 1, 0.5,
+                 2400.0, "w1:build", 0.25)
 
 
 def test_schema_and_round_trip(tmp_path):
@@ -21,9 +26,9 @@ def test_schema_and_round_trip(tmp_path):
     store.add_hypotheses("c", [h], {"s": "patch"})
     store.start_experiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,))
     now = time.time()
-    samples = [Sample("c-0001", arm, b, "x", 1.0 + b, "s", (1,), 42, now, now) for b in range(3) for arm in
-               ("ref", "cand")]
-    assert store.add_samples(samples, "w0") == 6
+    for b in range(3):
+        samples = [Sample("c-0001", arm, b, "x", 1.0 + b, "s", (1,), 42, now, now) for arm in ("ref", "cand")]
+        assert store.add_block(block("c-0001", b, now), samples) == 2
     decision = decide_benchmark("x", [1, 2, 3], [1, 2.001, 2.999], 0.02)
     store.finish_experiment(ExperimentResult("c-0001", Status.DISCARD, "why", "w0", (1,), now, now,
                                              decisions=(decision,), blocks=3))
@@ -32,7 +37,44 @@ def test_schema_and_round_trip(tmp_path):
     assert con.execute("SELECT status, reason FROM experiments").fetchall() == [("discard", "why")]
     assert con.execute("SELECT count(*), min(cpus) FROM samples WHERE arm = 'ref'").fetchone() == (3, [1])
     assert con.execute("SELECT verdict FROM decisions").fetchone() == ("same",)
+    assert con.execute("SELECT block, worker, arm_order, others, waited_s FROM blocks ORDER BY block").fetchall() == [
+        (0, "w0", "ref,cand", "w1:build", 0.25), (1, "w0", "cand,ref", "w1:build", 0.25),
+        (2, "w0", "ref,cand", "w1:build", 0.25)]
     assert con.execute("SELECT max(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_block_that_fails_to_store_leaves_neither_it_nor_its_samples(tmp_path):
+    store = Store(tmp_path / "f.duckdb")
+    now = time.time()
+    bad = Sample("c-0001", "ref", 0, "x", None, "s", (1,), 42, now, now)  # value NOT NULL
+    with pytest.raises(duckdb.Error):
+        store.add_block(block("c-0001", 0, now), [bad])
+    assert store.query("SELECT (SELECT count(*) FROM blocks), (SELECT count(*) FROM samples)")[1] == [(0, 0)]
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path):
+    # A version-1 file is today's schema without `blocks`, at version 1 (with data in it).
+    path = tmp_path / "old.duckdb"
+    store = Store(path)
+    now = time.time()
+    store.add_block(block("c-0001", 0, now), [Sample("c-0001", "ref", 0, "x", 1.5, "s", (1,), 42, now, now)])
+    store.con.execute("DROP TABLE blocks")
+    store.con.execute("DELETE FROM schema_version")
+    store.con.execute("INSERT INTO schema_version VALUES (1)")
+    store.close()
+
+    upgraded = Store(path)
+    assert upgraded.query("SELECT max(version) FROM schema_version")[1] == [(SCHEMA_VERSION,)]
+    assert upgraded.query("SELECT value FROM samples")[1] == [(1.5,)]
+    upgraded.add_block(block("c-0002", 0, now), [])
+    assert upgraded.query("SELECT experiment_id FROM blocks")[1] == [("c-0002",)]
+    upgraded.close()
+    # The migrated table is the one a fresh store gets.
+    fresh = Store(tmp_path / "fresh.duckdb")
+    columns = "SELECT column_name, data_type, is_nullable FROM information_schema.columns " \
+              "WHERE table_name = 'blocks' ORDER BY ordinal_position"
+    migrated = duckdb.connect(str(path), read_only=True)
+    assert migrated.execute(columns).fetchall() == fresh.con.execute(columns).fetchall()
 
 
 def test_newer_schema_is_refused_with_what_to_do(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import ray
 
 from farm.config import CampaignConfig
-from farm.records import Sample
+from farm.records import Block, Sample
 from scheduler.cpusets import allocate_cpu_sets
 from scheduler.store_actor import StoreActor
 from scheduler.worker import WorkerActor
@@ -30,7 +30,7 @@ def test_two_worker_actors_pin_their_processes_to_disjoint_cpus(local_ray, tmp_p
     config = CampaignConfig(**config_dict(repo, [{"id": "h", "patch": "x"}]))
     store = StoreActor.remote(str(tmp_path / "f.duckdb"), "tiny")
     sets = allocate_cpu_sets(2, 1, available=sorted(os.sched_getaffinity(0))[:2])
-    workers = [WorkerActor.remote(f"w{i}", cpus, config, str(repo), str(tmp_path / "workers"), store)
+    workers = [WorkerActor.remote(f"w{i}", cpus, config, str(repo), str(tmp_path / "workers"), store, True)
                for i, cpus in enumerate(sets)]
     probes = ray.get([w.probe.remote() for w in workers])
     assert [p["cpus"] for p in probes] == [list(s) for s in sets]
@@ -48,7 +48,8 @@ def test_store_actor_takes_concurrent_batches_without_loss(local_ray, tmp_path):
         for block in range(batches):
             batch = [Sample(f"{name}-exp", arm, block, f"b{k}", 1.0 + k, "s", (0,), None, now, now)
                      for arm in ("ref", "cand") for k in range(5)]
-            ray.get(store.add_samples.remote(batch, name))
+            record = Block(f"{name}-exp", block, name, "ref,cand", now, now, 0.0, None, None, 0.0)
+            ray.get(store.add_block.remote(record, batch))
         return batches * 10
 
     sent = sum(ray.get([writer.remote("w0", 40), writer.remote("w1", 40)]))
@@ -57,3 +58,5 @@ def test_store_actor_takes_concurrent_batches_without_loss(local_ray, tmp_path):
     rows = con.execute("SELECT worker, count(*) FROM samples GROUP BY 1 ORDER BY 1").fetchall()
     assert rows == [("w0", 400), ("w1", 400)] and sent == 800
     assert con.execute("SELECT count(DISTINCT (experiment_id, arm, block, benchmark)) FROM samples").fetchone() == (800,)
+    assert con.execute("SELECT worker, count(*) FROM blocks GROUP BY 1 ORDER BY 1").fetchall() == [("w0", 40),
+                                                                                                   ("w1", 40)]

@@ -1,4 +1,5 @@
 """A whole campaign on real local Ray with a tiny target: wins land, bad input is recorded."""
+import re
 import subprocess
 
 import duckdb
@@ -32,7 +33,7 @@ def test_campaign_lands_the_win_and_records_every_bad_input(local_ray, tmp_path)
         "-grep -q 'total += i \\* i' prog.py\n+true\n")
     # stale_patch was made against a line that no longer exists on the parent:
     (patches / "stale.patch").write_text((patches / "stale.patch").read_text().replace("N = 400000", "N = 123"))
-    config = CampaignConfig(**config_dict(repo, hypotheses))
+    config = CampaignConfig(**config_dict(repo, hypotheses, measurement={"mode": "exclusive"}))
     lines = []
     summary = run_campaign(config, tmp_path / "work", tmp_path / "work" / "farm.duckdb", echo=lines.append)
 
@@ -58,6 +59,29 @@ def test_campaign_lands_the_win_and_records_every_bad_input(local_ray, tmp_path)
                                 WHERE s.cpus <> e.cpus""").fetchone()[0]
     assert mismatched == 0
     assert con.execute("SELECT count(DISTINCT worker) FROM experiments").fetchone()[0] == 2
+
+    # One blocks row per measured block, stored with its samples, with the node's state while it ran.
+    per_experiment = con.execute("""SELECT e.id, coalesce(any_value(e.blocks), 0), count(b.block) FROM experiments e
+                                    LEFT JOIN blocks b ON b.experiment_id = e.id GROUP BY e.id""").fetchall()
+    assert all(expected == found for _, expected, found in per_experiment)
+    assert sum(found for _, _, found in per_experiment) >= 4 * 3
+    assert con.execute("""SELECT count(*) FROM blocks b WHERE (SELECT count(DISTINCT arm) FROM samples s
+                          WHERE s.experiment_id = b.experiment_id AND s.block = b.block) <> 2""").fetchone()[0] == 0
+    blocks = con.execute("SELECT worker, block, arm_order, started_at, finished_at, loadavg_1m, others, waited_s "
+                         "FROM blocks ORDER BY started_at").fetchall()
+    assert all(load is not None and load >= 0 for _, _, _, _, _, load, _, _ in blocks)
+    for _, block, order, *_ in blocks:  # ABBA: the reference leads in even blocks
+        first, second = order.split(",")
+        assert {first, second} in ({"ref", "cand"}, {"ref", "aa"}) and (first == "ref") == (block % 2 == 0)
+    # Exclusive: no two blocks overlap (in start order, each ends before the next starts), and while one worker
+    # measured the other did nothing heavy.
+    assert all(earlier[4] <= later[3] for earlier, later in zip(blocks, blocks[1:]))
+    other = {"w0": "w1", "w1": "w0"}
+    seen = [(w, others) for w, _, _, _, _, _, others, _ in blocks if others]  # None: the other not started yet
+    assert len(seen) > len(blocks) / 2
+    assert all(re.fullmatch(rf"{other[w]}:(agent|wait|idle)(>(agent|wait|idle))?", others) for w, others in seen)
+    assert max(waited for *_, waited in blocks) > 0  # they did queue for the lock
+    assert any("measurement exclusive" in line for line in lines)
 
     # The win was re-measured against the tip and landed: the integration branch is one commit ahead.
     merge = con.execute("SELECT position, landed, screening_ratio, remeasured_ratio FROM merges").fetchall()

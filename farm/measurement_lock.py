@@ -1,0 +1,53 @@
+"""The measurement lock of one node: its workers measure one at a time.
+
+A file lock (flock) on a file the workers of a node share (they share the
+workdir). A measurement block holds it exclusively; builds and guards hold it
+shared, so no build runs on the node while another worker measures: a build
+on the next core spoils a measurement through the shared caches, memory
+bandwidth and clock, even with disjoint CPU sets. The kernel drops the lock
+of a process that dies, so a killed worker never leaves the node locked.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pathlib
+import time
+from collections.abc import Iterator
+
+
+class MeasurementLock:
+    """`path`: the lock file (created if missing); None for parallel measurement, where holding it is free.
+
+    Holds must not nest within one process: flock locks belong to the open file, so a second hold would wait
+    for the first one forever.
+    """
+
+    def __init__(self, path: str | os.PathLike | None):
+        self.path = pathlib.Path(path) if path is not None else None
+
+    def exclusive(self) -> contextlib.AbstractContextManager[float]:
+        """Hold the lock alone (a measurement block). Yields the seconds spent waiting for it."""
+        return self._hold(fcntl.LOCK_EX)
+
+    def shared(self) -> contextlib.AbstractContextManager[float]:
+        """Hold the lock beside other shared holders (a build, a guard). Yields the seconds spent waiting."""
+        return self._hold(fcntl.LOCK_SH)
+
+    @contextlib.contextmanager
+    def _hold(self, operation: int) -> Iterator[float]:
+        if self.path is None:
+            yield 0.0
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            start = time.monotonic()
+            fcntl.flock(fd, operation)
+            try:
+                yield time.monotonic() - start
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
