@@ -182,3 +182,7 @@ def status(db):
                    + ", ".join(f"{n} {s}" for s, n in counts) + f"; {landed} landed on {branch}")
         click.echo(summary_table(con, campaign))
         click.echo(acceptance_summary(con, campaign) + "\n")
+
+
+if __name__ == "__main__":
+    main()
