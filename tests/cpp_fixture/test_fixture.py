@@ -1,10 +1,15 @@
 """The fixture, built for real: guard, patches, header tracking, affinity, timeouts."""
 import hashlib
+import importlib.util
 import json
+import math
 import os
+import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,6 +17,7 @@ import cpp_fixture
 
 pytestmark = pytest.mark.slow
 PY = sys.executable
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def run(cwd, *cmd, timeout=600, check=True):
@@ -58,6 +64,66 @@ def test_harness_under_taskset_reports_cpu_1_and_one_thread(built):
     for row in rows:
         assert row["cpus"] == [1] and row["threads"] == 1 and row["unit"] == "s" and row["value"] > 0
         assert len(row["checksum"]) == 16
+
+
+BASE_FIELDS = {"name", "value", "unit", "checksum", "threads", "cpus", "reps", "pid"}
+
+
+def bench_rows(repo, *args):
+    out = run(repo, PY, "bench.py", *args).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_harness_reports_each_iteration_on_the_machine_wide_clock(built):
+    (plain,) = bench_rows(built, "--only", "idw2d", "--reps", "2")
+    assert set(plain) == BASE_FIELDS  # the default output is unchanged
+    before = time.monotonic()
+    rows = bench_rows(built, "--only", "idw2d,kde", "--reps", "3", "--iterations")
+    after = time.monotonic()
+    assert [r["name"] for r in rows] == ["idw2d", "kde"]
+    for row in rows:
+        assert set(row) == BASE_FIELDS | {"iterations"} and row["reps"] == 3
+        iterations = row["iterations"]
+        assert len(iterations) == 3 and all(len(pair) == 2 for pair in iterations)
+        starts, seconds = zip(*iterations)
+        assert row["value"] == statistics.median(seconds) and min(seconds) > 0
+        # another process's monotonic clock: the starts fall inside this process's view of the run
+        assert before < starts[0] and starts[-1] + seconds[-1] < after
+        for (s0, t0), (s1, _) in zip(iterations, iterations[1:]):
+            assert s1 >= s0 + t0 - 1e-4  # one after the other, each timed from its start
+
+
+def test_harness_follows_a_shared_schedule_for_a_fixed_time(built):
+    start_at = time.monotonic() + 2.0
+    setup, duration = 0.5, 0.4
+    rows = bench_rows(built, "--only", "idw2d,kde", "--duration", str(duration), "--start-at", repr(start_at),
+                      "--setup-time", str(setup), "--iterations")
+    for k, row in enumerate(rows):
+        begin = start_at + k * (setup + duration) + setup
+        starts = [s for s, _ in row["iterations"]]
+        assert row["reps"] == len(starts) >= 2
+        assert begin <= starts[0] < begin + 0.05          # timed calls begin on schedule
+        assert starts[-1] < begin + duration               # and none starts after the window
+    (row,) = bench_rows(built, "--only", "idw2d", "--duration", "0.3")
+    assert row["reps"] >= 2 and "iterations" not in row
+    failed = run(built, PY, "bench.py", "--start-at", "1", check=False)
+    assert failed.returncode == 2 and "--start-at needs --duration" in failed.stderr
+
+
+def test_duet_block_runs_both_arms_at_once_and_pairs_their_iterations(built, tmp_path):
+    if not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip("this machine has no CPUs 0 and 1")  # environment limit, not a missing feature
+    spec = importlib.util.spec_from_file_location("bench_duet", ROOT / "bench" / "duet.py")
+    duet = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(duet)
+    trees = duet.prepare(built, tmp_path)
+    block = duet.duet_block(trees, (0, 1), 1, ["idw2d", "kde"], 0.4, 0.5, 1.5, 120)
+    assert block["placement"] == {"A": 1, "B": 0} and block["orientation"] == -1  # odd blocks swap the CPUs
+    for name in ("idw2d", "kde"):
+        a, b = block["iterations"]["A"][name], block["iterations"]["B"][name]
+        assert abs(a[0][0] - b[0][0]) < 0.05 and block["late"][name] < 0.05  # both began on schedule
+        assert 2 <= block["pairs"][name] <= min(len(a), len(b))
+        assert math.isfinite(block["d"][name]["duet"]) and abs(block["d"][name]["duet"]) < 0.7
 
 
 def test_every_patch_applies_to_its_parent_and_builds_except_the_broken_one(built):
