@@ -13,8 +13,9 @@ Every block runs, one method after the other (which goes first alternates):
          block, so a speed difference between the CPUs cancels in the mean),
          on a shared schedule (bench.py --start-at: both run the same
          benchmark at the same time), each timing for --duet-duration seconds
-         (default 2 x --duration: a block then takes about as long as an abba
-         block) and reporting every iteration; each iteration of one arm is
+         (default: set after the first abba block so that a duet block takes
+         as long, about 1.7 s for --duration 1) and reporting every
+         iteration; each iteration of one arm is
          paired with the other arm's iteration nearest in start time;
          d = median of the pairs' log(B/A).
   duet_mean      the same pairs, d = their mean.
@@ -264,7 +265,13 @@ def duet_block(trees, cpus, block, names, duration, setup_time, startup, timeout
     args = ["--only", ",".join(names), "--duration", str(duration), "--start-at", repr(start_at),
             "--setup-time", str(setup_time), "--iterations"]
     procs = {arm: launch(trees[arm], placement[arm], args) for arm in "AB"}
-    rows = {arm: collect(procs[arm], timeout, f"duet block {block} arm {arm}", placement[arm]) for arm in "AB"}
+    try:
+        rows = {arm: collect(procs[arm], timeout, f"duet block {block} arm {arm}", placement[arm]) for arm in "AB"}
+    finally:
+        for proc in procs.values():  # one arm failed: do not leave the other running
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+                proc.communicate()
     wall = time.monotonic() - start
     check_same(rows["A"], rows["B"], f"duet block {block}")
     late = {}
@@ -407,7 +414,8 @@ def report(summary, names, blocks) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blocks", type=int, default=30, help="blocks per method (default 30)")
+    parser.add_argument("--blocks", type=int, default=30,
+                        help="blocks per method (default 30; keep it even so both orientations count alike)")
     parser.add_argument("--cpus", default="0,1", help="A,B: the duet's two CPUs; abba runs on B (default 0,1)")
     parser.add_argument("--duration", type=float, default=1.0,
                         help="abba: seconds of timed calls per benchmark and arm (default 1.0)")
