@@ -23,14 +23,17 @@ Every block runs, one method after the other (which goes first alternates):
          medians, which shows what the pairing adds.
 
 Per benchmark and method, over the blocks: mean d (about 0 for A/A), the
-spread of d (sd and 1.4826 x MAD), the position effect (half the difference
-of the mean d between the two orientations: CPU swap for the duet, order for
-abba) and the spread left after removing it, the wall time per block, and the
-figure of merit spread x sqrt(wall time per block) (the standard error of the
-mean d after one second of measuring; lower is better). The verdict compares
-abba with duet on it: "duet wins by R" means R = FoM(abba) / FoM(duet) > 1,
-i.e. the duet reaches the same precision in 1/R^2 of the wall time. The duet
-occupies two CPUs, abba one: per CPU-second divide R by sqrt(2).
+spread of d (trim: the standard error of the farm's 20 % trimmed mean x
+sqrt(n), which the farm's intervals rest on; sd; 1.4826 x MAD), the position
+effect (half the difference of the mean d between the two orientations: CPU
+swap for the duet, order for abba) and the sd left after removing it, the
+wall time per block, and the figure of merit FoM = trim x sqrt(wall time per
+block) (the standard error of the estimate after one second of measuring;
+lower is better). The verdict compares abba with duet on it: "duet wins by
+R" means R = FoM(abba) / FoM(duet) > 1, i.e. the duet reaches the same
+precision in 1/R^2 of the wall time; the same ratios for sd and MAD and
+their 95 % intervals (blocks resampled) are printed beside it. The duet holds
+two CPUs, abba one: per CPU-second divide R by sqrt(2).
 
 Keep the machine otherwise quiet while this runs: the measurement is of the
 methods' noise, and another load makes it a measurement of that load.
@@ -53,6 +56,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import cpp_fixture  # noqa: E402
 from farm.runner import Pinning  # noqa: E402
+from stats.robust import trimmed_location  # noqa: E402
 
 BUILD = "python build.py"  # configs/demo.yaml phases.build.command
 BENCHMARKS = ("idw2d", "idw3d", "loocv", "kde", "gridsearch")  # configs/demo.yaml, the harness's order
@@ -115,12 +119,48 @@ def duet_block_d(a_iterations, b_iterations) -> dict[str, float]:
         "duet_mean": float(np.mean(logs)) if logs.size else math.nan,
         "duet_unpaired": math.log(float(np.median(b[:, 1])) / float(np.median(a[:, 1]))),
         "pairs": int(logs.size),
+        "floor": iteration_floor(a_iterations, b_iterations),
+        "floor_paired": float(logs.std(ddof=1) / math.sqrt(logs.size)) if logs.size >= 2 else math.nan,
     }
+
+
+def iteration_floor(a_iterations, b_iterations) -> float:
+    """The spread a block's d = log(B/A) would have if the iterations' own scatter were the only noise:
+    sqrt(var(log a) / n_a + var(log b) / n_b) (for means of log times; a median's is about 1.25x). When the
+    observed spread of d over blocks is far above it, the noise is per process or per block (a layout
+    draw, a slow minute), which longer runs do not average out and only whatever pairs it in time cancels."""
+    parts = []
+    for iterations in (a_iterations, b_iterations):
+        logs = np.log(np.asarray(iterations, dtype=float).reshape(-1, 2)[:, 1])
+        if logs.size < 2:
+            return math.nan
+        parts.append(logs.var(ddof=1) / logs.size)
+    return math.sqrt(sum(parts))
+
+
+def _sd(x: np.ndarray) -> float:
+    return float(x.std(ddof=1)) if x.size >= 2 else math.nan
+
+
+def _mad(x: np.ndarray) -> float:
+    return float(MAD_SCALE * np.median(np.abs(x - np.median(x)))) if x.size >= 2 else math.nan
+
+
+def _trim(x: np.ndarray) -> float:
+    """The standard error of the farm's statistic (Yuen's 20 % trimmed mean, stats/robust.py) x sqrt(n):
+    a per-block spread, comparable with the sd, that a few disturbed blocks do not inflate."""
+    return float(trimmed_location(x)[1]) * math.sqrt(x.size) if x.size >= 2 else math.nan
+
+
+# The spreads of d over blocks; the verdict uses PRIMARY, the one the farm's decisions rest on.
+SPREADS = {"trim": _trim, "sd": _sd, "mad": _mad}
+PRIMARY = "trim"
 
 
 def spread_summary(d, orientation) -> dict[str, float]:
     """Statistics of the per-block d of one method and benchmark.
 
+    n, mean, and the SPREADS: sd, mad (1.4826 x MAD), trim (see _trim).
     orientation: +1/-1 per block (which CPU, or which order, arm A had). The
     position effect is half the difference of the two orientations' mean d;
     `sd_within`/`mad_within` are the spreads of d around its orientation's
@@ -129,14 +169,9 @@ def spread_summary(d, orientation) -> dict[str, float]:
     o = np.asarray(orientation)
     keep = np.isfinite(d)
     d, o = d[keep], o[keep]
-    out = {"n": int(d.size), "mean": math.nan, "sd": math.nan, "mad": math.nan,
-           "position": math.nan, "sd_within": math.nan, "mad_within": math.nan}
-    if d.size == 0:
-        return out
-    out["mean"] = float(d.mean())
-    if d.size >= 2:
-        out["sd"] = float(d.std(ddof=1))
-        out["mad"] = float(MAD_SCALE * np.median(np.abs(d - np.median(d))))
+    out = {"n": int(d.size), "mean": float(d.mean()) if d.size else math.nan}
+    out.update({key: spread(d) for key, spread in SPREADS.items()})
+    out.update({"position": math.nan, "sd_within": math.nan, "mad_within": math.nan})
     groups = [d[o == s] for s in (1, -1)]
     if all(g.size for g in groups):
         out["position"] = float((groups[0].mean() - groups[1].mean()) / 2)
@@ -172,7 +207,7 @@ def verdict(fom_abba: float, fom_duet: float) -> str:
 
 
 def bootstrap_ratio(d_abba, d_duet, wall_abba, wall_duet, stat: str, draws: int = 2000, seed: int = 1):
-    """95 % interval of FoM(abba)/FoM(duet), resampling blocks (block i of both methods together: they
+    """95 % interval of FoM(abba)/FoM(duet) for the spread SPREADS[stat], resampling blocks (block i of both methods together: they
     were measured next to each other, so a disturbed stretch of time moves both)."""
     a = np.asarray(d_abba, dtype=float)
     b = np.asarray(d_duet, dtype=float)
@@ -181,9 +216,7 @@ def bootstrap_ratio(d_abba, d_duet, wall_abba, wall_duet, stat: str, draws: int 
     if a.size < 3:
         return (math.nan, math.nan)
 
-    def spread(x):
-        return x.std(ddof=1) if stat == "sd" else MAD_SCALE * np.median(np.abs(x - np.median(x)))
-
+    spread = SPREADS[stat]
     rng = np.random.default_rng(seed)
     scale = math.sqrt(wall_abba / wall_duet)
     ratios = []
@@ -244,7 +277,7 @@ def check_same(rows_a: dict, rows_b: dict, what: str) -> None:
 def abba_block(trees, cpu, block, names, duration, timeout):
     """Arm A then B (B then A in odd blocks), one after the other on `cpu`."""
     order = ("A", "B") if block % 2 == 0 else ("B", "A")
-    args = ["--only", ",".join(names), "--duration", str(duration)]
+    args = ["--only", ",".join(names), "--duration", str(duration), "--iterations"]
     start = time.monotonic()
     rows = {}
     for arm in order:
@@ -253,8 +286,10 @@ def abba_block(trees, cpu, block, names, duration, timeout):
     check_same(rows["A"], rows["B"], f"abba block {block}")
     d = {name: math.log(rows["B"][name]["value"] / rows["A"][name]["value"]) for name in names}
     values = {arm: {name: rows[arm][name]["value"] for name in names} for arm in "AB"}
+    iterations = {arm: {name: rows[arm][name]["iterations"] for name in names} for arm in "AB"}
+    floor = {name: iteration_floor(iterations["A"][name], iterations["B"][name]) for name in names}
     return {"block": block, "orientation": 1 if order[0] == "A" else -1, "order": "".join(order), "wall": wall,
-            "d": d, "values": values}
+            "d": d, "values": values, "floor": floor, "iterations": iterations}
 
 
 def duet_block(trees, cpus, block, names, duration, setup_time, startup, timeout):
@@ -279,12 +314,13 @@ def duet_block(trees, cpus, block, names, duration, setup_time, startup, timeout
         begin = start_at + k * (setup_time + duration) + setup_time
         late[name] = max(rows[arm][name]["iterations"][0][0] - begin for arm in "AB")
     out = {"block": block, "orientation": 1 if placement["A"] == cpus[0] else -1,
-           "placement": placement, "wall": wall, "late": late, "d": {}, "pairs": {}, "corr": {},
+           "placement": placement, "wall": wall, "late": late, "d": {}, "pairs": {}, "corr": {}, "floor": {},
            "iterations": {arm: {name: rows[arm][name]["iterations"] for name in names} for arm in "AB"}}
     for name in names:
         a_it, b_it = rows["A"][name]["iterations"], rows["B"][name]["iterations"]
         block_d = duet_block_d(a_it, b_it)
         out["pairs"][name] = block_d.pop("pairs")
+        out["floor"][name] = {"duet": block_d.pop("floor_paired"), "duet_unpaired": block_d.pop("floor")}
         out["d"][name] = block_d
         out["corr"][name] = pair_correlation(a_it, b_it)
     return out
@@ -329,10 +365,10 @@ def prepare(repo: pathlib.Path | None, workdir: pathlib.Path) -> dict[str, pathl
 # ---------------------------------------------------------------- summary
 
 def summarise(abba, duet, names):
-    """Per benchmark and method: spread_summary, wall per block, figures of merit; verdicts."""
+    """Per benchmark and method: spread_summary, wall per block, figures of merit; ratios and verdicts."""
     walls = {"abba": float(np.mean([b["wall"] for b in abba]))}
     walls.update({m: float(np.mean([b["wall"] for b in duet])) for m in METHODS[1:]})
-    result = {"wall_per_block": walls, "benchmarks": {}}
+    result = {"wall_per_block": walls, "primary_spread": PRIMARY, "benchmarks": {}}
     for name in names:
         per = {}
         series = {"abba": ([b["d"][name] for b in abba], [b["orientation"] for b in abba])}
@@ -340,32 +376,36 @@ def summarise(abba, duet, names):
             series[m] = ([b["d"][name][m] for b in duet], [b["orientation"] for b in duet])
         for m, (d, o) in series.items():
             s = spread_summary(d, o)
-            s["fom_sd"] = figure_of_merit(s["sd"], walls[m])
-            s["fom_mad"] = figure_of_merit(s["mad"], walls[m])
-            s["fom_sd_within"] = figure_of_merit(s["sd_within"], walls[m])
+            s["fom"] = {key: figure_of_merit(s[key], walls[m]) for key in (*SPREADS, "sd_within")}
             s["d"] = [float(x) for x in d]
+            floors = [b["floor"][name] if m == "abba" else b["floor"][name]["duet_unpaired" if m == "duet_unpaired"
+                                                                            else "duet"]
+                      for b in (abba if m == "abba" else duet)]
+            floors = [f for f in floors if math.isfinite(f)]
+            s["iteration_floor"] = float(np.median(floors)) if floors else math.nan
             per[m] = s
         corr = [b["corr"][name] for b in duet if math.isfinite(b["corr"][name])]
         pairs = [b["pairs"][name] for b in duet]
         entry = {"methods": per, "pair_correlation": float(np.median(corr)) if corr else math.nan,
                  "pairs_per_block": float(np.mean(pairs)) if pairs else math.nan}
         for m in METHODS[1:]:
-            ratio = per["abba"]["fom_sd"] / per[m]["fom_sd"] if per[m]["fom_sd"] > 0 else math.nan
-            ratio_mad = per["abba"]["fom_mad"] / per[m]["fom_mad"] if per[m]["fom_mad"] > 0 else math.nan
-            within = per[m]["fom_sd_within"]
-            entry[f"ratio_{m}"] = {
-                "sd": ratio, "mad": ratio_mad,
-                "sd_within": per["abba"]["fom_sd_within"] / within if within > 0 else math.nan,
-                "sd_ci": bootstrap_ratio(series["abba"][0], series[m][0], walls["abba"], walls[m], "sd"),
-                "mad_ci": bootstrap_ratio(series["abba"][0], series[m][0], walls["abba"], walls[m], "mad"),
-                "verdict": verdict(per["abba"]["fom_sd"], per[m]["fom_sd"]),
-            }
+            ratios = {}
+            for key in (*SPREADS, "sd_within"):
+                mine, theirs = per[m]["fom"][key], per["abba"]["fom"][key]
+                ratios[key] = theirs / mine if mine > 0 else math.nan
+            for key in SPREADS:
+                ratios[f"{key}_ci"] = bootstrap_ratio(series["abba"][0], series[m][0], walls["abba"], walls[m], key)
+            ratios["verdict"] = verdict(per["abba"]["fom"][PRIMARY], per[m]["fom"][PRIMARY])
+            entry[f"ratio_{m}"] = ratios
         result["benchmarks"][name] = entry
     for m in METHODS[1:]:
-        ratios = [e[f"ratio_{m}"]["sd"] for e in result["benchmarks"].values()]
-        ratios = [r for r in ratios if math.isfinite(r) and r > 0]
-        geo = math.exp(float(np.mean(np.log(ratios)))) if ratios else math.nan
-        result[f"overall_{m}"] = {"geomean_ratio": geo,
+        overall = {}
+        for key in SPREADS:
+            ratios = [e[f"ratio_{m}"][key] for e in result["benchmarks"].values()]
+            ratios = [r for r in ratios if math.isfinite(r) and r > 0]
+            overall[key] = math.exp(float(np.mean(np.log(ratios)))) if ratios else math.nan
+        geo = overall[PRIMARY]
+        result[f"overall_{m}"] = {"geomean_ratio": overall,
                                   "verdict": verdict(geo, 1.0) if math.isfinite(geo) else verdict(math.nan, 1)}
     return result
 
@@ -378,38 +418,44 @@ def spread_pct(x: float) -> str:
     return "    n/a" if not math.isfinite(x) else f"{100 * x:6.2f}%"
 
 
+def interval(ci) -> str:
+    return "n/a" if not all(map(math.isfinite, ci)) else f"{ci[0]:.2f}-{ci[1]:.2f}"
+
+
 def report(summary, names, blocks) -> None:
     walls = summary["wall_per_block"]
     print(f"\n{blocks} blocks; wall time per block: abba {walls['abba']:.2f} s, duet {walls['duet']:.2f} s")
-    print("d = log(B/A) per block (A/A: ideally 0); spreads in log units shown as %; "
-          "FoM = spread x sqrt(wall per block), lower is better")
-    head = (f"{'benchmark':<11} {'method':<14} {'n':>3} {'mean d':>8} {'sd':>7} {'1.48MAD':>7} {'pos.eff':>8} "
-            f"{'sd|pos':>7} {'wall s':>6} {'FoM sd':>7} {'FoM MAD':>7}")
+    print("d = log(B/A) per block (A/A: ideally 0), in % (log units); trim = the standard error of the farm's "
+          "20 % trimmed mean x sqrt(n);\nfloor = the sd of d that the iterations' own scatter would give (sd far "
+          "above it: per-process or per-block noise);\nFoM = trim x sqrt(wall per block), lower is better")
+    head = (f"{'benchmark':<11} {'method':<14} {'n':>3} {'mean d':>8} {'trim':>7} {'sd':>7} {'1.48MAD':>7} "
+            f"{'pos.eff':>8} {'sd|pos':>7} {'floor':>7} {'wall s':>6} {'FoM':>7}")
     print(head)
     print("-" * len(head))
     for name in names:
         entry = summary["benchmarks"][name]
         for m in METHODS:
             s = entry["methods"][m]
-            wall = walls[m]
-            print(f"{name if m == 'abba' else '':<11} {m:<14} {s['n']:>3} {pct(s['mean'])} {spread_pct(s['sd'])} "
-                  f"{spread_pct(s['mad'])} {pct(s['position'])} {spread_pct(s['sd_within'])} {wall:6.2f} "
-                  f"{spread_pct(s['fom_sd'])} {spread_pct(s['fom_mad'])}")
+            print(f"{name if m == 'abba' else '':<11} {m:<14} {s['n']:>3} {pct(s['mean'])} {spread_pct(s['trim'])} "
+                  f"{spread_pct(s['sd'])} {spread_pct(s['mad'])} {pct(s['position'])} {spread_pct(s['sd_within'])} "
+                  f"{spread_pct(s['iteration_floor'])} {walls[m]:6.2f} {spread_pct(s['fom'][PRIMARY])}")
         print(f"{'':<11} pairs/block {entry['pairs_per_block']:.1f}, correlation of paired iterations' log times "
               f"{entry['pair_correlation']:+.2f}")
-    print()
+    print("\nratio = FoM(abba) / FoM(duet): above 1 the duet is better; 95 % intervals by resampling blocks")
     for name in names:
         entry = summary["benchmarks"][name]
-        r = entry["ratio_duet"]
-        ru = entry["ratio_duet_unpaired"]
-        print(f"verdict {name:<11} {r['verdict']}; sd ratio {r['sd']:.2f} (95% CI {r['sd_ci'][0]:.2f}-"
-              f"{r['sd_ci'][1]:.2f}), MAD ratio {r['mad']:.2f} (CI {r['mad_ci'][0]:.2f}-{r['mad_ci'][1]:.2f}), "
-              f"position fitted {r['sd_within']:.2f}; unpaired duet: {ru['sd']:.2f}")
+        r, ru = entry["ratio_duet"], entry["ratio_duet_unpaired"]
+        print(f"verdict {name:<11} {r['verdict']}")
+        print(f"{'':<20}trim {r['trim']:.2f} ({interval(r['trim_ci'])}), sd {r['sd']:.2f} ({interval(r['sd_ci'])}), "
+              f"MAD {r['mad']:.2f} ({interval(r['mad_ci'])}); sd with the position fitted {r['sd_within']:.2f}; "
+              f"without pairing: trim {ru['trim']:.2f}")
     overall = summary["overall_duet"]
-    print(f"verdict overall     {overall['verdict']} (geometric mean over benchmarks of FoM(abba)/FoM(duet), sd)")
-    print(f"  per CPU-second (the duet occupies 2 CPUs): ratio {overall['geomean_ratio'] / math.sqrt(2):.2f}")
-    print(f"  without pairing (whole-process medians): {summary['overall_duet_unpaired']['verdict']}")
-    print(f"  paired, mean instead of median: {summary['overall_duet_mean']['verdict']}")
+    geo = overall["geomean_ratio"]
+    print(f"verdict overall     {overall['verdict']}")
+    print(f"{'':<20}(geometric mean over the benchmarks of the trim ratio; sd {geo['sd']:.2f}, MAD {geo['mad']:.2f})")
+    print(f"{'':<20}per CPU-second (the duet holds 2 CPUs, abba 1): {geo[PRIMARY] / math.sqrt(2):.2f}")
+    print(f"{'':<20}without pairing (whole-process medians): {summary['overall_duet_unpaired']['verdict']}")
+    print(f"{'':<20}paired, mean instead of median: {summary['overall_duet_mean']['verdict']}")
 
 
 def main(argv=None) -> int:
