@@ -18,7 +18,9 @@ Noise model, in log space: every run = effect + drift + a block term shared by t
 the noise CV. What this machine adds: one-arm spikes (a run 40 % slow with probability p), speed regimes
 that switch every few dozen runs (a run 50 % slow while in the slow regime), heavy tails, an A/A canary
 quieter than the experiment, and a build offset (every new build of the code runs b faster).
-Effects are in units of the noise CV ("3x noise" = an effect of 3 CV) or at the floor exactly.
+Effects are in units of the noise CV ("3x noise" = an effect of 3 CV) or at the floor exactly. Cells at
+the floor model a target that builds nothing (floor = min_effect exactly); all others a compiled target,
+whose floor adds the bias its A/A canary measured between two builds (|estimate|).
 
     python bench/decisions.py --out decisions.json      # a few minutes on one core
 """
@@ -61,6 +63,12 @@ class Scenario:
     aa_noise: float = 1.0  # factor on the A/A canary's noise (< 1: the canary ran in a quiet period)
     build_offset: float = 0.0  # every rebuilt binary (candidate, and the canary's second build) runs this much
     mix: bool = False  # effects drawn from the realistic mix instead
+    built: bool = True  # a compiled target: the floor counts the canary's measured build bias (always, even
+    # for byte-identical builds); False: a target that builds nothing, whose floor is exactly min_effect
+
+    def __post_init__(self):
+        if self.at_floor:  # "at the floor" is well defined only where the floor is exactly min_effect
+            object.__setattr__(self, "built", False)
 
 
 SCENARIOS = (
@@ -99,7 +107,7 @@ class Settings:
     min_blocks: int = 3
     max_blocks: int = 20
     extra_looks: tuple[int, ...] = (25, 30)
-    aa_blocks: int = 8
+    aa_blocks: int = 10
     canary_every: int = 16
     mwu_blocks: int = 10
     shared: float = 0.5
@@ -195,8 +203,7 @@ def farm_rule(sim: Simulator, sc: Scenario, n_exp: int):
     effect, truth = _effects(sim, sc, n_exp)
     aa_effect = np.full((n_exp, 1, len(BENCHMARKS)), sc.build_offset)
     aa = sim.log_ratios(sc, n_exp, s.aa_blocks, aa_effect, noise=sc.aa_noise)
-    # Builds without an offset are byte-identical: no bias is counted (the pipeline compares fingerprints).
-    counted = build_bias(np.moveaxis(aa, 1, 2))[2] if sc.build_offset else 0.0
+    counted = build_bias(np.moveaxis(aa, 1, 2))[2] if sc.built else 0.0
     floor = np.broadcast_to(effect_floor(s.min_effect, counted), (n_exp, len(BENCHMARKS)))
     d = np.moveaxis(sim.log_ratios(sc, n_exp, looks[-1], effect, cand_noise=sc.cand_noise), 1, 2)
     outcome = np.full(n_exp, CONTINUE)
@@ -219,7 +226,7 @@ def fixed_rule(sim: Simulator, sc: Scenario, n_exp: int, n_blocks: int):
     effect, truth = _effects(sim, sc, n_exp)
     aa_effect = np.full((n_exp, 1, len(BENCHMARKS)), sc.build_offset)
     aa = sim.log_ratios(sc, n_exp, s.aa_blocks, aa_effect, noise=sc.aa_noise)
-    floor = effect_floor(s.min_effect, build_bias(np.moveaxis(aa, 1, 2))[2] if sc.build_offset else 0.0)
+    floor = effect_floor(s.min_effect, build_bias(np.moveaxis(aa, 1, 2))[2] if sc.built else 0.0)
     d = np.moveaxis(sim.log_ratios(sc, n_exp, n_blocks, effect, cand_noise=sc.cand_noise), 1, 2)
     a = assess(d, floor, alpha=s.alpha, looks=(n_blocks,), beta=s.beta)
     out, _ = outlooks(a, alpha=s.alpha, final=True)

@@ -134,10 +134,10 @@ class AcceptanceConfig(Model):
                                                        "Lower is more careful and spends more blocks.")
     min_effect: float = Field(0.02, ge=0, lt=1, description="The practical minimum effect (fraction). A "
                                                             "benchmark's floor is this plus the measured "
-                                                            "build-to-build bias (zero when two builds of the "
-                                                            "same source are byte-identical); it does not grow "
+                                                            "build-to-build bias (zero for a target that "
+                                                            "builds nothing); it does not grow "
                                                             "with per-block noise.")
-    aa_blocks: int = Field(8, ge=3, le=200, description="Blocks of each A/A canary: the parent's reference build "
+    aa_blocks: int = Field(10, ge=3, le=200, description="Blocks of each A/A canary: the parent's reference build "
                                                         "against a second build of the same source. They measure "
                                                         "the build-to-build bias and check for false positives.")
     canary_every: int = Field(16, ge=1, description="Run another A/A canary on a worker after this many "

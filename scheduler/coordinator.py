@@ -119,7 +119,7 @@ class Coordinator:
         # Acceptance state: A/A log ratios per worker and benchmark, canary counts per worker,
         # reference-arm history per (worker, parent, benchmark), screening ratios per parent.
         self.aa_logs: dict[str, dict[str, list[float]]] = {}
-        self.bias_logs: dict[str, dict[str, list[float]]] = {}  # the same, from canaries whose builds differed
+        self.bias_logs: dict[str, dict[str, list[float]]] = {}  # the same, of targets that build something
         self.reserved: dict[str, Assignment] = {}  # held for a worker while it runs its canary
         self.since_canary: dict[str, int] = {}
         self.canaries: dict[str, list[int]] = {}  # worker -> [canaries, false positives]
@@ -235,7 +235,7 @@ class Coordinator:
 
     def _build_bias(self, worker: _Worker) -> tuple[tuple[str, float], ...]:
         """The worker's build-to-build bias per benchmark, counted into the floor: pooled over its canaries
-        whose two builds differed (none when every second build was byte-identical)."""
+        (none for a target that builds nothing)."""
         return tuple((name, float(build_bias(logs)[2]))
                      for name, logs in sorted(self.bias_logs.get(worker.name, {}).items()) if len(logs) >= 3)
 
@@ -297,10 +297,10 @@ class Coordinator:
                  f"{' in ' + experiment_id if experiment_id else ''}: {reason}")
 
     def _on_canary(self, worker: _Worker, assignment: Assignment, result: ExperimentResult) -> None:
-        """(a): pool the A/A log ratios (and, when the two builds differed, the build bias); alarm on too many
+        """(a): pool the A/A log ratios (and, when something is built, the build bias); alarm on too many
         false positives."""
-        identical = result.ref_fingerprint == result.cand_fingerprint  # both None: no built artefacts
-        pools = [self.aa_logs] + ([] if identical else [self.bias_logs])
+        built = result.ref_fingerprint is not None or result.cand_fingerprint is not None
+        pools = [self.aa_logs] + ([self.bias_logs] if built else [])
         for pool in pools:
             logs = pool.setdefault(worker.name, {})
             for name, values in result.aa_log_ratios:
