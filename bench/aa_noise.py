@@ -3,9 +3,12 @@
     python bench/aa_noise.py [--blocks 16] [--hypotheses square_fast_path,kde_vectorise,noop_comment]
                              [--workdir DIR] [--out aa_noise.json]
 
-(a) alone: one fixture checkout built once, then --blocks ABBA blocks of that
-    build against itself on CPU 1 (`taskset -c 1` and the OpenMP environment,
-    through farm.runner exactly as a worker runs it), nothing of the farm running.
+(a) alone: two fixture checkouts, each built once (two builds of one source, as
+    the farm's canary compares them), then --blocks ABBA blocks of one against the
+    other on CPU 1 (`taskset -c 1` and the OpenMP environment, through farm.runner
+    exactly as a worker runs it), nothing of the farm running. One checkout against
+    itself is no fair baseline: two checkouts are noisier per block on this machine
+    (idw2d 2.6-5.1 % vs 11.4 %), and every experiment compares two.
 (b) farm: a real campaign (configs/demo.yaml's phases and benchmarks, the default
     layout here: 2 workers x 1 CPU, the default measurement mode) whose workers
     run an A/A canary before every experiment (canary_every 1), so each worker
@@ -58,17 +61,21 @@ def demo_config(campaign: str, hypotheses: list[str], aa_blocks: int) -> Campaig
 
 
 def alone(config: CampaignConfig, workdir: pathlib.Path, blocks: int) -> dict[str, list[float]]:
-    """ABBA blocks of one build against itself on ALONE_CPU: {benchmark: [log(second / first) per block]}."""
-    repo = cpp_fixture.init_repo(workdir / "alone")
+    """ABBA blocks on ALONE_CPU of two builds of the same source in two checkouts, as the farm's canary
+    compares them (its reference build and a second build): {benchmark: [log(second / first) per block]}."""
     pinning = Pinning((ALONE_CPU,))
     build, bench = config.phases.build, config.phases.bench
-    run_command("build", build.command, repo, build.timeout, pinning, log_path=workdir / "alone-build.log")
+    checkouts = []
+    for name in ("alone-first", "alone-second"):
+        repo = cpp_fixture.init_repo(workdir / name)
+        run_command("build", build.command, repo, build.timeout, pinning, log_path=workdir / f"{name}-build.log")
+        checkouts.append(repo)
     required = list(config.benchmarks)
     first: dict[str, list[float]] = {name: [] for name in required}
     second: dict[str, list[float]] = {name: [] for name in required}
     for block in range(blocks):
-        order = (first, second) if block % 2 == 0 else (second, first)
-        for arm in order:
+        arms = [(first, checkouts[0]), (second, checkouts[1])]
+        for arm, repo in (arms if block % 2 == 0 else arms[::-1]):
             result = run_command("bench", bench.command, repo, bench.timeout, pinning,
                                  log_path=workdir / "alone-bench.log")
             for reading in parse_output(result.stdout, bench.protocol, bench.pattern, required):
