@@ -59,6 +59,7 @@ VERDICTS = tuple(Verdict)  # array code i <-> VERDICTS[i]
 OUTLOOKS = tuple(Outlook)
 IMPROVED, REGRESSED, SAME, UNKNOWN, INSUFFICIENT = range(5)
 KEEP, DISCARD, CONTINUE = range(3)
+ZERO_SPREAD = 1e-12  # standard errors of log ratios at or below this are no spread at all
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def assess(d, floor, *, alpha: float, looks, beta: float, trim: float = TRIM) ->
     bound = np.log1p(np.broadcast_to(np.asarray(floor, dtype=float), d.shape[:-1]))
     valid = np.all(np.isfinite(d), axis=-1)
     centre, se, df = trimmed_location(np.where(np.isfinite(d), d, 0.0), trim)
-    valid &= se > 0
+    valid &= se > ZERO_SPREAD  # equal ratios give a few ulps of spread after the logs, not exactly 0
     se = np.where(valid, se, np.nan)
     half = critical_t(alpha, looks, df) * se
     screen = float(scipy_stats.t.isf(beta, df)) * se
