@@ -39,6 +39,6 @@ def test_the_real_win_is_kept_and_no_null_change_is(local_ray, tmp_path):
     ratio = con.execute("""SELECT ratio FROM decisions d JOIN experiments e ON e.id = d.experiment_id
                            WHERE e.hypothesis_id = 'quarter_less_work'""").fetchone()[0]
     assert 0.6 < ratio < 0.85  # 3/4 of the loop, plus the fixed start-up cost
-    # nothing is built, so two builds cannot differ: the floor is min_effect, whatever the A/A noise was
+    # the floor is min_effect plus the slot-to-slot bias the canary measured, never below min_effect
     floors = [f for (f,) in con.execute("SELECT effect_floor FROM decisions").fetchall()]
-    assert floors and all(f == pytest.approx(0.02) for f in floors)
+    assert floors and all(f >= 0.02 - 1e-12 for f in floors)
