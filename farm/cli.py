@@ -70,11 +70,24 @@ def _workdir(config: CampaignConfig, override: str | None) -> pathlib.Path:
 @click.option("--workers", type=click.IntRange(min=1), help="Number of workers (overrides the config).")
 @click.option("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray).")
 @click.option("--max-experiments", type=click.IntRange(min=0), help="Stop starting new hypotheses after N.")
-@click.option("--fresh", is_flag=True, help="Delete this campaign's previous workdir first.")
-def run(config_path, workdir, db, workers, address, max_experiments, fresh):
-    """Run the campaign in CONFIG to the end, then print a summary and write progress.png."""
+@click.option("--fresh", is_flag=True, help="Delete this campaign's previous workdir first, and archive its "
+                                            "branches in the target repository under refs/farm-archive/.")
+@click.option("--resume", is_flag=True, help="Continue this campaign from its store after a crash or an "
+                                             "interrupt: finished experiments stay, running ones run again.")
+def run(config_path, workdir, db, workers, address, max_experiments, fresh, resume):
+    """Run the campaign in CONFIG to the end, then print a summary and write progress.png.
+
+    \b
+    Ctrl-C (or SIGTERM) once: no new experiments, the running ones finish.
+    Twice: the running ones are abandoned. Either way every process the
+    campaign started is killed and `farm run CONFIG --resume` continues it.
+    \b
+    Exit codes: 0 finished, 1 error, 2 invalid campaign file, 130 interrupted.
+    """
     from scheduler import run_campaign  # Ray is imported only when a campaign runs
 
+    if fresh and resume:
+        raise click.UsageError("--fresh starts over and --resume continues: give one of them")
     config = load_config(config_path)
     workdir_path = _workdir(config, workdir)
     db_path = pathlib.Path(db).resolve() if db else (config.resolve(config.db) if config.db
@@ -83,11 +96,19 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh):
         if not ((workdir_path / "farm.duckdb").exists() or (workdir_path / "workers").exists()):
             raise FarmError(f"--fresh: {workdir_path} does not look like a farm workdir; remove it yourself")
         shutil.rmtree(workdir_path)
-    if db_path.exists() and _has_campaign(db_path, config.campaign):
-        raise FarmError(f"campaign {config.campaign!r} already ran in {db_path}; pass --fresh to start over or "
-                        f"--workdir/--db for a new store")
+    state = _campaign_status(db_path, config.campaign)
+    if resume and state is None:
+        raise FarmError(f"--resume: campaign {config.campaign!r} has not run in {db_path}; start it without --resume")
+    if resume and state == "finished":
+        raise FarmError(f"--resume: campaign {config.campaign!r} in {db_path} finished already; nothing to resume")
+    if not resume and state is not None:
+        advice = ("--fresh to start over" if db_path.is_relative_to(workdir_path)
+                  else f"--db for another store (--fresh clears {workdir_path}, not {db_path})")
+        raise FarmError(f"campaign {config.campaign!r} already ran in {db_path} ({state}); pass --resume to "
+                        f"continue it, or {advice}")
     summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
-                           max_experiments=max_experiments, echo=lambda line: click.echo(line))
+                           max_experiments=max_experiments, echo=lambda line: click.echo(line), resume=resume,
+                           fresh=fresh)
     con = open_readonly(db_path)
     click.echo("\n" + summary_table(con, config.campaign))
     click.echo("\n" + acceptance_summary(con, config.campaign))
@@ -98,15 +119,20 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh):
                f"{summary.integrated_branch} ({summary.base_commit[:10]}..{summary.tip[:10]}) in {summary.repo}")
     click.echo(f"store: {db_path}" + (f"   plot: {png}" if png else ""))
     if summary.interrupted:
+        click.echo(f"interrupted: continue with `farm run {config_path} --resume`")
         sys.exit(130)
 
 
-def _has_campaign(db_path: pathlib.Path, campaign: str) -> bool:
+def _campaign_status(db_path: pathlib.Path, campaign: str) -> str | None:
+    """The campaign's status in the store, None if it has not run there."""
+    if not db_path.exists():
+        return None
     con = open_readonly(db_path)
     try:
-        return con.execute("SELECT count(*) FROM campaigns WHERE id = ?", [campaign]).fetchone()[0] > 0
+        row = con.execute("SELECT status FROM campaigns WHERE id = ?", [campaign]).fetchone()
     finally:
         con.close()
+    return row[0] if row else None
 
 
 @main.command()

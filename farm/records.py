@@ -9,7 +9,8 @@ from stats import BenchmarkDecision
 
 
 class Status(str, enum.Enum):
-    """Lifecycle of an experiment; every state after RUNNING is final."""
+    """Lifecycle of an experiment; every state after RUNNING is final (LOST and INVALIDATED are attempts whose
+    hypothesis was run again, under a new experiment id)."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -23,6 +24,7 @@ class Status(str, enum.Enum):
     STALE_BUILD = "stale_build"  # sources changed but the built artefact did not
     CONFLICT = "conflict"  # the change does not apply on its parent
     INVALIDATED = "invalidated"  # an artifact detector voided the verdict; the hypothesis was measured again
+    LOST = "lost"  # the attempt never ended (its worker or the coordinator died, or it was abandoned); run again
     AA_CLEAN = "aa_clean"  # an A/A canary (the parent against itself) found no difference, as it should
     AA_FALSE_POSITIVE = "aa_false_positive"  # an A/A canary was called a keep: a false positive
 
@@ -69,6 +71,7 @@ class Assignment:
     # The worker's measured build-to-build bias per benchmark (log units, counted into the floor).
     build_bias: tuple[tuple[str, float], ...] = ()
     rebuild_ref: bool = False  # rebuild the parent even if this worker built it before (suspect baseline)
+    retry_of: str | None = None  # the lost attempt this one runs again
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
--- The farm's DuckDB schema, version 2. Bump SCHEMA_VERSION in farm/store.py and add a
--- migration there when this file changes. Version 2 added `blocks`.
+-- The farm's DuckDB schema, version 3. Bump SCHEMA_VERSION in farm/store.py and add a
+-- migration there when this file changes. Version 2 added `blocks`; version 3 `experiments.retry_of` and
+-- `campaign_state`.
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -10,7 +11,7 @@ CREATE TABLE IF NOT EXISTS campaigns (
     base_commit VARCHAR NOT NULL,
     integrated_branch VARCHAR NOT NULL,
     workers INTEGER NOT NULL,
-    status VARCHAR NOT NULL,         -- running | finished | interrupted | failed
+    status VARCHAR NOT NULL,         -- running | finished | interrupted | failed (see README: Faults)
     started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP
 );
@@ -46,7 +47,9 @@ CREATE TABLE IF NOT EXISTS experiments (
     branch VARCHAR NOT NULL,
     status VARCHAR NOT NULL,         -- queued | running | keep | discard | guard_fail | crash | timeout |
                                      -- no_change | tampered | stale_build | conflict | invalidated |
-                                     -- aa_clean | aa_false_positive
+                                     -- lost | aa_clean | aa_false_positive. `lost`: the attempt never ended
+                                     -- (worker or coordinator died, abandoned); its samples are kept, and
+                                     -- the hypothesis ran again as the experiment whose retry_of is this id
     reason VARCHAR,
     worker VARCHAR,
     cpus INTEGER[],
@@ -56,7 +59,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     ref_fingerprint VARCHAR,
     cand_fingerprint VARCHAR,
     started_at TIMESTAMP,
-    finished_at TIMESTAMP
+    finished_at TIMESTAMP,
+    retry_of VARCHAR                 -- the lost attempt this experiment runs again
 );
 
 CREATE TABLE IF NOT EXISTS samples (
@@ -127,4 +131,10 @@ CREATE TABLE IF NOT EXISTS events (
     experiment_id VARCHAR,
     kind VARCHAR NOT NULL,
     message VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS campaign_state (  -- the coordinator's whole state, saved with every change: --resume
+    campaign VARCHAR PRIMARY KEY,
+    state JSON NOT NULL,             -- queues, merge queue, landed order, A/A logs, control charts (scheduler/campaign.py)
+    saved_at TIMESTAMP NOT NULL
 );

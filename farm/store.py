@@ -7,6 +7,7 @@ reports open the file read-only with `open_readonly`.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import pathlib
 from collections.abc import Iterable
@@ -16,7 +17,7 @@ import duckdb
 from farm.errors import StoreError
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_FILE = pathlib.Path(__file__).with_name("schema.sql")
 # version -> SQL that upgrades a store from version - 1. Frozen history: a later change to a table gets its own
 # migration rather than an edit here.
@@ -32,6 +33,11 @@ MIGRATIONS: dict[int, str] = {
               cpu_mhz DOUBLE,
               others VARCHAR,
               waited_s DOUBLE NOT NULL)""",
+    3: """ALTER TABLE experiments ADD COLUMN retry_of VARCHAR;
+          CREATE TABLE campaign_state (
+              campaign VARCHAR PRIMARY KEY,
+              state JSON NOT NULL,
+              saved_at TIMESTAMP NOT NULL)""",
 }
 
 
@@ -98,6 +104,31 @@ class Store:
     def finish_campaign(self, campaign: str, status: str) -> None:
         self.con.execute("UPDATE campaigns SET status = ?, finished_at = ? WHERE id = ?", [status, now(), campaign])
 
+    def resume_campaign(self, campaign: str) -> None:
+        self.con.execute("UPDATE campaigns SET status = 'running', finished_at = NULL WHERE id = ?", [campaign])
+
+    def save_state(self, campaign: str, state: dict) -> None:
+        """The coordinator's whole state (scheduler/campaign.py), for --resume."""
+        self.con.execute("INSERT OR REPLACE INTO campaign_state VALUES (?, ?, ?)",
+                         [campaign, json.dumps(state), now()])
+
+    def load_state(self, campaign: str) -> dict | None:
+        row = self.con.execute("SELECT state FROM campaign_state WHERE campaign = ?", [campaign]).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def apply(self, campaign: str, writes: list[tuple[str, tuple]], state: dict) -> None:
+        """Several writes of this class (method name, arguments) and the state they lead to, in one
+        transaction: a coordinator that dies between two of them leaves the store as it was before both."""
+        self.con.begin()
+        try:
+            for method, args in writes:
+                getattr(self, method)(*args)
+            self.save_state(campaign, state)
+        except Exception:
+            self.con.rollback()
+            raise
+        self.con.commit()
+
     def add_hypotheses(self, campaign: str, hypotheses: Iterable[Hypothesis], agents: dict[str, str]) -> None:
         hypotheses = list(hypotheses)
         for strategy, agent in agents.items():
@@ -112,12 +143,13 @@ class Store:
 
     def start_experiment(self, experiment_id: str, campaign: str, hypothesis: Hypothesis, kind: str,
                          parent_commit: str, branch: str, worker: str, cpus: tuple[int, ...],
-                         screened_experiment: str | None = None) -> None:
+                         screened_experiment: str | None = None, retry_of: str | None = None) -> None:
         self.con.execute(
             "INSERT INTO experiments (id, campaign, strategy, hypothesis_id, kind, screened_experiment, "
-            "parent_commit, branch, status, worker, cpus, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "parent_commit, branch, status, worker, cpus, started_at, retry_of) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [experiment_id, campaign, hypothesis.strategy, hypothesis.id, kind, screened_experiment, parent_commit,
-             branch, Status.RUNNING.value, worker, list(cpus), now()])
+             branch, Status.RUNNING.value, worker, list(cpus), now(), retry_of])
 
     def finish_experiment(self, result: ExperimentResult) -> None:
         self.con.execute(
@@ -133,11 +165,11 @@ class Store:
                 [[result.experiment_id, d.benchmark, _finite(d.ratio), _finite(d.ci_low), _finite(d.ci_high),
                   d.verdict.value, d.n_blocks, d.effect_floor, d.note] for d in result.decisions])
 
-    def requeue_experiment(self, experiment_id: str, reason: str) -> None:
-        """Forget a lost attempt: its samples and blocks go, the row returns to queued."""
-        self.con.execute("DELETE FROM samples WHERE experiment_id = ?", [experiment_id])
-        self.con.execute("DELETE FROM blocks WHERE experiment_id = ?", [experiment_id])
-        self.con.execute("UPDATE experiments SET status = 'queued', reason = ? WHERE id = ?", [reason, experiment_id])
+    def mark_lost(self, experiment_id: str, reason: str) -> None:
+        """An attempt that never ended: its samples and blocks stay, marked by the status; it runs again as a
+        new experiment (retry_of), whose decision never sees them."""
+        self.con.execute("UPDATE experiments SET status = 'lost', reason = ?, finished_at = ? WHERE id = ?",
+                         [reason, now(), experiment_id])
 
     def invalidate_experiment(self, experiment_id: str, reason: str) -> None:
         """An artifact voided this verdict (kept as it was, after the new reason); the hypothesis is re-measured."""

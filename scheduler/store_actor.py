@@ -32,6 +32,10 @@ class StoreActor:
     def finish_experiment(self, result: ExperimentResult) -> None:
         self.store.finish_experiment(result)
 
+    def apply(self, writes: list[tuple[str, tuple]], state: dict) -> None:
+        """The coordinator's writes of one step and the campaign state they lead to, in one transaction."""
+        self.store.apply(self.campaign, writes, state)
+
     def add_hypotheses(self, hypotheses: list[Hypothesis], agents: dict[str, str]) -> None:
         self.store.add_hypotheses(self.campaign, hypotheses, agents)
 

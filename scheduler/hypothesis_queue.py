@@ -1,0 +1,54 @@
+"""The hypotheses still to screen, in order, and which have a final outcome.
+
+A hypothesis with `after` waits until that one is settled (its outcome final and, if kept, landed or
+refused), so that its patch applies. Plain data: stored with the campaign's state and restored on resume.
+"""
+from __future__ import annotations
+
+from farm.records import Hypothesis
+
+
+class HypothesisQueue:
+    def __init__(self, hypotheses: list[Hypothesis], max_screens: int | None = None):
+        self.by_id = {h.id: h for h in hypotheses}
+        self.pending: list[str] = [h.id for h in hypotheses]
+        self.settled: set[str] = set()
+        self.started = 0  # screens started (re-measurements included), for --max-experiments
+        self.max_screens = max_screens
+
+    def next(self) -> Hypothesis | None:
+        """The first pending hypothesis whose predecessor is settled, or None."""
+        if self.max_screens is not None and self.started >= self.max_screens:
+            return None
+        for hypothesis_id in self.pending:
+            after = self.by_id[hypothesis_id].after
+            if after is None or after in self.settled:
+                self.pending.remove(hypothesis_id)
+                self.started += 1
+                return self.by_id[hypothesis_id]
+        return None
+
+    def settle(self, hypothesis_id: str) -> None:
+        self.settled.add(hypothesis_id)
+
+    def again(self, hypothesis_id: str) -> None:
+        """Screen a hypothesis once more, before the others (its verdict was voided)."""
+        self.settled.discard(hypothesis_id)
+        self.pending.insert(0, hypothesis_id)
+
+    def waiting(self) -> list[str]:
+        """Pending hypotheses that would still run (none once the --max-experiments budget is spent)."""
+        if self.max_screens is not None and self.started >= self.max_screens:
+            return []
+        return list(self.pending)
+
+    def to_dict(self) -> dict:
+        return {"pending": self.pending, "settled": sorted(self.settled), "started": self.started}
+
+    def restore(self, data: dict) -> None:
+        unknown = sorted(set(data["pending"]) - set(self.by_id))
+        if unknown:
+            raise ValueError(f"the stored campaign has hypotheses this config does not: {unknown}")
+        self.pending = list(data["pending"])
+        self.settled = set(data["settled"])
+        self.started = data["started"]

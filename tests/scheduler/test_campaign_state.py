@@ -1,0 +1,166 @@
+"""The campaign's decisions without Ray: assignment, lost attempts, stored state, resume (with a real store)."""
+import json
+import time
+
+import pytest
+
+from farm.config import CampaignConfig
+from farm.records import ExperimentResult, Hypothesis, Kind, Status
+from farm.store import Store
+from scheduler.campaign import Campaign
+from stats import BenchmarkDecision, Verdict
+from tests.scheduler.tiny_repo import config_dict
+
+BASE = "b" * 40
+
+
+def _hypotheses(*ids, after=None):
+    return [Hypothesis(id=i, strategy="s", category="c", text="", agent="patch", patch="x",
+                       after=(after or {}).get(i)) for i in ids]
+
+
+def _campaign(tmp_path, ids=("h1", "h2"), workers=("w0", "w1"), after=None, **acceptance):
+    config = CampaignConfig(**config_dict(tmp_path, [{"id": i, "patch": "x"} for i in ids],
+                                          acceptance={"aa_blocks": 3, "min_blocks": 3, "max_blocks": 4,
+                                                      "extension_looks": [], "canary_every": 100, **acceptance}))
+    return Campaign(config, _hypotheses(*ids, after=after), BASE, list(workers), say=lambda line: None)
+
+
+def _result(assignment, status, *, effect=None, commit=None, ratio=1.0):
+    now = time.time()
+    decisions = (BenchmarkDecision("loop", ratio, ratio * 0.99, ratio * 1.01, Verdict.SAME, 3, 0.05),)
+    return ExperimentResult(assignment.experiment_id, status, "test", "w0", (0,), now, now, commit=commit,
+                            decisions=decisions, blocks=3, effect=effect, ref_means=(("loop", 1.0),),
+                            aa_log_ratios=(("loop", (0.0, 0.01, -0.01)),) if assignment.kind is Kind.AA else ())
+
+
+class Recorder:
+    """Applies the campaign's writes to a real store, as the coordinator does through the store actor."""
+
+    def __init__(self, tmp_path, campaign):
+        self.store = Store(tmp_path / "farm.duckdb")
+        self.store.start_campaign("tiny", "{}", str(tmp_path), "main", BASE, "farm/tiny/integrated", 2)
+        self.campaign = campaign
+
+    def save(self):
+        self.store.apply("tiny", self.campaign.take_writes(), json.loads(json.dumps(self.campaign.to_dict())))
+
+    def rows(self, sql):
+        return self.store.query(sql)[1]
+
+
+def test_a_reserved_assignment_reaches_its_worker_when_an_earlier_worker_has_nothing(tmp_path):
+    # w1 runs its canary while its screen of h1 is held for it; w0 has run its canary and there is nothing else
+    # to do. On main the loop returned at w0 and the held h1 was dropped with the campaign ending.
+    campaign = _campaign(tmp_path, ids=("h1",))
+    canary_w0 = campaign.assign("w0", (0,))
+    assert canary_w0.kind is Kind.AA
+    campaign.finish(_result(canary_w0, Status.AA_CLEAN))
+    held = campaign.reserved["w0"]
+    assert held.hypothesis.id == "h1"
+    campaign.reserved["w1"] = campaign.reserved.pop("w0")  # held for w1 after w1's canary
+    campaign.monitor.aa_logs["w1"] = {"loop": [0.0, 0.0, 0.0]}
+    assert campaign.assign("w0", (0,)) is None
+    given = campaign.assign("w1", (1,))
+    assert given is not None and given.hypothesis.id == "h1" and given.kind is Kind.SCREEN
+
+
+def test_a_lost_attempt_keeps_its_row_and_runs_again_under_a_new_id(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1",), workers=("w0",))
+    recorder = Recorder(tmp_path, campaign)
+    canary = campaign.assign("w0", (0,))
+    recorder.save()
+    campaign.finish(_result(canary, Status.AA_CLEAN))
+    screen = campaign.assign("w0", (0,))
+    recorder.save()
+    campaign.lose(screen.experiment_id, "worker w0 died: ActorDiedError")
+    recorder.save()
+    retry = campaign.assign("w0", (0,))
+    recorder.save()  # on main: a duplicate-key error here (the same experiment id inserted again)
+    assert retry.experiment_id != screen.experiment_id and retry.retry_of == screen.experiment_id
+    campaign.finish(_result(retry, Status.DISCARD))
+    recorder.save()
+    rows = recorder.rows("SELECT id, status, retry_of FROM experiments WHERE kind = 'screen' ORDER BY id")
+    assert rows == [(screen.experiment_id, "lost", None), (retry.experiment_id, "discard", screen.experiment_id)]
+    assert campaign.assign("w0", (0,)) is None and not campaign.in_flight and campaign.statuses["lost"] == 1
+
+
+def test_a_lost_canary_is_not_retried_but_due_again(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1",), workers=("w0",))
+    canary = campaign.assign("w0", (0,))
+    campaign.lose(canary.experiment_id, "worker died")
+    again = campaign.assign("w0", (0,))
+    assert again.kind is Kind.AA and again.experiment_id != canary.experiment_id and not campaign.retry
+
+
+def test_stored_state_resumes_with_queues_monitor_and_in_flight_work(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3"), workers=("w0",))
+    recorder = Recorder(tmp_path, campaign)
+    canary = campaign.assign("w0", (0,))
+    campaign.finish(_result(canary, Status.AA_CLEAN))
+    first = campaign.assign("w0", (0,))
+    campaign.finish(_result(first, Status.KEEP, effect=0.8, commit="c" * 40, ratio=0.8))
+    merge = campaign.assign("w0", (0,))
+    assert merge.kind is Kind.MERGE and merge.screened_experiment == first.experiment_id
+    recorder.save()
+    # The coordinator dies here. A new one restores the stored state: the merge in flight runs again.
+    stored = recorder.store.load_state("tiny")
+    resumed = _campaign(tmp_path, ids=("h1", "h2", "h3"), workers=("w0",))
+    resumed.restore(stored)
+    resumed.resume()
+    recorder.campaign = resumed
+    recorder.save()
+    assert resumed.monitor.aa_logs == {"w0": {"loop": [0.0, 0.01, -0.01]}}
+    assert resumed.monitor.ref_history == campaign.monitor.ref_history
+    again = resumed.assign("w0", (0,))
+    assert again.kind is Kind.MERGE and again.retry_of == merge.experiment_id
+    assert again.experiment_id not in (canary.experiment_id, first.experiment_id, merge.experiment_id)
+    assert again.build_bias == campaign.monitor.build_bias("w0")
+    resumed.finish(_result(again, Status.KEEP, effect=0.8, commit="d" * 40, ratio=0.8))
+    assert resumed.tip == "d" * 40 and resumed.landed == [first.experiment_id]
+    assert [resumed.assign("w0", (0,)).hypothesis.id for _ in range(1)] == ["h2"]
+    recorder.save()
+    assert recorder.rows("SELECT status FROM experiments WHERE id = ?".replace("?", f"'{merge.experiment_id}'")) \
+        == [("lost",)]
+    assert recorder.rows("SELECT position, landed FROM merges") == [(1, True)]
+
+
+def test_a_stopping_campaign_assigns_nothing_and_abandoned_work_runs_again_on_resume(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1", "h2"), workers=("w0",))
+    canary = campaign.assign("w0", (0,))
+    campaign.finish(_result(canary, Status.AA_CLEAN))
+    screen = campaign.assign("w0", (0,))
+    campaign.stopping = True
+    assert campaign.assign("w0", (0,)) is None
+    campaign.abandon("abandoned: a second interrupt")
+    assert [a.hypothesis.id for a in campaign.retry] == ["h1"] and campaign.retry[0].retry_of == screen.experiment_id
+    state = json.loads(json.dumps(campaign.to_dict()))
+    resumed = _campaign(tmp_path, ids=("h1", "h2"), workers=("w0",))
+    resumed.restore(state)
+    assert [resumed.assign("w0", (0,)).hypothesis.id for _ in range(2)] == ["h1", "h2"]
+
+
+def test_a_merge_whose_hypothesis_was_measured_again_still_lands_or_settles(tmp_path):
+    # On main a merge re-measurement flagged by the control chart after its hypothesis had been measured again
+    # returned early: the merge stayed "in flight" forever and its dependants never started.
+    campaign = _campaign(tmp_path, ids=("h1", "h2"), workers=("w0",), after={"h2": "h1"})
+    canary = campaign.assign("w0", (0,))
+    campaign.finish(_result(canary, Status.AA_CLEAN))
+    screen = campaign.assign("w0", (0,))
+    campaign.finish(_result(screen, Status.KEEP, effect=0.8, commit="c" * 40, ratio=0.8))
+    merge = campaign.assign("w0", (0,))
+    campaign.monitor.remeasured.add("h1")
+    history = campaign.monitor.ref_history
+    history[f"w0|{BASE}|loop"] = [1.0] * 6
+    result = _result(merge, Status.KEEP, effect=0.8, commit="d" * 40, ratio=0.8)
+    result = ExperimentResult(**{**result.__dict__, "ref_means": (("loop", 5.0),)})  # far off its chart
+    campaign.finish(result)
+    assert campaign.landed == [screen.experiment_id] and campaign.merges.in_flight is None
+    assert campaign.assign("w0", (0,)).hypothesis.id == "h2"
+
+
+def test_restoring_a_state_with_unknown_hypotheses_is_refused(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1", "h2"))
+    state = campaign.to_dict()
+    with pytest.raises(ValueError, match="h2"):
+        _campaign(tmp_path, ids=("h1",)).restore(state)
