@@ -76,7 +76,7 @@ class ExperimentPipeline:
 
     def __init__(self, config: CampaignConfig, slots: SlotPool, pinning: Pinning, worker: str,
                  log_root: pathlib.Path, lock: MeasurementLock, board: PhaseBoard, send_block: BlockSink,
-                 send_event: EventSink):
+                 send_event: EventSink, tag: str | None = None):
         self.config = config
         self.slots = slots
         self.pinning = pinning
@@ -86,6 +86,7 @@ class ExperimentPipeline:
         self.board = board
         self.send_block = send_block
         self.send_event = send_event
+        self.tag = tag  # "<campaign>:<worker>": every phase command carries it (see farm.processes)
         self._ref_built: tuple[str, str | None] | None = None  # (commit, fingerprint) of the built ref slot
 
     # -- public ------------------------------------------------------------
@@ -230,7 +231,7 @@ class ExperimentPipeline:
         """Run a phase; a timeout or failure becomes the experiment's Outcome."""
         try:
             return run_command(phase, command, slot.path, timeout, self.pinning,
-                               log_path=self.log_root / exp / f"{log_name}.log")
+                               log_path=self.log_root / exp / f"{log_name}.log", tag=self.tag)
         except PhaseTimeout as error:
             raise Outcome(Status.TIMEOUT, str(error)) from None
 

@@ -5,6 +5,10 @@ pinned to the worker's CPU set with taskset, with OpenMP told the same, in its
 own session so that a timeout kills the whole process group, with the farm's
 Python first on PATH, its output logged, and a failure raised as an error
 that shows the command, exit code and the tail of the output.
+
+Nothing a command starts outlives it: each carries a farm tag unique to the
+command (see farm.processes), and whatever still carries it when the command
+ends, however it ended, is killed, also children that left the process group.
 """
 from __future__ import annotations
 
@@ -15,13 +19,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 
 from farm.errors import PhaseError, PhaseTimeout
+from farm.processes import TAG_VARIABLE, kill_tagged
 
 KILL_GRACE_SECONDS = 2.0
 TAIL_LINES = 12
+DEFAULT_TAG = "farm:-"  # the "<campaign>:<worker>" of a command started outside a campaign
 
 
 @dataclass(frozen=True)
@@ -85,33 +93,47 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float, pinning: Pinning | None,
                 log_path: str | os.PathLike | None = None, env: dict[str, str] | None = None,
-                check: bool = True) -> CommandResult:
+                check: bool = True, tag: str | None = None) -> CommandResult:
     """Run `command` with bash in `cwd`.
 
     Returns a CommandResult. Raises PhaseTimeout after `timeout` seconds (the
     process group is killed) and, if `check`, PhaseError on a non-zero exit.
+    `tag` is the "<campaign>:<worker>" the command's farm tag starts with
+    (DEFAULT_TAG if None); whatever carries the command's tag when it ends is killed.
     """
     if pinning is not None and shutil.which("taskset") is None:
         raise PhaseError(phase, "taskset not found: install util-linux to pin CPUs")
     argv = ["bash", "-c", command]
     if pinning is not None:
         argv = ["taskset", "-c", pinning.cpu_list(), *argv]
+    command_tag = f"{tag or DEFAULT_TAG}:{uuid.uuid4().hex}"
     full_env = dict(os.environ)
     full_env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", "")
     full_env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep checkouts free of untracked files
     if pinning is not None:
         full_env.update(pinning.environment())
     full_env.update(env or {})
+    full_env[TAG_VARIABLE] = command_tag
     start = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
-    timed_out = False
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        stdout, stderr = proc.communicate()
+    # Output goes to files, not pipes: a background child holding a pipe open would keep the phase
+    # waiting after its command ended; with files the phase ends when the command does.
+    with tempfile.TemporaryFile("w+", errors="replace") as out, tempfile.TemporaryFile("w+", errors="replace") as err:
+        proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+        finally:
+            # However the command ended (or this call was interrupted), nothing it started may outlive it: not a
+            # background job, not a child that left the process group with setsid or a double fork.
+            kill_tagged(command_tag)
+            proc.wait()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     seconds = time.monotonic() - start
     if log_path is not None:
         log_path = pathlib.Path(log_path)

@@ -11,6 +11,7 @@ from farm.config import CampaignConfig
 from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard
 from farm.pipeline import ExperimentPipeline
+from farm.processes import campaign_tag
 from farm.records import Assignment, Block, ExperimentResult, Sample
 from farm.runner import Pinning, run_command
 from worktrees import SlotPool, TargetRepo
@@ -32,6 +33,9 @@ class WorkerActor:
                  store, exclusive: bool):
         self.name = name
         self.pinning = Pinning(tuple(cpus))
+        # "<campaign>:<worker>", the start of the farm tag of every process this worker starts: the coordinator
+        # kills what is left of them with kill_tagged(campaign_tag(campaign, name)) when the worker dies.
+        self.tag = campaign_tag(config.campaign, name).removesuffix(":")
         self.store = store
         root_path = pathlib.Path(root)
         slots = SlotPool(TargetRepo(repo_path), root_path / name)
@@ -39,7 +43,7 @@ class WorkerActor:
         board = PhaseBoard(root_path, config.campaign, name)
         board.set("idle")
         self.pipeline = ExperimentPipeline(config, slots, self.pinning, name, root_path.parent / "logs", lock,
-                                           board, self._send_block, self._send_event)
+                                           board, self._send_block, self._send_event, tag=self.tag)
 
     def _send_block(self, block: Block, samples: list[Sample]) -> None:
         ray.get(self.store.add_block.remote(block, samples))
@@ -54,5 +58,5 @@ class WorkerActor:
         """What a process started by this worker sees: pid, affinity, OpenMP environment."""
         result = run_command("probe", "python -c 'import os, json; print(json.dumps({\"pid\": os.getpid(), "
                              "\"cpus\": sorted(os.sched_getaffinity(0)), \"omp\": os.environ.get(\"OMP_NUM_THREADS\")"
-                             "}))'", os.getcwd(), 30, self.pinning)
+                             "}))'", os.getcwd(), 30, self.pinning, tag=self.tag)
         return {"worker": self.name, "actor_pid": os.getpid(), **json.loads(result.stdout)}

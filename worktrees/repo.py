@@ -5,6 +5,7 @@ import contextlib
 import fcntl
 import os
 import pathlib
+import time
 
 import git
 
@@ -13,8 +14,12 @@ FARM_IDENTITY = {
     "GIT_AUTHOR_NAME": "autoresearch-farm", "GIT_AUTHOR_EMAIL": "farm@localhost",
     "GIT_COMMITTER_NAME": "autoresearch-farm", "GIT_COMMITTER_EMAIL": "farm@localhost",
 }
-# Never let an automatic gc run while several worktrees write to one repository.
-GIT_OPTIONS = ["-c", "gc.auto=0", "-c", "advice.detachedHead=false"]
+# Never let an automatic gc run while several worktrees write to one repository. No hooks: a farm checkout or
+# commit must not run the user's hooks (interactive ones would hang the worker; the others would run unpinned and
+# untagged, outside the farm's control); core.hooksPath=/dev/null is a directory that holds no hook.
+GIT_OPTIONS = ["-c", "gc.auto=0", "-c", "advice.detachedHead=false", "-c", "core.hooksPath=/dev/null"]
+# A git call that takes longer is killed (with its children): a stuck git must not hang a worker for good.
+GIT_TIMEOUT_SECONDS = 300.0
 
 
 class WorktreeError(Exception):
@@ -25,11 +30,17 @@ class ApplyError(WorktreeError):
     """A patch or cherry-pick does not apply on the given parent."""
 
 
-def run_git(cwd: str | os.PathLike, *args: str) -> str:
-    """Run git in `cwd` with the farm's identity; returns stdout, raises WorktreeError."""
+def run_git(cwd: str | os.PathLike, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> str:
+    """Run git in `cwd` with the farm's identity; returns stdout, raises WorktreeError (also after `timeout`
+    seconds, when GitPython has killed git and its children)."""
+    start = time.monotonic()
     try:
-        return git.Git(str(cwd)).execute(["git", *GIT_OPTIONS, *args], env=FARM_IDENTITY, strip_newline_in_stdout=True)
+        return git.Git(str(cwd)).execute(["git", *GIT_OPTIONS, *args], env=FARM_IDENTITY, strip_newline_in_stdout=True,
+                                         kill_after_timeout=timeout)
     except git.GitCommandError as error:
+        # GitPython reports a timeout as a failure with its own message in stderr; the clock says which it was.
+        if time.monotonic() - start >= timeout:
+            raise WorktreeError(f"git {' '.join(args)} timed out after {timeout:g}s") from None
         stderr = (error.stderr or "").strip().replace("stderr: ", "").strip("'\n ")
         raise WorktreeError(f"git {' '.join(args)}: {stderr or error}") from None
 

@@ -5,6 +5,7 @@ import pytest
 
 from farm.errors import PhaseError, PhaseTimeout
 from farm.runner import Pinning, run_command
+from tests.marked import kill_marked, marked_pids, new_marker
 
 
 def _alive(pid: int) -> bool:
@@ -53,3 +54,44 @@ def test_log_file_records_command_and_output(tmp_path):
     run_command("guard", "echo hello", tmp_path, 30, None, log_path=log)
     text = log.read_text()
     assert "$ echo hello" in text and "hello" in text and "exit 0" in text
+
+
+@pytest.fixture
+def marker():
+    marker = new_marker()
+    yield marker
+    kill_marked(marker)
+
+
+def test_timeout_leaves_nothing_behind_not_even_children_that_left_the_process_group(tmp_path, marker):
+    # One child calls setsid, one double-forks into its own session: a process-group kill misses both.
+    command = (f"setsid sleep {marker}1 >/dev/null 2>&1 & "
+               f"( setsid sleep {marker}2 >/dev/null 2>&1 & ) ; "
+               f"sleep {marker}3")
+    with pytest.raises(PhaseTimeout, match="timed out after 1s"):
+        run_command("bench", command, tmp_path, timeout=1, pinning=None)
+    assert marked_pids(marker) == []
+
+
+def test_a_command_that_exits_leaves_nothing_behind(tmp_path, marker):
+    # The first background child detaches from the output, the second holds it: neither may outlive the command,
+    # and the second must not keep the phase waiting after the command ended.
+    command = f"nohup sleep {marker}1 >/dev/null 2>&1 & sleep {marker}2 & echo done"
+    started = time.monotonic()
+    result = run_command("build", command, tmp_path, timeout=20, pinning=None)
+    assert result.returncode == 0 and result.stdout == "done\n"
+    assert time.monotonic() - started < 10
+    assert marked_pids(marker) == []
+
+
+def test_a_failing_command_leaves_nothing_behind(tmp_path, marker):
+    with pytest.raises(PhaseError, match="exit 2"):
+        run_command("guard", f"setsid sleep {marker}1 >/dev/null 2>&1 & exit 2", tmp_path, timeout=20, pinning=None)
+    assert marked_pids(marker) == []
+
+
+def test_the_command_carries_its_tag(tmp_path):
+    result = run_command("probe", "echo $AUTORESEARCH_FARM_TAG", tmp_path, 30, None, tag="c1:w1")
+    campaign, worker, token = result.stdout.strip().split(":")
+    assert (campaign, worker) == ("c1", "w1") and len(token) == 32
+    assert run_command("probe", "echo $AUTORESEARCH_FARM_TAG", tmp_path, 30, None).stdout.startswith("farm:-:")

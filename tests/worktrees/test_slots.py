@@ -1,8 +1,11 @@
 import subprocess
+import time
 
 import pytest
 
+from tests.marked import kill_marked, marked_pids, new_marker
 from worktrees import ApplyError, SlotPool, TargetRepo, WorktreeError
+from worktrees.repo import run_git
 
 
 def git(cwd, *args):
@@ -76,3 +79,30 @@ def test_conflicting_cherry_pick_and_patch_raise_apply_error_and_leave_a_clean_t
 def test_not_a_repository(tmp_path):
     with pytest.raises(WorktreeError, match="is not a git repository"):
         TargetRepo(tmp_path)
+
+
+def test_a_hanging_git_call_is_killed_with_a_clear_error(repo):
+    marker = new_marker()
+    try:
+        started = time.monotonic()
+        with pytest.raises(WorktreeError, match=r"^git -c alias.hang=!sleep .* hang timed out after 1s$"):
+            run_git(repo.path, "-c", f"alias.hang=!sleep {marker}", "hang", timeout=1)
+        assert time.monotonic() - started < 10
+        assert marked_pids(marker) == []
+    finally:
+        kill_marked(marker)
+
+
+def test_the_target_repositorys_hooks_do_not_run_in_farm_checkouts(repo, tmp_path):
+    ran = tmp_path / "hook-ran"
+    hook = repo.path / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    hook.chmod(0o755)
+    git(repo.path, "checkout", "-q", "--detach", "main")
+    assert ran.exists()  # the hook works for the user's own git
+    ran.unlink()
+    base = repo.resolve("main")
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", base)
+    cand.reset(base)
+    cand.start_branch("farm/c/h", base)
+    assert not ran.exists()

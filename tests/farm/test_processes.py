@@ -1,0 +1,93 @@
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from farm.processes import TAG_VARIABLE, campaign_tag, kill_tagged, tagged_pids
+from tests.marked import kill_marked, marked_pids, new_marker, wait_marked
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def marker():
+    marker = new_marker()
+    yield marker
+    kill_marked(marker)
+
+
+def _campaign() -> str:
+    return f"t{uuid.uuid4().hex[:8]}"  # no clash with another test run on this machine
+
+
+def _start_tagged(tag: str, marker: str, digit: int) -> subprocess.Popen:
+    """A sleeping process carrying `tag`, in its own session like a phase command."""
+    env = {**os.environ, TAG_VARIABLE: f"{tag}{uuid.uuid4().hex}"}
+    return subprocess.Popen(["sleep", f"{marker}{digit}"], env=env, start_new_session=True)
+
+
+def test_campaign_tag_ends_with_a_colon_so_that_w1_is_not_w10():
+    assert campaign_tag("c") == "c:"
+    assert campaign_tag("c", "w1") == "c:w1:"
+    assert not "c:w10:abc".startswith(campaign_tag("c", "w1"))
+    with pytest.raises(ValueError):
+        campaign_tag("c:w1")
+
+
+def test_kill_tagged_kills_one_worker_and_leaves_other_workers_and_campaigns_alone(marker):
+    campaign, other = _campaign(), _campaign()
+    w1 = _start_tagged(campaign_tag(campaign, "w1"), marker, 1)
+    w10 = _start_tagged(campaign_tag(campaign, "w10"), marker, 2)
+    elsewhere = _start_tagged(campaign_tag(other, "w1"), marker, 3)
+    try:
+        assert len(wait_marked(marker, 3)) == 3
+        assert tagged_pids(campaign_tag(campaign, "w1")) == [w1.pid]
+        assert kill_tagged(campaign_tag(campaign, "w1")) == 1
+        assert w1.wait(timeout=5) == -signal.SIGTERM
+        assert w10.poll() is None and elsewhere.poll() is None
+        assert kill_tagged(campaign_tag(campaign)) == 1  # the whole campaign: w10 is what is left of it
+        assert w10.wait(timeout=5) == -signal.SIGTERM
+        assert elsewhere.poll() is None
+        assert kill_tagged(campaign_tag(other)) == 1
+        assert tagged_pids(campaign_tag(campaign)) == [] and tagged_pids(campaign_tag(other)) == []
+    finally:
+        for proc in (w1, w10, elsewhere):
+            proc.kill()
+            proc.wait()
+
+
+
+def test_kill_tagged_gets_sigkill_to_a_process_that_ignores_sigterm(marker):
+    campaign = _campaign()
+    env = {**os.environ, TAG_VARIABLE: f"{campaign_tag(campaign, 'w1')}{uuid.uuid4().hex}"}
+    proc = subprocess.Popen(["bash", "-c", f"trap '' TERM; sleep {marker}1 & wait"], env=env, start_new_session=True)
+    try:
+        assert len(wait_marked(marker, 1)) == 1
+        assert kill_tagged(campaign_tag(campaign), grace=0.2) == 2  # bash and its sleep
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+        assert marked_pids(marker) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_phase_outlives_its_killed_worker_until_kill_tagged_finds_it(marker):
+    # A worker actor, killed with SIGKILL mid-phase: nothing in it can clean up.
+    campaign = _campaign()
+    worker = (f"from farm.runner import run_command\n"
+              f"run_command('bench', 'setsid sleep {marker}1 >/dev/null 2>&1 & sleep {marker}2', '.', 600, None,"
+              f" tag='{campaign}:w1')\n")
+    actor = subprocess.Popen([sys.executable, "-c", worker], cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+    try:
+        assert len(wait_marked(marker, 2)) == 2
+        actor.send_signal(signal.SIGKILL)
+        actor.wait(timeout=5)
+        assert len(marked_pids(marker)) == 2  # the defect this guards against: the phase lives on
+        assert kill_tagged(campaign_tag(campaign, "w1")) >= 2  # from another process, by the tag alone
+        assert marked_pids(marker) == []
+    finally:
+        actor.kill()
+        actor.wait()
