@@ -148,6 +148,35 @@ def validate(config_path):
 
 
 @main.command()
+@click.argument("config_path", metavar="[CONFIG]", required=False, type=click.Path(dir_okay=False))
+def doctor(config_path):
+    """What on this machine spoils measurements (clock governor, turbo, SMT siblings, load, cgroup quota,
+    isolated cores, ASLR, spare CPUs, irqbalance, virtualisation, steal), and what to do about each.
+
+    Checks the worker CPU sets of CONFIG, else one CPU per worker over the available CPUs. One line per
+    check (ok, warn or unknown), the advice under it, then a summary. Exit 0 even with warnings (it is
+    advice, nothing is changed); exit 2 for an invalid CONFIG.
+    """
+    from farm import doctor as node_doctor
+
+    if config_path:
+        worker_sets = node_doctor.config_worker_sets(load_config(config_path))
+        origin = config_path
+    else:
+        worker_sets = node_doctor.default_worker_sets()
+        origin = "one CPU per worker over the available CPUs"
+    sets = " ".join(f"w{index}:[{node_doctor.format_cpu_list(cpus)}]" for index, cpus in enumerate(worker_sets))
+    click.echo(f"worker CPU sets {sets} ({origin})")
+    checks = node_doctor.run_checks(worker_sets)
+    width = max(len(check.name) for check in checks)
+    for check in checks:
+        click.echo(f"{check.state:<7}  {check.name:<{width}}  {check.found}")
+        if check.advice:
+            click.echo(f"{'':<7}  {'':<{width}}  -> {check.advice}")
+    click.echo(node_doctor.summary_line(checks))
+
+
+@main.command()
 def schema():
     """Print the JSON schema of a campaign file (every field with its description)."""
     click.echo(json.dumps(CampaignConfig.model_json_schema(), indent=2))
