@@ -26,6 +26,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
+from farm.processes import campaign_tag, kill_tagged
 from farm.records import Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
@@ -117,6 +118,9 @@ class Coordinator:
             agents = {s.name: s.agent for s in self.config.strategies}
             ray.get(self.store.add_hypotheses.remote(self.hypotheses, agents))
         self._save()
+        leftovers = kill_tagged(campaign_tag(self.name))  # of a coordinator that was killed: they spoil the CPUs
+        if leftovers:
+            self.progress.say(f"killed {leftovers} process(es) left running by an earlier run of {self.name}")
         self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, self.exclusive, self.cpu_sets)
         auto = " (auto)" if self.config.measurement.mode is MeasurementMode.AUTO else ""
         measurement = ("exclusive: one worker of a node measures at a time, no build or guard meanwhile"

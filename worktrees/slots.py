@@ -28,8 +28,17 @@ class Slot:
     def head(self) -> str:
         return self.git("rev-parse", "HEAD")
 
+    def recover(self) -> None:
+        """Undo what a killed worker left half-done in this slot: git's index lock and a cherry-pick in
+        progress. Safe because a slot belongs to one worker, which runs one git command at a time."""
+        git_dir = pathlib.Path(self.git("rev-parse", "--absolute-git-dir"))
+        (git_dir / "index.lock").unlink(missing_ok=True)
+        if (git_dir / "CHERRY_PICK_HEAD").exists():
+            self.git("cherry-pick", "--quit")
+
     def reset(self, commit: str) -> None:
         """Detach at `commit`, discarding any change (ignored files are kept)."""
+        self.recover()
         self.git("checkout", "--force", "--detach", commit)
         self.git("clean", "-fdq")
 
@@ -38,8 +47,10 @@ class Slot:
         self.git("clean", "-fdxq")
 
     def start_branch(self, branch: str, commit: str) -> None:
-        """Check out a new branch `branch` at `commit` (replacing one of that name), no upstream."""
-        self.git("checkout", "--force", "--no-track", "-B", branch, commit)
+        """Check out a new branch `branch` at `commit`, no upstream. An existing branch of that name is an
+        error, never overwritten: experiment ids are used once, and an earlier run's branches are archived."""
+        self.recover()
+        self.git("checkout", "--force", "--no-track", "-b", branch, commit)
         self.git("clean", "-fdq")
 
     def apply_patch(self, patch: str | os.PathLike) -> None:

@@ -106,3 +106,25 @@ def test_the_target_repositorys_hooks_do_not_run_in_farm_checkouts(repo, tmp_pat
     cand.reset(base)
     cand.start_branch("farm/c/h", base)
     assert not ran.exists()
+
+
+def test_a_slot_left_half_done_by_a_killed_worker_is_usable_again(repo, tmp_path):
+    base = repo.resolve("main")
+    slot = SlotPool(repo, tmp_path / "w0").slot("cand", base)
+    git_dir = slot.git("rev-parse", "--absolute-git-dir")
+    (tmp_path / git_dir / "index.lock").write_text("")  # git was killed while it held the index
+    slot.reset(base)
+    slot.start_branch("farm/c/c-0001", base)
+    assert slot.git("rev-parse", "--abbrev-ref", "HEAD") == "farm/c/c-0001"
+
+
+def test_starting_a_branch_never_overwrites_an_existing_one(repo, tmp_path):
+    base = repo.resolve("main")
+    slot = SlotPool(repo, tmp_path / "w0").slot("cand", base)
+    slot.start_branch("farm/c/c-0001", base)
+    (slot.path / "a.txt").write_text("changed\n")
+    kept = slot.commit_all("an earlier run's experiment")
+    slot.reset(base)
+    with pytest.raises(WorktreeError):
+        slot.start_branch("farm/c/c-0001", base)
+    assert repo.resolve("farm/c/c-0001") == kept
