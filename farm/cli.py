@@ -73,7 +73,7 @@ def _workdir(config: CampaignConfig, override: str | None) -> pathlib.Path:
 @click.option("--fresh", is_flag=True, help="Delete this campaign's previous workdir first.")
 def run(config_path, workdir, db, workers, address, max_experiments, fresh):
     """Run the campaign in CONFIG to the end, then print a summary and write progress.png."""
-    from scheduler import run_campaign  # Ray is imported only when a campaign runs
+    from farm.validate import check_campaign
 
     config = load_config(config_path)
     workdir_path = _workdir(config, workdir)
@@ -86,6 +86,9 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh):
     if db_path.exists() and _has_campaign(db_path, config.campaign):
         raise FarmError(f"campaign {config.campaign!r} already ran in {db_path}; pass --fresh to start over or "
                         f"--workdir/--db for a new store")
+    check_campaign(config, workdir_path, workers)  # the checks of `farm validate`, before Ray starts
+    from scheduler import run_campaign  # Ray is imported only when a campaign runs
+
     summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
                            max_experiments=max_experiments, echo=lambda line: click.echo(line))
     con = open_readonly(db_path)
@@ -111,14 +114,17 @@ def _has_campaign(db_path: pathlib.Path, campaign: str) -> bool:
 
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
-def validate(config_path):
-    """Check CONFIG; print `file: field.path: message` per problem (exit 2) or a summary."""
-    from farm.hypotheses import load_hypotheses
+@click.option("--workdir", help="The workdir `farm run` would use (default: config workdir or .farm/<campaign>).")
+def validate(config_path, workdir):
+    """Check CONFIG, its hypotheses, the target repository and base ref, and the CPU sets on this machine;
+    print `file: field.path: message` per problem (exit 2) or a summary."""
+    from farm.validate import check_campaign
 
     config = load_config(config_path)
-    hypotheses = load_hypotheses(config)
+    checked = check_campaign(config, _workdir(config, workdir))
     click.echo(f"{config_path}: ok: campaign {config.campaign!r}, {len(config.strategies)} strategy(ies), "
-               f"{len(hypotheses)} hypotheses")
+               f"{len(checked.hypotheses)} hypotheses; base {config.target.base_ref} = {checked.base_commit[:12]}; "
+               f"CPU sets {[list(cpus) for cpus in checked.cpu_sets]}")
 
 
 @main.command()
