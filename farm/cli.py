@@ -84,7 +84,7 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
     \b
     Exit codes: 0 finished, 1 error, 2 invalid campaign file, 130 interrupted.
     """
-    from scheduler import run_campaign  # Ray is imported only when a campaign runs
+    from farm.validate import check_campaign
 
     if fresh and resume:
         raise click.UsageError("--fresh starts over and --resume continues: give one of them")
@@ -106,6 +106,9 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
                   else f"--db for another store (--fresh clears {workdir_path}, not {db_path})")
         raise FarmError(f"campaign {config.campaign!r} already ran in {db_path} ({state}); pass --resume to "
                         f"continue it, or {advice}")
+    check_campaign(config, workdir_path, workers)  # the checks of `farm validate`, before Ray starts
+    from scheduler import run_campaign  # Ray is imported only when a campaign runs
+
     summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
                            max_experiments=max_experiments, echo=lambda line: click.echo(line), resume=resume,
                            fresh=fresh)
@@ -137,14 +140,17 @@ def _campaign_status(db_path: pathlib.Path, campaign: str) -> str | None:
 
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
-def validate(config_path):
-    """Check CONFIG; print `file: field.path: message` per problem (exit 2) or a summary."""
-    from farm.hypotheses import load_hypotheses
+@click.option("--workdir", help="The workdir `farm run` would use (default: config workdir or .farm/<campaign>).")
+def validate(config_path, workdir):
+    """Check CONFIG, its hypotheses, the target repository and base ref, and the CPU sets on this machine;
+    print `file: field.path: message` per problem (exit 2) or a summary."""
+    from farm.validate import check_campaign
 
     config = load_config(config_path)
-    hypotheses = load_hypotheses(config)
+    checked = check_campaign(config, _workdir(config, workdir))
     click.echo(f"{config_path}: ok: campaign {config.campaign!r}, {len(config.strategies)} strategy(ies), "
-               f"{len(hypotheses)} hypotheses")
+               f"{len(checked.hypotheses)} hypotheses; base {config.target.base_ref} = {checked.base_commit[:12]}; "
+               f"CPU sets {[list(cpus) for cpus in checked.cpu_sets]}")
 
 
 @main.command()

@@ -19,6 +19,14 @@ from stats.sequential import default_schedule, validate_schedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # safe in branch names and paths
 
+# The regex protocol's default: `name: number [unit]` on a line of its own (`kde: 0.123 s`, `gridsearch: 12ms`).
+# The value must be a real number and the unit letters only (or `%`, `ops/s`), so that benchmark outputs'
+# `key: text` lines (`checksum: e21d38f0a1`, `checksum: 21d38f0a1`, `status: ok`, `note: 12 items processed`)
+# are not read as benchmarks.
+DEFAULT_PATTERN = (r"^\s*(?P<name>[\w.\-/]+)\s*:\s*"
+                   r"(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+                   r"\s*(?P<unit>%|[^\W\d_]+(?:/[^\W\d_]+)?)?\s*$")
+
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -95,9 +103,11 @@ class BenchConfig(PhaseConfig):
     protocol: Literal["jsonl", "regex"] = Field("jsonl", description="`jsonl`: one JSON object per benchmark with "
                                                 "`name` and `value` (cpp_fixture/README.md); `regex`: lines matched "
                                                 "by `pattern`.")
-    pattern: str = Field(r"^\s*(?P<name>[\w.\-/]+)\s*:\s*(?P<value>[-+0-9.eE]+)\s*(?P<unit>\S+)?\s*$",
+    pattern: str = Field(DEFAULT_PATTERN,
                          description="For protocol regex: a regular expression with named groups `name` and "
-                                     "`value` (and optionally `unit`), matched against each output line.")
+                                     "`value` (and optionally `unit`), matched against each output line. The "
+                                     "default reads `name: number [unit]` lines (e.g. `kde: 0.123 s`) and skips "
+                                     "`key: text` lines such as checksums.")
 
     @field_validator("pattern")
     @classmethod
@@ -202,6 +212,13 @@ class StrategyConfig(Model):
     hypotheses: list[HypothesisConfig] = Field(default_factory=list, description="Hypotheses listed inline.")
     pack: PackConfig | None = Field(None, description="Hypotheses read from a pack directory.")
 
+    @model_validator(mode="after")
+    def _has_source(self):
+        # A strategy with neither is a typo (e.g. `hypothesis:`) that would silently contribute nothing.
+        if not self.hypotheses and self.pack is None:
+            raise ValueError("give inline `hypotheses` or a `pack` directory")
+        return self
+
 
 class CampaignConfig(Model):
     campaign: str = Field(pattern=NAME_PATTERN, description="Campaign name; branches are farm/<campaign>/...")
@@ -224,6 +241,8 @@ class CampaignConfig(Model):
     merge: MergeConfig = Field(default_factory=MergeConfig, description="How kept experiments land.")
     strategies: list[StrategyConfig] = Field(min_length=1, description="Hypothesis sources.")
     source_dir: str = Field("", description="Set by the loader: the directory of the config file.", exclude=True)
+    source_file: str = Field("", description="Set by the loader: the config file, named in error messages.",
+                             exclude=True)
 
     @model_validator(mode="after")
     def _unique_names(self):
@@ -231,6 +250,10 @@ class CampaignConfig(Model):
         if len(names) != len(set(names)):
             raise ValueError(f"strategy names must be unique, got {names}")
         return self
+
+    def problem(self, where: str, message: str) -> str:
+        """One error line in the loader's style, `file: field.path: message` (no file when built in code)."""
+        return f"{self.source_file}: {where}: {message}" if self.source_file else f"{where}: {message}"
 
     def resolve(self, path: str) -> pathlib.Path:
         """A path from the file, made absolute against the file's directory."""
@@ -250,9 +273,12 @@ def load_config(path: str | os.PathLike) -> CampaignConfig:
     """Read and validate a campaign file. Raises ConfigError with one line per problem."""
     path = pathlib.Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: (top level): not UTF-8 text (byte {error.start}); give a YAML campaign file "
+                          f"(see configs/demo.yaml)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -260,8 +286,15 @@ def load_config(path: str | os.PathLike) -> CampaignConfig:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(f"{path}: not valid YAML: {where}{getattr(error, 'problem', error)}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: (top level): expected a mapping of campaign fields, got {type(data).__name__}")
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise ConfigError(f"{path}: (top level): expected a mapping of campaign fields, got {got} "
+                          f"(see configs/demo.yaml)")
+    loader_fields = sorted({"source_dir", "source_file"} & set(data))
+    if loader_fields:
+        raise ConfigError(f"{path}: {loader_fields[0]}: set by the loader, not the file; remove it")
     try:
-        return CampaignConfig(**data, source_dir=str(path.resolve().parent))
+        # model_validate, not CampaignConfig(**data): YAML keys need not be strings (`1: x`).
+        return CampaignConfig.model_validate({**data, "source_dir": str(path.resolve().parent),
+                                              "source_file": str(path)})
     except ValidationError as error:
         raise ConfigError(format_validation_error(str(path), error)) from None

@@ -9,42 +9,104 @@ from __future__ import annotations
 import pathlib
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from farm.config import CampaignConfig, HypothesisConfig, StrategyConfig
+from farm.config import NAME_PATTERN, CampaignConfig, HypothesisConfig, StrategyConfig, format_validation_error
 from farm.errors import ConfigError
 from farm.records import Hypothesis
 
 
-def _read(path: pathlib.Path, what: str) -> str:
+class ManifestEntry(BaseModel):
+    """The fields of a pack entry the farm reads. The rest (expected outcomes, conflicts_with, header_only)
+    is ground truth for the pack's own tests, so it is ignored here rather than forbidden."""
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(pattern=NAME_PATTERN)  # the patch is <id>.patch beside the manifest
+    category: str = "uncategorised"
+    description: str = ""
+    predecessor: str | None = None
+    rework: str | None = None
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)  # e.g. `combined`, read by the fixture's tests
+
+    hypotheses: list[ManifestEntry] = Field(min_length=1)
+
+
+def _read(config: CampaignConfig, path: pathlib.Path, where: str) -> str:
     try:
-        return path.read_text()
+        return path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigError(f"{what}: cannot read {path}: {error.strerror}") from None
+        raise ConfigError(config.problem(where, f"cannot read {path}: {error.strerror}")) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(config.problem(where, f"{path} is not UTF-8 text (byte {error.start}); "
+                                                f"save it as UTF-8")) from None
+
+
+def _load_manifest(config: CampaignConfig, strategy: StrategyConfig, manifest_path: pathlib.Path) -> Manifest:
+    """The pack's manifest, checked: one `manifest: field.path: message` line per problem."""
+    text = _read(config, manifest_path, f"strategies.{strategy.name}.pack.dir")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{manifest_path}: not valid YAML: {where}{getattr(error, 'problem', error)}") from None
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise ConfigError(f"{manifest_path}: (top level): expected a mapping with a `hypotheses` list, got {got} "
+                          f"(see cpp_fixture/hypotheses/manifest.yaml)")
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(str(manifest_path), error)) from None
+    problems = []
+    seen = set()
+    for index, entry in enumerate(manifest.hypotheses):
+        if entry.id in seen:
+            problems.append(f"{manifest_path}: hypotheses.{index}.id: {entry.id!r} is listed twice")
+        seen.add(entry.id)
+    ids = {entry.id for entry in manifest.hypotheses}
+    for index, entry in enumerate(manifest.hypotheses):
+        for field in ("predecessor", "rework"):
+            named = getattr(entry, field)
+            if named is not None and named not in ids:
+                problems.append(f"{manifest_path}: hypotheses.{index}.{field}: no hypothesis {named!r} in this "
+                                f"manifest")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return manifest
 
 
 def _pack_entries(config: CampaignConfig, strategy: StrategyConfig) -> list[HypothesisConfig]:
     pack_dir = config.resolve(strategy.pack.dir)
     manifest_path = pack_dir / "manifest.yaml"
-    manifest = yaml.safe_load(_read(manifest_path, f"strategies.{strategy.name}.pack"))
-    entries = {entry["id"]: entry for entry in manifest["hypotheses"]}
-    wanted = strategy.pack.ids or [i for i, e in entries.items() if not _is_rework_target(i, entries)]
+    manifest = _load_manifest(config, strategy, manifest_path)
+    entries = {entry.id: entry for entry in manifest.hypotheses}
+    wanted = strategy.pack.ids or [i for i in entries if not _is_rework_target(i, entries)]
     unknown = [i for i in wanted if i not in entries]
     if unknown:
-        raise ConfigError(f"strategies.{strategy.name}.pack.ids: unknown id(s) {unknown}; "
-                          f"{manifest_path} has {', '.join(entries)}")
+        raise ConfigError(config.problem(f"strategies.{strategy.name}.pack.ids",
+                                         f"unknown id(s) {unknown}; {manifest_path} has {', '.join(entries)}"))
+    index_of = {entry.id: index for index, entry in enumerate(manifest.hypotheses)}
     result = []
     for hypothesis_id in wanted:
         entry = entries[hypothesis_id]
-        rework = [str(pack_dir / f"{entry['rework']}.patch")] if entry.get("rework") else []
-        result.append(HypothesisConfig(id=hypothesis_id, category=entry.get("category", "uncategorised"),
-                                       text=entry.get("description", ""), patch=str(pack_dir / f"{hypothesis_id}.patch"),
-                                       rework=rework, after=entry.get("predecessor")))
+        for used in filter(None, (hypothesis_id, entry.rework)):
+            if not (pack_dir / f"{used}.patch").is_file():
+                raise ConfigError(f"{manifest_path}: hypotheses.{index_of[used]}.id: no patch file {used}.patch "
+                                  f"beside the manifest; add it or remove the entry")
+        rework = [str(pack_dir / f"{entry.rework}.patch")] if entry.rework else []
+        result.append(HypothesisConfig(id=hypothesis_id, category=entry.category, text=entry.description,
+                                       patch=str(pack_dir / f"{hypothesis_id}.patch"), rework=rework,
+                                       after=entry.predecessor))
     return result
 
 
-def _is_rework_target(hypothesis_id: str, entries: dict) -> bool:
+def _is_rework_target(hypothesis_id: str, entries: dict[str, ManifestEntry]) -> bool:
     """Rework patches are tried by the pipeline after their guard failure, not on their own."""
-    return any(entry.get("rework") == hypothesis_id for entry in entries.values())
+    return any(entry.rework == hypothesis_id for entry in entries.values())
 
 
 def load_hypotheses(config: CampaignConfig) -> list[Hypothesis]:
@@ -60,21 +122,31 @@ def load_hypotheses(config: CampaignConfig) -> list[Hypothesis]:
             patch_path = config.resolve(entry.patch)
             records.append(Hypothesis(
                 id=entry.id, strategy=strategy.name, category=entry.category, text=entry.text,
-                agent=strategy.agent, patch=_read(patch_path, f"{where}.patch"),
-                rework=tuple(_read(config.resolve(p), f"{where}.rework") for p in entry.rework),
+                agent=strategy.agent, patch=_read(config, patch_path, f"{where}.patch"),
+                rework=tuple(_read(config, config.resolve(p), f"{where}.rework") for p in entry.rework),
                 after=entry.after, source=str(patch_path)))
         per_strategy.append(records)
     ordered = [h for round_ in _round_robin(per_strategy) for h in round_]
     ids = [h.id for h in ordered]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise ConfigError(f"hypothesis ids must be unique across strategies: {duplicates}")
+        raise ConfigError(config.problem("strategies", f"hypothesis ids must be unique across strategies: "
+                                                       f"{duplicates}"))
+    after = {h.id: h.after for h in ordered}
     for h in ordered:
+        where = f"strategies.{h.strategy}.hypotheses.{h.id}.after"
         if h.after and h.after not in ids:
-            raise ConfigError(f"strategies.{h.strategy}.hypotheses.{h.id}.after: no hypothesis {h.after!r} "
-                              f"in this campaign")
+            raise ConfigError(config.problem(where, f"no hypothesis {h.after!r} in this campaign"))
+        # A cycle (a after b, b after a, or a after a) would never start: the campaign would end with them pending.
+        chain = [h.id]
+        while after.get(chain[-1]) and after[chain[-1]] not in chain:
+            chain.append(after[chain[-1]])
+        if after.get(chain[-1]) in chain:
+            cycle = " -> ".join(chain + [after[chain[-1]]])
+            raise ConfigError(config.problem(where, f"the hypotheses wait on each other ({cycle}); break the "
+                                                    f"cycle"))
     if not ordered:
-        raise ConfigError("strategies: no hypotheses to run")
+        raise ConfigError(config.problem("strategies", "no hypotheses to run"))
     return ordered
 
 

@@ -19,28 +19,54 @@ class Reading:
     pid: int | None
 
 
+def _show(raw) -> str:
+    """A value as quoted in an error line: its repr, cut short (a benchmark may print a 4000-digit number)."""
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _number(name: str, raw) -> float:
+    # JSON true/false are ints to Python, not benchmark values.
+    if isinstance(raw, bool):
+        raise ProtocolError("bench", f"benchmark {name!r}: value {_show(raw)} is not a number")
     try:
         value = float(raw)
-    except (TypeError, ValueError):
-        raise ProtocolError("bench", f"benchmark {name!r}: value {raw!r} is not a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ProtocolError("bench", f"benchmark {name!r}: value {_show(raw)} is not a number") from None
     if not math.isfinite(value) or value <= 0:
-        raise ProtocolError("bench", f"benchmark {name!r}: value {raw!r} is not a positive finite number")
+        raise ProtocolError("bench", f"benchmark {name!r}: value {_show(raw)} is not a positive finite number")
     return value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _from_json(line: str) -> Reading:
     try:
         row = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise ProtocolError("bench", f"not JSON ({error.msg}): {line[:120]!r}") from None
+    except (ValueError, RecursionError) as error:
+        # ValueError covers JSONDecodeError and integers too long to convert; RecursionError, deep nesting.
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else type(error).__name__
+        raise ProtocolError("bench", f"not JSON ({reason}): {line[:120]!r}") from None
     if not isinstance(row, dict) or "name" not in row or "value" not in row:
         raise ProtocolError("bench", f"JSON line without `name` and `value`: {line[:120]!r}")
-    name = str(row["name"])
+    name = row["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise ProtocolError("bench", f"benchmark name {_show(name)} is not a non-empty string: {line[:120]!r}")
+    value = _number(name, row["value"])
+    unit = row.get("unit")
+    if unit is not None and not isinstance(unit, str):
+        raise ProtocolError("bench", f"benchmark {name!r}: `unit` {_show(unit)} is not a string")
+    # `cpus` and `pid` are optional, but when given they are checked against the worker's pinning: a wrong
+    # type is a broken benchmark, not something to guess around.
     cpus = row.get("cpus")
-    cpus = tuple(int(c) for c in cpus) if isinstance(cpus, list) else None
-    pid = row.get("pid") if isinstance(row.get("pid"), int) else None
-    return Reading(name, _number(name, row["value"]), str(row.get("unit", "")), cpus, pid)
+    if cpus is not None and not (isinstance(cpus, list) and all(_is_int(c) and c >= 0 for c in cpus)):
+        raise ProtocolError("bench", f"benchmark {name!r}: `cpus` {_show(cpus)} is not a list of CPU numbers")
+    pid = row.get("pid")
+    if pid is not None and not (_is_int(pid) and pid > 0):
+        raise ProtocolError("bench", f"benchmark {name!r}: `pid` {_show(pid)} is not a process id")
+    return Reading(name, value, unit or "", tuple(cpus) if cpus is not None else None, pid)
 
 
 def parse_output(stdout: str, protocol: str, pattern: str, required: list[str]) -> list[Reading]:
@@ -61,6 +87,8 @@ def parse_output(stdout: str, protocol: str, pattern: str, required: list[str]) 
             match = regex.match(line)
             if match:
                 name = match.group("name")
+                if not name:  # the `name` group is optional in the pattern and took no part in this match
+                    raise ProtocolError("bench", f"bench.pattern matched a line without a `name`: {line[:120]!r}")
                 unit = match.groupdict().get("unit") or ""
                 readings.append(Reading(name, _number(name, match.group("value")), unit, None, None))
     if not readings:

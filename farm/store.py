@@ -55,12 +55,20 @@ def open_readonly(path: str | os.PathLike) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise StoreError(f"no store at {path}: run a campaign first or pass --db FILE")
     try:
-        return duckdb.connect(str(path), read_only=True)
-    except duckdb.IOException as error:
-        if "lock" in str(error).lower():
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as error:
+        if isinstance(error, duckdb.IOException) and "lock" in str(error).lower():
             raise StoreError(f"{path} is being written by a running campaign; query a copy "
                              f"(cp {path} /tmp/snapshot.duckdb) or wait for it to finish") from None
-        raise StoreError(f"cannot open {path}: {error}") from None
+        raise StoreError(f"cannot open {path}: {str(error).splitlines()[0]}") from None
+    # Another program's DuckDB file opens fine but has none of the farm's tables: say so here rather than
+    # fail in the first query (and keep `farm run --db` from adding the farm's tables to it).
+    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "schema_version" not in tables:
+        con.close()
+        raise StoreError(f"{path} is a DuckDB file but not a farm store (it has no farm tables); pass the "
+                         f"farm.duckdb of a campaign")
+    return con
 
 
 class Store:

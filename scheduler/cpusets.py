@@ -42,7 +42,8 @@ def allocate_cpu_sets(count: int | None = None, cpus_per_worker: int = 1,
     count = fit if count is None else count
     if count < 1 or count > fit:
         raise ConfigError(f"workers: {count} worker(s) x {cpus_per_worker} CPU(s) do not fit in the "
-                          f"{len(available)} available CPU(s) {available}; lower workers.count")
+                          f"{len(available)} available CPU(s) {available}; lower workers.count or "
+                          f"workers.cpus_per_worker")
     return [tuple(available[i * cpus_per_worker:(i + 1) * cpus_per_worker]) for i in range(count)]
 
 

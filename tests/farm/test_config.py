@@ -82,12 +82,13 @@ def test_missing_patch_file_is_reported(tmp_path):
 
 
 def test_run_with_a_missing_repo_is_one_line_and_non_zero(tmp_path):
+    # `farm run` makes the checks of `farm validate` before Ray starts: a config problem, exit 2.
     (tmp_path / "h1.patch").write_text("")
     path = write(tmp_path, MINIMAL.replace("repo: .", f"repo: {tmp_path / 'nowhere'}"))
     result = CliRunner().invoke(main, ["run", str(path), "--workdir", str(tmp_path / "w")])
-    assert result.exit_code == 1
-    assert result.output.strip() == f"error: target.repo: {tmp_path / 'nowhere'} does not exist; give the path of " \
-                                    "a git repository"
+    assert result.exit_code == 2
+    assert result.output.strip() == f"{path}: target.repo: {tmp_path / 'nowhere'} does not exist; give the path " \
+                                    "of a git repository"
 
 
 def test_measurement_mode_defaults_to_auto_and_is_checked(tmp_path):
