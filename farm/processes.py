@@ -35,6 +35,13 @@ def campaign_tag(campaign: str, worker: str | None = None) -> str:
     return f"{campaign}:" if worker is None else f"{campaign}:{worker}:"
 
 
+def ray_tag(campaign: str) -> str:
+    """The prefix of the tags of the Ray processes (daemons, actors) a campaign's driver starts. Ray leaves some
+    of them (its dashboard and runtime-env agents) running when the driver is killed; the next run of the
+    campaign finds them by this prefix. "@" never starts a campaign name, so no campaign_tag matches it."""
+    return f"@ray:{campaign}:"
+
+
 def _tag_of(pid: int) -> str | None:
     """The farm tag of a live process; None if it has none, is a zombie, vanished or is not ours to read."""
     try:
@@ -53,18 +60,19 @@ def _tag_of(pid: int) -> str | None:
     return None
 
 
-def _is_tagged(pid: int, prefix: str) -> bool:
+def _is_tagged(pid: int, prefix: str, keep: str | None = None) -> bool:
     tag = _tag_of(pid)
-    return tag is not None and tag.startswith(prefix)
+    return tag is not None and tag.startswith(prefix) and not (keep and tag.startswith(keep))
 
 
-def tagged_pids(prefix: str) -> list[int]:
-    """The live processes whose tag starts with `prefix` (not counting the calling process)."""
+def tagged_pids(prefix: str, keep: str | None = None) -> list[int]:
+    """The live processes whose tag starts with `prefix` and not with `keep` (not counting the calling
+    process)."""
     if not prefix:
         raise ValueError("an empty prefix would match every tagged process")
     me = os.getpid()
     return [pid for pid in (int(name) for name in os.listdir("/proc") if name.isdigit())
-            if pid != me and _is_tagged(pid, prefix)]
+            if pid != me and _is_tagged(pid, prefix, keep)]
 
 
 def _signal_all(pids: list[int], signum: int) -> None:
@@ -85,8 +93,8 @@ def _wait_gone(pids: list[int], prefix: str, seconds: float) -> list[int]:
         time.sleep(POLL_SECONDS)
 
 
-def kill_tagged(prefix: str, grace: float = KILL_GRACE_SECONDS) -> int:
-    """Kill every process whose tag starts with `prefix`; returns how many there were.
+def kill_tagged(prefix: str, grace: float = KILL_GRACE_SECONDS, keep: str | None = None) -> int:
+    """Kill every process whose tag starts with `prefix` (and not with `keep`); returns how many there were.
 
     SIGTERM first, SIGKILL what is left after `grace` seconds. Processes may fork
     while being killed, so this repeats until none carry the tag, at most
@@ -94,7 +102,7 @@ def kill_tagged(prefix: str, grace: float = KILL_GRACE_SECONDS) -> int:
     """
     killed: set[int] = set()
     for _ in range(KILL_ROUNDS):
-        pids = tagged_pids(prefix)
+        pids = tagged_pids(prefix, keep)
         if not pids:
             break
         killed.update(pids)

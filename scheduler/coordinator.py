@@ -18,6 +18,7 @@ import os
 import pathlib
 import signal
 import threading
+import uuid
 from dataclasses import dataclass, field
 
 import ray
@@ -26,7 +27,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
-from farm.processes import campaign_tag, kill_tagged
+from farm.processes import TAG_VARIABLE, campaign_tag, kill_tagged, ray_tag
 from farm.records import Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
@@ -118,7 +119,9 @@ class Coordinator:
             agents = {s.name: s.agent for s in self.config.strategies}
             ray.get(self.store.add_hypotheses.remote(self.hypotheses, agents))
         self._save()
-        leftovers = kill_tagged(campaign_tag(self.name))  # of a coordinator that was killed: they spoil the CPUs
+        # What a killed coordinator left running: its phases spoil the CPUs, Ray's orphaned agents poll.
+        leftovers = kill_tagged(campaign_tag(self.name))
+        leftovers += kill_tagged(ray_tag(self.name), keep=os.environ.get(TAG_VARIABLE))
         if leftovers:
             self.progress.say(f"killed {leftovers} process(es) left running by an earlier run of {self.name}")
         self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, self.exclusive, self.cpu_sets)
@@ -245,6 +248,19 @@ def _internal_error(worker: PoolWorker, experiment_id: str, error: Exception) ->
                             worker.cpus, now, now)
 
 
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
 def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path, *, workers: int | None = None,
                  address: str | None = None, max_experiments: int | None = None, echo=print, resume: bool = False,
                  fresh: bool = False) -> CampaignSummary:
@@ -270,6 +286,8 @@ def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path
         if spare:
             stack.enter_context(affinity(spare))
         if started_ray:
+            # Every Ray process started here carries the campaign's Ray tag (see farm/processes.py).
+            stack.enter_context(_environment(TAG_VARIABLE, f"{ray_tag(config.campaign)}{uuid.uuid4().hex}"))
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                      namespace="autoresearch-farm")
             stack.callback(ray.shutdown)

@@ -53,12 +53,15 @@ def test_a_block_that_fails_to_store_leaves_neither_it_nor_its_samples(tmp_path)
 
 
 def test_a_version_1_store_is_upgraded_in_place(tmp_path):
-    # A version-1 file is today's schema without `blocks`, at version 1 (with data in it).
+    # A version-1 file is today's schema without `blocks`, `experiments.retry_of` and `campaign_state`, at
+    # version 1 (with data in it).
     path = tmp_path / "old.duckdb"
     store = Store(path)
     now = time.time()
     store.add_block(block("c-0001", 0, now), [Sample("c-0001", "ref", 0, "x", 1.5, "s", (1,), 42, now, now)])
     store.con.execute("DROP TABLE blocks")
+    store.con.execute("DROP TABLE campaign_state")
+    store.con.execute("ALTER TABLE experiments DROP COLUMN retry_of")
     store.con.execute("DELETE FROM schema_version")
     store.con.execute("INSERT INTO schema_version VALUES (1)")
     store.close()
@@ -71,8 +74,8 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     upgraded.close()
     # The migrated table is the one a fresh store gets.
     fresh = Store(tmp_path / "fresh.duckdb")
-    columns = "SELECT column_name, data_type, is_nullable FROM information_schema.columns " \
-              "WHERE table_name = 'blocks' ORDER BY ordinal_position"
+    columns = "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns " \
+              "ORDER BY table_name, ordinal_position"
     migrated = duckdb.connect(str(path), read_only=True)
     assert migrated.execute(columns).fetchall() == fresh.con.execute(columns).fetchall()
 
