@@ -211,3 +211,44 @@ def test_ctrl_c_lets_the_running_experiments_finish_writes_the_summary_and_leave
     status = con.execute("SELECT status FROM experiments WHERE id = ?", [experiment]).fetchone()[0]
     assert status in ("keep", "discard")  # it finished; it was not abandoned
     assert con.execute("SELECT count(*) FROM experiments WHERE status IN ('running', 'lost')").fetchone() == (0,)
+
+
+def test_a_second_ctrl_c_abandons_the_running_experiments_and_resume_runs_them_again(tmp_path):
+    _campaign(tmp_path)
+    farm = Farm(tmp_path)
+    _worker, experiment = _measuring(tmp_path, farm, block=2)
+    os.killpg(farm.process.pid, signal.SIGINT)
+    farm.wait_for_line("SIGINT: no new experiments")
+    os.killpg(farm.process.pid, signal.SIGINT)
+    assert farm.wait() == 130, "\n".join(farm.lines)
+    assert any("SIGINT: abandoning" in line for line in farm.lines)
+    _nothing_left(tmp_path)
+    con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
+    assert con.execute("SELECT status, reason FROM experiments WHERE id = ?", [experiment]).fetchone() == \
+        ("lost", "abandoned: a second interrupt")
+    con.close()
+    resumed = Farm(tmp_path, "--resume")
+    assert resumed.wait() == 0, "\n".join(resumed.lines)
+    _check_store(tmp_path)
+    _nothing_left(tmp_path)
+
+
+def test_a_campaign_that_fails_is_recorded_as_failed_not_finished(local_ray, tmp_path, monkeypatch):
+    # On main an exception in the loop still marked the campaign `finished`.
+    from farm.config import CampaignConfig
+    from scheduler import run_campaign
+    from scheduler.campaign import Campaign
+
+    _campaign(tmp_path)
+    config = CampaignConfig(**yaml.safe_load((tmp_path / "campaign.yaml").read_text()))
+
+    def broken(self, result):
+        raise RuntimeError("a bug in the campaign logic")
+
+    monkeypatch.setattr(Campaign, "finish", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_campaign(config, tmp_path / "work", tmp_path / "work" / "farm.duckdb", echo=lambda line: None)
+    con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
+    assert con.execute("SELECT status FROM campaigns").fetchone() == ("failed",)
+    assert con.execute("SELECT count(*) FROM experiments WHERE status = 'running'").fetchone() == (0,)
+    assert tagged_pids("tiny:") == []
