@@ -84,6 +84,8 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
     \b
     Exit codes: 0 finished, 1 error, 2 invalid campaign file, 130 interrupted.
     """
+    from farm.campaign_lock import campaign_lock
+    from farm.processes import kill_campaign_leftovers
     from farm.validate import check_campaign
 
     if fresh and resume:
@@ -92,26 +94,31 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
     workdir_path = _workdir(config, workdir)
     db_path = pathlib.Path(db).resolve() if db else (config.resolve(config.db) if config.db
                                                      else workdir_path / "farm.duckdb")
-    if fresh and workdir_path.exists():
-        if not ((workdir_path / "farm.duckdb").exists() or (workdir_path / "workers").exists()):
-            raise FarmError(f"--fresh: {workdir_path} does not look like a farm workdir; remove it yourself")
-        shutil.rmtree(workdir_path)
-    state = _campaign_status(db_path, config.campaign)
-    if resume and state is None:
-        raise FarmError(f"--resume: campaign {config.campaign!r} has not run in {db_path}; start it without --resume")
-    if resume and state == "finished":
-        raise FarmError(f"--resume: campaign {config.campaign!r} in {db_path} finished already; nothing to resume")
-    if not resume and state is not None:
-        advice = ("--fresh to start over" if db_path.is_relative_to(workdir_path)
-                  else f"--db for another store (--fresh clears {workdir_path}, not {db_path})")
-        raise FarmError(f"campaign {config.campaign!r} already ran in {db_path} ({state}); pass --resume to "
-                        f"continue it, or {advice}")
-    check_campaign(config, workdir_path, workers)  # the checks of `farm validate`, before Ray starts
-    from scheduler import run_campaign  # Ray is imported only when a campaign runs
+    with campaign_lock(workdir_path):
+        leftovers = kill_campaign_leftovers(config.campaign)
+        if leftovers:
+            click.echo(f"killed {leftovers} process(es) left running by an earlier run of {config.campaign}")
+        if fresh and workdir_path.exists():
+            if not ((workdir_path / "farm.duckdb").exists() or (workdir_path / "workers").exists()):
+                raise FarmError(f"--fresh: {workdir_path} does not look like a farm workdir; remove it yourself")
+            shutil.rmtree(workdir_path)
+        state = _campaign_status(db_path, config.campaign)
+        if resume and state is None:
+            raise FarmError(f"--resume: campaign {config.campaign!r} has not run in {db_path}; start it without "
+                            f"--resume")
+        if resume and state == "finished":
+            raise FarmError(f"--resume: campaign {config.campaign!r} in {db_path} finished already; nothing to resume")
+        if not resume and state is not None:
+            advice = ("--fresh to start over" if db_path.is_relative_to(workdir_path)
+                      else f"--db for another store (--fresh clears {workdir_path}, not {db_path})")
+            raise FarmError(f"campaign {config.campaign!r} already ran in {db_path} ({state}); pass --resume to "
+                            f"continue it, or {advice}")
+        check_campaign(config, workdir_path, workers)  # the checks of `farm validate`, before Ray starts
+        from scheduler import run_campaign  # Ray is imported only when a campaign runs
 
-    summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
-                           max_experiments=max_experiments, echo=lambda line: click.echo(line), resume=resume,
-                           fresh=fresh)
+        summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
+                               max_experiments=max_experiments, echo=lambda line: click.echo(line), resume=resume,
+                               fresh=fresh)
     con = open_readonly(db_path)
     click.echo("\n" + summary_table(con, config.campaign))
     click.echo("\n" + acceptance_summary(con, config.campaign))

@@ -111,3 +111,10 @@ def kill_tagged(prefix: str, grace: float = KILL_GRACE_SECONDS, keep: str | None
         _signal_all(left, signal.SIGKILL)
         _wait_gone(left, prefix, grace)  # SIGKILL is not instant either: let the next round see only new forks
     return len(killed)
+
+
+def kill_campaign_leftovers(campaign: str, keep: str | None = None) -> int:
+    """Kill what an earlier driver of `campaign` left running: its phases (they spoil the CPUs) and Ray's
+    processes (orphaned agents poll; a surviving store actor holds the DuckDB file). `keep`: the tag of this
+    driver's own Ray. Only safe when no other driver of the campaign runs (farm/campaign_lock.py)."""
+    return kill_tagged(campaign_tag(campaign)) + kill_tagged(ray_tag(campaign), keep=keep)

@@ -25,7 +25,7 @@ from scheduler.hypothesis_queue import HypothesisQueue
 from scheduler.merge_queue import Kept, MergeQueue
 
 AA_HYPOTHESIS = Hypothesis(id="aa", strategy="farm", category="canary", agent="aa",
-                           text="A/A: the parent against a second build of itself (build bias and false-positive canary)",
+                           text="A/A: the parent against a second build of itself (build bias, false-positive canary)",
                            patch="")
 MEASURED = (Status.KEEP, Status.DISCARD)
 STATE_VERSION = 1

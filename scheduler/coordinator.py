@@ -27,7 +27,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
-from farm.processes import TAG_VARIABLE, campaign_tag, kill_tagged, ray_tag
+from farm.processes import TAG_VARIABLE, kill_campaign_leftovers, ray_tag
 from farm.records import Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
@@ -119,9 +119,7 @@ class Coordinator:
             agents = {s.name: s.agent for s in self.config.strategies}
             ray.get(self.store.add_hypotheses.remote(self.hypotheses, agents))
         self._save()
-        # What a killed coordinator left running: its phases spoil the CPUs, Ray's orphaned agents poll.
-        leftovers = kill_tagged(campaign_tag(self.name))
-        leftovers += kill_tagged(ray_tag(self.name), keep=os.environ.get(TAG_VARIABLE))
+        leftovers = kill_campaign_leftovers(self.name, keep=os.environ.get(TAG_VARIABLE))
         if leftovers:
             self.progress.say(f"killed {leftovers} process(es) left running by an earlier run of {self.name}")
         self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, self.exclusive, self.cpu_sets)

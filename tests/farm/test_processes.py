@@ -1,4 +1,5 @@
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -91,3 +92,27 @@ def test_a_phase_outlives_its_killed_worker_until_kill_tagged_finds_it(marker):
     finally:
         actor.kill()
         actor.wait()
+
+
+def test_one_farm_run_per_workdir_and_the_lock_dies_with_its_holder(tmp_path):
+    from farm.campaign_lock import campaign_lock
+    from farm.errors import FarmError
+
+    workdir = tmp_path / "work"
+    with campaign_lock(workdir):
+        with pytest.raises(FarmError, match=f"in use by a running `farm run` \\(pid {os.getpid()}\\)"):
+            with campaign_lock(workdir):
+                pass
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time, pathlib; sys.path.insert(0, sys.argv[1]); "
+                               "from farm.campaign_lock import campaign_lock\n"
+                               "with campaign_lock(pathlib.Path(sys.argv[2])):\n print('held', flush=True); "
+                               "time.sleep(60)", str(pathlib.Path(__file__).resolve().parents[2]), str(workdir)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(FarmError, match=str(holder.pid)):
+        with campaign_lock(workdir):
+            pass
+    holder.kill()
+    holder.wait()
+    with campaign_lock(workdir):  # a killed driver leaves the workdir free
+        pass

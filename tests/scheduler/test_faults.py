@@ -146,9 +146,10 @@ def _check_store(tmp_path: pathlib.Path) -> duckdb.DuckDBPyConnection:
     assert con.execute("""SELECT count(*) FROM (SELECT experiment_id, arm, block, benchmark FROM samples
                           GROUP BY ALL HAVING count(*) > 1)""").fetchone() == (0,)
     # Each decision counts exactly the blocks its own experiment measured, both arms in each.
-    mismatched = con.execute("""SELECT d.experiment_id FROM decisions d JOIN (SELECT experiment_id, count(DISTINCT block)
-                                AS blocks, count(*) AS samples FROM samples GROUP BY 1) s USING (experiment_id)
-                                WHERE d.n_blocks <> s.blocks OR s.samples <> 2 * s.blocks""").fetchall()
+    mismatched = con.execute("""SELECT d.experiment_id FROM decisions d JOIN (SELECT experiment_id,
+                                count(DISTINCT block) AS blocks, count(*) AS samples FROM samples GROUP BY 1) s
+                                USING (experiment_id) WHERE d.n_blocks <> s.blocks OR s.samples <> 2 * s.blocks
+                             """).fetchall()
     assert mismatched == []
     # Every lost attempt was run again under a new id.
     unretried = con.execute("""SELECT id FROM experiments l WHERE status = 'lost' AND kind <> 'aa' AND NOT EXISTS
