@@ -224,7 +224,7 @@ class Campaign:
         if a.kind is not Kind.AA:
             self.retry.append(replace(a, retry_of=experiment_id))
 
-    def lose_worker(self, worker: str, why: str) -> None:
+    def lose_worker(self, worker: str) -> None:
         """A worker is gone for good: its reserved assignment goes to whoever is idle next."""
         self.workers.remove(worker)
         if worker in self.reserved:

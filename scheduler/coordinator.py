@@ -109,7 +109,10 @@ class Coordinator:
             if state is None:
                 raise FarmError(f"campaign {self.name!r} in {self.db} has no saved state to resume from "
                                 f"(it ran with an older farm); start it over with --fresh")
-            self.campaign.restore(state)
+            try:
+                self.campaign.restore(state)
+            except ValueError as error:
+                raise FarmError(f"--resume: {error}") from None
             self.campaign.resume()
             ray.get(self.store.call.remote("resume_campaign", self.name))
         else:
@@ -198,7 +201,7 @@ class Coordinator:
             self.campaign.lose(experiment_id, f"worker {worker.name} died: {type(error).__name__}")
             if not self.pool.replace(worker):
                 self.progress.say(f"{worker.name} died {worker.restarts + 1} times; not restarted")
-                self.campaign.lose_worker(worker.name, "died too often")
+                self.campaign.lose_worker(worker.name)
                 if not self.pool.workers:
                     raise FarmError("every worker died; see the logs in the workdir") from None
             self._save()

@@ -43,12 +43,16 @@ class HypothesisQueue:
         return list(self.pending)
 
     def to_dict(self) -> dict:
-        return {"pending": self.pending, "settled": sorted(self.settled), "started": self.started}
+        return {"all": list(self.by_id), "pending": self.pending, "settled": sorted(self.settled),
+                "started": self.started}
 
     def restore(self, data: dict) -> None:
-        unknown = sorted(set(data["pending"]) - set(self.by_id))
-        if unknown:
-            raise ValueError(f"the stored campaign has hypotheses this config does not: {unknown}")
+        """The stored queue; the config must list the same hypotheses the campaign started with."""
+        stored, configured = set(data["all"]), set(self.by_id)
+        if stored != configured:
+            raise ValueError(f"the campaign file's hypotheses changed since the campaign started (missing now: "
+                             f"{sorted(stored - configured)}, new: {sorted(configured - stored)}); put them back, "
+                             f"or run the new ones as a new campaign")
         self.pending = list(data["pending"])
         self.settled = set(data["settled"])
         self.started = data["started"]

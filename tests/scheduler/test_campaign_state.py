@@ -159,8 +159,9 @@ def test_a_merge_whose_hypothesis_was_measured_again_still_lands_or_settles(tmp_
     assert campaign.assign("w0", (0,)).hypothesis.id == "h2"
 
 
-def test_restoring_a_state_with_unknown_hypotheses_is_refused(tmp_path):
-    campaign = _campaign(tmp_path, ids=("h1", "h2"))
-    state = campaign.to_dict()
-    with pytest.raises(ValueError, match="h2"):
+def test_resuming_with_other_hypotheses_in_the_campaign_file_is_refused(tmp_path):
+    state = _campaign(tmp_path, ids=("h1", "h2")).to_dict()
+    with pytest.raises(ValueError, match=r"missing now: \['h2'\], new: \[\]"):
         _campaign(tmp_path, ids=("h1",)).restore(state)
+    with pytest.raises(ValueError, match=r"missing now: \[\], new: \['h3'\]"):
+        _campaign(tmp_path, ids=("h1", "h2", "h3")).restore(state)

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 import yaml
 
-from farm.processes import tagged_pids
+from farm.processes import _tag_of, tagged_pids
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 
 pytestmark = pytest.mark.slow
@@ -125,7 +125,7 @@ def _processes_in(directory: pathlib.Path) -> list[str]:
         except OSError:
             continue
         if state != "Z" and (cwd.startswith(str(directory)) or str(directory) in cmdline):
-            found.append(f"{name} {cwd} {cmdline[:120]}")
+            found.append(f"{name} {cwd} {cmdline.strip()[:100]} (farm tag {_tag_of(int(name))})")
     return found
 
 
