@@ -95,7 +95,7 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
     db_path = pathlib.Path(db).resolve() if db else (config.resolve(config.db) if config.db
                                                      else workdir_path / "farm.duckdb")
     with campaign_lock(workdir_path):
-        leftovers = kill_campaign_leftovers(config.campaign)
+        leftovers = kill_campaign_leftovers(config.campaign, workdir_path)
         if leftovers:
             click.echo(f"killed {leftovers} process(es) left running by an earlier run of {config.campaign}")
         if fresh and workdir_path.exists():

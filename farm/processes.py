@@ -11,6 +11,11 @@ A tag is matched by prefix: "<campaign>:" is the whole campaign,
 "<campaign>:<worker>:" one worker, the full tag one command. A prefix always
 ends with ":" (campaign_tag adds it) so that worker "w1" does not match "w10".
 
+The processes of the Ray a driver starts are found otherwise (kill_campaign_leftovers): some of them (its
+agents) survive a killed driver, and Ray's process titles overwrite the environment in some of them, so
+they are the processes with a file open in that Ray's session directory, which the driver writes in the
+workdir.
+
 Limits: /proc/<pid>/environ is the environment a process was started with,
 readable only for processes of the same user (others are skipped), and only
 the processes of this machine and PID namespace are seen. A process that
@@ -19,11 +24,14 @@ clears its environment before exec (env -i) drops the tag.
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import time
+from collections.abc import Callable
 
 TAG_VARIABLE = "AUTORESEARCH_FARM_TAG"
 KILL_GRACE_SECONDS = 2.0
+RAY_SESSION_FILE = "ray-session"  # in the workdir: the session directory of the Ray a driver started
 KILL_ROUNDS = 10  # a process that keeps forking gets this many rounds before kill_tagged gives up
 POLL_SECONDS = 0.02
 
@@ -33,13 +41,6 @@ def campaign_tag(campaign: str, worker: str | None = None) -> str:
     if ":" in campaign or (worker is not None and ":" in worker):
         raise ValueError(f"a campaign or worker name with ':' would match others' tags: {campaign!r}, {worker!r}")
     return f"{campaign}:" if worker is None else f"{campaign}:{worker}:"
-
-
-def ray_tag(campaign: str) -> str:
-    """The prefix of the tags of the Ray processes (daemons, actors) a campaign's driver starts. Ray leaves some
-    of them (its dashboard and runtime-env agents) running when the driver is killed; the next run of the
-    campaign finds them by this prefix. "@" never starts a campaign name, so no campaign_tag matches it."""
-    return f"@ray:{campaign}:"
 
 
 def _tag_of(pid: int) -> str | None:
@@ -60,19 +61,46 @@ def _tag_of(pid: int) -> str | None:
     return None
 
 
-def _is_tagged(pid: int, prefix: str, keep: str | None = None) -> bool:
+def _pids() -> list[int]:
+    """Every process but the calling one."""
+    me = os.getpid()
+    return [pid for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()) if pid != me]
+
+
+def _is_tagged(pid: int, prefix: str) -> bool:
     tag = _tag_of(pid)
-    return tag is not None and tag.startswith(prefix) and not (keep and tag.startswith(keep))
+    return tag is not None and tag.startswith(prefix)
 
 
-def tagged_pids(prefix: str, keep: str | None = None) -> list[int]:
-    """The live processes whose tag starts with `prefix` and not with `keep` (not counting the calling
-    process)."""
+def tagged_pids(prefix: str) -> list[int]:
+    """The live processes whose tag starts with `prefix` (not counting the calling process)."""
     if not prefix:
         raise ValueError("an empty prefix would match every tagged process")
-    me = os.getpid()
-    return [pid for pid in (int(name) for name in os.listdir("/proc") if name.isdigit())
-            if pid != me and _is_tagged(pid, prefix, keep)]
+    return [pid for pid in _pids() if _is_tagged(pid, prefix)]
+
+
+def _uses(pid: int, directory: str) -> bool:
+    """Whether a live process has a file open under `directory`."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # vanished, or another user's
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(directory):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def pids_using(directory: str | os.PathLike) -> list[int]:
+    """The live processes with a file open under `directory` (not counting the calling process).
+
+    This finds a Ray session's processes: each keeps its log files in the session directory open. Their
+    environment is no help: Ray's process titles overwrite it in some of them."""
+    directory = os.path.join(os.path.abspath(directory), "")
+    return [pid for pid in _pids() if _uses(pid, directory)]
 
 
 def _signal_all(pids: list[int], signum: int) -> None:
@@ -83,38 +111,50 @@ def _signal_all(pids: list[int], signum: int) -> None:
             pass
 
 
-def _wait_gone(pids: list[int], prefix: str, seconds: float) -> list[int]:
-    """Wait up to `seconds` for `pids` to die; returns those still alive (and still tagged: a pid may be reused)."""
+def _wait_gone(pids: list[int], still: Callable[[int], bool], seconds: float) -> list[int]:
+    """Wait up to `seconds` for `pids` to die; returns those still alive (and `still` matching: a pid may be
+    reused)."""
     deadline = time.monotonic() + seconds
     while True:
-        left = [pid for pid in pids if _is_tagged(pid, prefix)]
+        left = [pid for pid in pids if still(pid)]
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(POLL_SECONDS)
 
 
-def kill_tagged(prefix: str, grace: float = KILL_GRACE_SECONDS, keep: str | None = None) -> int:
-    """Kill every process whose tag starts with `prefix` (and not with `keep`); returns how many there were.
-
-    SIGTERM first, SIGKILL what is left after `grace` seconds. Processes may fork
-    while being killed, so this repeats until none carry the tag, at most
-    KILL_ROUNDS times.
-    """
+def _kill_matching(matches: Callable[[int], bool], grace: float) -> int:
+    """Kill every process that `matches`: SIGTERM first, SIGKILL what is left after `grace` seconds. Processes
+    may fork while being killed, so this repeats until none match, at most KILL_ROUNDS times. Returns how
+    many there were."""
     killed: set[int] = set()
     for _ in range(KILL_ROUNDS):
-        pids = tagged_pids(prefix, keep)
+        pids = [pid for pid in _pids() if matches(pid)]
         if not pids:
             break
         killed.update(pids)
         _signal_all(pids, signal.SIGTERM)
-        left = _wait_gone(pids, prefix, grace)
+        left = _wait_gone(pids, matches, grace)
         _signal_all(left, signal.SIGKILL)
-        _wait_gone(left, prefix, grace)  # SIGKILL is not instant either: let the next round see only new forks
+        _wait_gone(left, matches, grace)  # SIGKILL is not instant either: let the next round see only new forks
     return len(killed)
 
 
-def kill_campaign_leftovers(campaign: str, keep: str | None = None) -> int:
-    """Kill what an earlier driver of `campaign` left running: its phases (they spoil the CPUs) and Ray's
-    processes (orphaned agents poll; a surviving store actor holds the DuckDB file). `keep`: the tag of this
-    driver's own Ray. Only safe when no other driver of the campaign runs (farm/campaign_lock.py)."""
-    return kill_tagged(campaign_tag(campaign)) + kill_tagged(ray_tag(campaign), keep=keep)
+def kill_tagged(prefix: str, grace: float = KILL_GRACE_SECONDS) -> int:
+    """Kill every process whose tag starts with `prefix`; returns how many there were."""
+    if not prefix:
+        raise ValueError("an empty prefix would match every tagged process")
+    return _kill_matching(lambda pid: _is_tagged(pid, prefix), grace)
+
+
+def kill_campaign_leftovers(campaign: str, workdir: pathlib.Path) -> int:
+    """Kill what an earlier driver of `campaign` in `workdir` left running: its phases (they spoil the CPUs)
+    and the processes of the Ray it started (written in RAY_SESSION_FILE): Ray's agents outlive a killed
+    driver, and its store actor may still hold the DuckDB file. Only safe when no other driver of the
+    campaign runs (farm/campaign_lock.py)."""
+    killed = kill_tagged(campaign_tag(campaign))
+    session = workdir / RAY_SESSION_FILE
+    if session.exists():
+        directory = os.path.join(session.read_text().strip(), "")
+        killed += _kill_matching(lambda pid: _uses(pid, directory), KILL_GRACE_SECONDS)
+        session.unlink()
+    return killed

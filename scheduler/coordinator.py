@@ -18,7 +18,6 @@ import os
 import pathlib
 import signal
 import threading
-import uuid
 from dataclasses import dataclass, field
 
 import ray
@@ -27,7 +26,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
-from farm.processes import TAG_VARIABLE, kill_campaign_leftovers, ray_tag
+from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers
 from farm.records import Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
@@ -122,9 +121,6 @@ class Coordinator:
             agents = {s.name: s.agent for s in self.config.strategies}
             ray.get(self.store.add_hypotheses.remote(self.hypotheses, agents))
         self._save()
-        leftovers = kill_campaign_leftovers(self.name, keep=os.environ.get(TAG_VARIABLE))
-        if leftovers:
-            self.progress.say(f"killed {leftovers} process(es) left running by an earlier run of {self.name}")
         self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, self.exclusive, self.cpu_sets)
         auto = " (auto)" if self.config.measurement.mode is MeasurementMode.AUTO else ""
         measurement = ("exclusive: one worker of a node measures at a time, no build or guard meanwhile"
@@ -249,19 +245,6 @@ def _internal_error(worker: PoolWorker, experiment_id: str, error: Exception) ->
                             worker.cpus, now, now)
 
 
-@contextlib.contextmanager
-def _environment(name: str, value: str):
-    previous = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
-
-
 def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path, *, workers: int | None = None,
                  address: str | None = None, max_experiments: int | None = None, echo=print, resume: bool = False,
                  fresh: bool = False) -> CampaignSummary:
@@ -273,6 +256,9 @@ def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path
     restored afterwards. Without a spare CPU it is left alone.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    leftovers = kill_campaign_leftovers(config.campaign, workdir)
+    if leftovers:
+        echo(f"killed {leftovers} process(es) left running by an earlier run of {config.campaign}")
     coordinator = Coordinator(config, workdir, db, workers, max_experiments, echo, resume=resume, fresh=fresh)
     address = address or os.environ.get("RAY_ADDRESS")
     started_ray = not ray.is_initialized()
@@ -287,9 +273,9 @@ def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path
         if spare:
             stack.enter_context(affinity(spare))
         if started_ray:
-            # Every Ray process started here carries the campaign's Ray tag (see farm/processes.py).
-            stack.enter_context(_environment(TAG_VARIABLE, f"{ray_tag(config.campaign)}{uuid.uuid4().hex}"))
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                     namespace="autoresearch-farm")
+            context = ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                               logging_level=logging.WARNING, namespace="autoresearch-farm")
             stack.callback(ray.shutdown)
+            if not address:  # a local Ray of this driver: the next run kills what a killed driver left of it
+                (workdir / RAY_SESSION_FILE).write_text(context.address_info["session_dir"])
         return coordinator.run(placement)

@@ -3,6 +3,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -116,3 +117,28 @@ def test_one_farm_run_per_workdir_and_the_lock_dies_with_its_holder(tmp_path):
     holder.wait()
     with campaign_lock(workdir):  # a killed driver leaves the workdir free
         pass
+
+
+def test_leftovers_of_an_earlier_driver_are_its_phases_and_the_processes_of_its_ray_session(tmp_path):
+    from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers, pids_using
+
+    session = tmp_path / "session_1"
+    session.mkdir()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / RAY_SESSION_FILE).write_text(str(session))
+    # A Ray agent: its title overwrites its environment, but it keeps a log file of the session open.
+    agent = subprocess.Popen(["python3", "-c", f"import time; log = open({str(session / 'agent.log')!r}, 'w'); "
+                              "time.sleep(60)"])
+    bystander = subprocess.Popen(["python3", "-c", f"import time; log = open({str(tmp_path / 'other.log')!r}, 'w'); "
+                                  "time.sleep(60)"])
+    try:
+        deadline = time.monotonic() + 10
+        while agent.pid not in pids_using(session) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pids_using(session) == [agent.pid]
+        assert kill_campaign_leftovers("c", tmp_path / "work") == 1
+        assert agent.wait(timeout=10) is not None and bystander.poll() is None
+        assert not (tmp_path / "work" / RAY_SESSION_FILE).exists()
+    finally:
+        agent.kill()
+        bystander.kill()
