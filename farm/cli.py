@@ -111,8 +111,9 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
         if not resume and state is not None:
             advice = ("--fresh to start over" if db_path.is_relative_to(workdir_path)
                       else f"--db for another store (--fresh clears {workdir_path}, not {db_path})")
-            raise FarmError(f"campaign {config.campaign!r} already ran in {db_path} ({state}); pass --resume to "
-                            f"continue it, or {advice}")
+            resume_advice = "" if state == "finished" else "--resume to continue it, or "
+            raise FarmError(f"campaign {config.campaign!r} already ran in {db_path} ({state}); pass "
+                            f"{resume_advice}{advice}")
         check_campaign(config, workdir_path, workers)  # the checks of `farm validate`, before Ray starts
         from scheduler import run_campaign  # Ray is imported only when a campaign runs
 
