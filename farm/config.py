@@ -192,7 +192,8 @@ class HypothesisConfig(Model):
     id: str = Field(pattern=NAME_PATTERN, description="Unique id within the campaign.")
     category: str = Field("uncategorised", description="E.g. micro-opt, parallelism, memory, algorithm.")
     text: str = Field("", description="What the change is and why it should help.")
-    patch: str = Field(description="Path of a `git apply`-able diff (for the patch agent).")
+    patch: str | None = Field(None, description="Path of a `git apply`-able diff (the patch agent needs one; a "
+                                                "command agent gets `text` in its prompt instead).")
     rework: list[str] = Field(default_factory=list, description="Paths of follow-up patches tried in order when "
                                                                 "the guard fails (see acceptance.rework_tries).")
     after: str | None = Field(None, description="Id of a hypothesis that must have finished (and landed, for the "
@@ -205,18 +206,52 @@ class PackConfig(Model):
     ids: list[str] | None = Field(None, description="Subset of hypothesis ids, in this order; default: all.")
 
 
+class CommandAgentConfig(Model):
+    preset: Literal["claude-code", "codex", "aider", "opencode"] | None = Field(None, description=(
+        "A coding-agent CLI with the farm's defaults (see farm/agents.py; `farm validate` shows the command "
+        "line): `claude-code` (claude -p, a turn limit, permissions skipped), `codex` (codex exec, workspace-write "
+        "sandbox), `aider` (aider --yes --message-file, no auto-commits), `opencode` (opencode run). Give this "
+        "or `command`."))
+    command: str | None = Field(None, description=(
+        "The shell command that runs the agent in the candidate worktree (pinned to the worker's CPUs, in its own "
+        "process tree, killed at `timeout`); it overrides the preset's. It reads its task from the file "
+        "$FARM_PROMPT_FILE and may leave notes (why, what it expects) in $FARM_NOTES_FILE; see README, Agents."))
+    model: str | None = Field(None, description="Passed to the preset's CLI as its model option.")
+    max_turns: int = Field(30, ge=1, description="claude-code: the turn limit of one run.")
+    timeout: float = Field(1800.0, gt=0, description="Seconds before the agent's whole process tree is killed "
+                                                     "(status `timeout`).")
+
+    @model_validator(mode="after")
+    def _one_command(self):
+        if (self.preset is None) == (self.command is None):
+            raise ValueError("give exactly one of `preset` or `command`")
+        return self
+
+
 class StrategyConfig(Model):
     name: str = Field(pattern=NAME_PATTERN, description="Strategy name (unique).")
-    agent: Literal["patch"] = Field("patch", description="How hypotheses are realised. `patch`: apply the "
-                                                         "hypothesis' diff.")
+    agent: Literal["patch", "command"] = Field("patch", description="How hypotheses are realised. `patch`: apply "
+                                                                    "the hypothesis' diff. `command`: run a coding "
+                                                                    "agent (see `command`) in the worktree.")
+    command: CommandAgentConfig | None = Field(None, description="The agent for `agent: command`.")
     hypotheses: list[HypothesisConfig] = Field(default_factory=list, description="Hypotheses listed inline.")
     pack: PackConfig | None = Field(None, description="Hypotheses read from a pack directory.")
+    open: int = Field(0, ge=0, description="For `agent: command`: this many open hypotheses, where the agent "
+                                           "picks its own idea (the prompt asks it to).")
 
     @model_validator(mode="after")
     def _has_source(self):
         # A strategy with neither is a typo (e.g. `hypothesis:`) that would silently contribute nothing.
-        if not self.hypotheses and self.pack is None:
-            raise ValueError("give inline `hypotheses` or a `pack` directory")
+        if not self.hypotheses and self.pack is None and not self.open:
+            raise ValueError("give inline `hypotheses`, a `pack` directory or (agent: command) `open: N`")
+        if self.agent == "command" and self.command is None:
+            raise ValueError("agent `command` needs `command: {preset: ...}` or `command: {command: ...}`")
+        if self.agent == "patch":
+            if self.open:
+                raise ValueError("`open` hypotheses need an agent that picks its own change (agent: command)")
+            missing = [h.id for h in self.hypotheses if h.patch is None]
+            if missing:
+                raise ValueError(f"the patch agent needs a `patch` for every hypothesis; missing for {missing}")
         return self
 
 

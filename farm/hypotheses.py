@@ -119,12 +119,15 @@ def load_hypotheses(config: CampaignConfig) -> list[Hypothesis]:
         records = []
         for entry in entries:
             where = f"strategies.{strategy.name}.hypotheses.{entry.id}"
-            patch_path = config.resolve(entry.patch)
+            patch_path = config.resolve(entry.patch) if entry.patch is not None else None
             records.append(Hypothesis(
                 id=entry.id, strategy=strategy.name, category=entry.category, text=entry.text,
-                agent=strategy.agent, patch=_read(config, patch_path, f"{where}.patch"),
+                agent=strategy.agent, patch=_read(config, patch_path, f"{where}.patch") if patch_path else "",
                 rework=tuple(_read(config, config.resolve(p), f"{where}.rework") for p in entry.rework),
-                after=entry.after, source=str(patch_path)))
+                after=entry.after, source=str(patch_path) if patch_path else f"agent of {strategy.name}"))
+        records += [Hypothesis(id=f"{strategy.name}-open-{number}", strategy=strategy.name, category="open",
+                               text="the agent picks its own change", agent=strategy.agent, patch="",
+                               source=f"agent of {strategy.name}") for number in range(1, strategy.open + 1)]
         per_strategy.append(records)
     ordered = [h for round_ in _round_robin(per_strategy) for h in round_]
     ids = [h.id for h in ordered]

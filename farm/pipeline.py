@@ -24,7 +24,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 
-from farm.config import CampaignConfig, Direction
+from farm import agents
+from farm.config import CampaignConfig, CommandAgentConfig, Direction
 from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
@@ -94,7 +95,7 @@ class ExperimentPipeline:
     def run(self, assignment: Assignment) -> ExperimentResult:
         started = time.time()
         state = {"commit": None, "ref_fp": None, "cand_fp": None, "decisions": (), "blocks": 0, "reworked": 0,
-                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": ()}
+                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None}
         try:
             run = self._run_aa if assignment.kind is Kind.AA else self._run
             status, reason = run(assignment, state)
@@ -109,7 +110,7 @@ class ExperimentPipeline:
             decisions=tuple(state["decisions"]), blocks=state["blocks"], ref_fingerprint=state["ref_fp"],
             cand_fingerprint=state["cand_fp"], effect=state["effect"], reworked=state["reworked"],
             changed_paths=tuple(state["changed"]), ref_means=tuple(state["ref_means"]), aa_log_ratios=state["aa"],
-            artifacts=tuple(state["artifacts"]))
+            artifacts=tuple(state["artifacts"]), notes=state["notes"])
 
     # -- the flow ----------------------------------------------------------
 
@@ -121,7 +122,7 @@ class ExperimentPipeline:
         cand.start_branch(a.branch, a.parent_commit)
         self.board.set("agent", exp)
         self.send_event(exp, "agent", f"{a.kind.value} {a.hypothesis.id} on {a.parent_commit[:10]}")
-        self._realise(cand, a)
+        self._realise(cand, a, state)
         changed = cand.changed_paths()
         state["changed"] = changed
         if not changed:
@@ -191,8 +192,11 @@ class ExperimentPipeline:
         self._ref_built = (a.parent_commit, fp)
         return fp
 
-    def _realise(self, cand: Slot, a: Assignment) -> None:
+    def _realise(self, cand: Slot, a: Assignment, state: dict) -> None:
         """The agent's step: make the change in the cand work tree."""
+        if a.kind is not Kind.MERGE and a.hypothesis.agent == "command":
+            self._run_agent(cand, a, state, attempt=0)
+            return
         try:
             if a.kind is Kind.MERGE:
                 cand.cherry_pick(f"{a.pick_base}..{a.pick_tip}")
@@ -201,6 +205,57 @@ class ExperimentPipeline:
         except ApplyError as error:
             what = "the kept change" if a.kind is Kind.MERGE else "the patch"
             raise Outcome(Status.CONFLICT, f"{what} does not apply on {a.parent_commit[:10]}: {error}") from None
+
+    def _agent_config(self, a: Assignment) -> CommandAgentConfig:
+        return next(s.command for s in self.config.strategies if s.name == a.hypothesis.strategy)
+
+    def _run_agent(self, cand: Slot, a: Assignment, state: dict, attempt: int, guard_failure: str | None = None):
+        """Run the strategy's coding agent in the cand worktree (see farm/agents.py for what it sees), then check
+        that it stayed inside: its worktree's .git link intact, nothing written beside the worktree, still on
+        the experiment's branch. Commits the agent made are folded back into the work tree: the farm commits."""
+        exp = a.experiment_id
+        agent = self._agent_config(a)
+        log_dir = self.log_root / exp
+        log_dir.mkdir(parents=True, exist_ok=True)
+        prompt_file = log_dir / f"prompt-{attempt}.md"
+        prompt_file.write_text(agents.prompt(self.config, a.hypothesis, guard_failure))
+        notes_file = log_dir / "notes.md"
+        start = cand.head()
+        outside = agents.tree_state(self.slots.root, cand.path)
+        environment = agents.environment(cand.path, prompt_file, notes_file, log_dir, exp, a.hypothesis.id, attempt,
+                                         self.pinning.cpus)
+        self.send_event(exp, "agent", f"running the agent{f' (rework {attempt})' if attempt else ''}")
+        try:
+            run_command("agent", agents.command_line(agent), cand.path, agent.timeout, self.pinning,
+                        log_path=log_dir / f"agent-{attempt}.log", env=environment, tag=self.tag)
+        except PhaseTimeout as error:
+            raise Outcome(Status.TIMEOUT, f"agent: {error}") from None
+        except PhaseError as error:
+            raise Outcome(Status.CRASH, f"agent failed: {error}") from None
+        finally:
+            if notes_file.exists():
+                state["notes"] = notes_file.read_text(errors="replace")[:agents.NOTES_CHARS]
+        if not cand.link_intact():
+            self._recreate_slots()
+            raise Outcome(Status.TAMPERED, "the agent removed or changed the worktree's .git link; the slot is "
+                                           "recreated")
+        written = agents.changed_outside(outside, agents.tree_state(self.slots.root, cand.path))
+        if written:
+            self._recreate_slots()
+            shown = ", ".join(written[:5]) + (f" and {len(written) - 5} more" if len(written) > 5 else "")
+            raise Outcome(Status.TAMPERED, f"the agent wrote outside its worktree ({shown} under "
+                                           f"{self.slots.root}); the slots are recreated")
+        if cand.branch() != a.branch:
+            raise Outcome(Status.TAMPERED, f"the agent left the experiment's branch {a.branch} for "
+                                           f"{cand.branch() or 'a detached HEAD'}")
+        if cand.head() != start:
+            cand.git("reset", "--soft", "-q", start)  # its commits become the farm's one commit
+
+    def _recreate_slots(self) -> None:
+        """After an agent broke out: both slots are checked out afresh (the reference is built again)."""
+        self._ref_built = None
+        for name in ("ref", "cand"):
+            self.slots.remove(name)
 
     def _apply_text(self, cand: Slot, patch_text: str) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".patch", delete=False) as handle:
@@ -246,9 +301,13 @@ class ExperimentPipeline:
         return fingerprint(slot.path, build.artifacts)
 
     def _guard_with_rework(self, cand: Slot, a: Assignment, state: dict) -> int:
-        """Run the guard; on failure apply rework patches (up to rework_tries). Returns reworks used."""
+        """Run the guard; on failure rework (up to rework_tries): a patch agent applies the hypothesis' next
+        rework patch, a command agent runs again with the guard's output. Every rework's change is checked like
+        the first: protected paths, a build, the stale-build check. Returns the reworks used."""
         guard = self.config.phases.guard
-        tries = min(self.config.acceptance.rework_tries, len(a.hypothesis.rework))
+        by_agent = a.hypothesis.agent == "command" and a.kind is not Kind.MERGE
+        available = self.config.acceptance.rework_tries if by_agent else len(a.hypothesis.rework)
+        tries = min(self.config.acceptance.rework_tries, available)
         for attempt in range(tries + 1):
             try:
                 with self._holding(self.lock.shared, "guard", a.experiment_id, "the guard"):
@@ -261,13 +320,24 @@ class ExperimentPipeline:
             if attempt == tries:
                 detail = f" after {attempt} rework(s)" if attempt else ""
                 raise Outcome(Status.GUARD_FAIL, f"guard failed{detail}: {failure}")
-            try:
-                self._apply_text(cand, a.hypothesis.rework[attempt])
-            except ApplyError as error:
-                raise Outcome(Status.GUARD_FAIL, f"guard failed ({failure}); rework {attempt + 1} does not apply: "
-                                                 f"{error}") from None
-            state["commit"] = cand.commit_all(f"farm: {a.hypothesis.id} rework {attempt + 1}")
+            before = cand.head()
+            if by_agent:
+                self._run_agent(cand, a, state, attempt + 1, guard_failure=f"{failure}\n{failure.tail}")
+            else:
+                try:
+                    self._apply_text(cand, a.hypothesis.rework[attempt])
+                except ApplyError as error:
+                    raise Outcome(Status.GUARD_FAIL, f"guard failed ({failure}); rework {attempt + 1} does not "
+                                                     f"apply: {error}") from None
+            reworked = cand.changed_paths()
+            state["changed"] = sorted(set(state["changed"]) | set(reworked))
+            touched = [p for p in reworked if is_protected(p, self.config.protected_paths)]
+            state["commit"] = cand.commit_all(f"farm: {a.hypothesis.id} rework {attempt + 1}") or before
+            if touched:
+                raise Outcome(Status.TAMPERED, f"rework {attempt + 1} touches protected path(s): "
+                                               f"{', '.join(touched)}")
             state["cand_fp"] = self._build(cand, a.experiment_id, f"cand-rework{attempt + 1}")
+            self._check_stale(cand, reworked, state)
         raise AssertionError("unreachable")
 
     def _run_bench(self, slot: Slot, exp: str, arm: str, block: int, required: list[str]) -> list[Sample]:

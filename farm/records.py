@@ -110,6 +110,7 @@ class ExperimentResult:
     ref_means: tuple[tuple[str, float], ...] = ()  # geometric mean of the reference arm per benchmark
     aa_log_ratios: tuple[tuple[str, tuple[float, ...]], ...] = ()  # for Kind.AA: per benchmark
     artifacts: tuple[tuple[str, str | None, str], ...] = ()  # (kind, benchmark, reason) found by the worker
+    notes: str | None = None  # what a command agent left in its notes file (why, what it expects)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 -- The farm's DuckDB schema, version 3. Bump SCHEMA_VERSION in farm/store.py and add a
--- migration there when this file changes. Version 2 added `blocks`; version 3 `experiments.retry_of` and
--- `campaign_state`.
+-- migration there when this file changes. Version 2 added `blocks`; version 3 `experiments.retry_of`,
+-- `experiments.agent_notes` and `campaign_state`.
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     cand_fingerprint VARCHAR,
     started_at TIMESTAMP,
     finished_at TIMESTAMP,
-    retry_of VARCHAR                 -- the lost attempt this experiment runs again
+    retry_of VARCHAR,                -- the lost attempt this experiment runs again
+    agent_notes VARCHAR              -- what a command agent left in $FARM_NOTES_FILE (why, what it expects)
 );
 
 CREATE TABLE IF NOT EXISTS samples (

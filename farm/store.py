@@ -34,6 +34,7 @@ MIGRATIONS: dict[int, str] = {
               others VARCHAR,
               waited_s DOUBLE NOT NULL)""",
     3: """ALTER TABLE experiments ADD COLUMN retry_of VARCHAR;
+          ALTER TABLE experiments ADD COLUMN agent_notes VARCHAR;
           CREATE TABLE campaign_state (
               campaign VARCHAR PRIMARY KEY,
               state JSON NOT NULL,
@@ -162,11 +163,11 @@ class Store:
     def finish_experiment(self, result: ExperimentResult) -> None:
         self.con.execute(
             'UPDATE experiments SET status = ?, reason = ?, "commit" = ?, worker = ?, cpus = ?, blocks = ?, '
-            "effect = ?, reworked = ?, ref_fingerprint = ?, cand_fingerprint = ?, started_at = ?, finished_at = ? "
-            "WHERE id = ?",
+            "effect = ?, reworked = ?, ref_fingerprint = ?, cand_fingerprint = ?, started_at = ?, finished_at = ?, "
+            "agent_notes = ? WHERE id = ?",
             [result.status.value, result.reason, result.commit, result.worker, list(result.cpus), result.blocks,
              result.effect, result.reworked, result.ref_fingerprint, result.cand_fingerprint,
-             _ts(result.started_at), _ts(result.finished_at), result.experiment_id])
+             _ts(result.started_at), _ts(result.finished_at), result.notes, result.experiment_id])
         if result.decisions:
             self.con.executemany(
                 "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

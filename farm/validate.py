@@ -8,6 +8,7 @@ from __future__ import annotations
 import pathlib
 from dataclasses import dataclass
 
+from farm import agents
 from farm.config import CampaignConfig
 from farm.errors import ConfigError, TargetError
 from farm.hypotheses import load_hypotheses
@@ -21,6 +22,7 @@ class CheckedCampaign:
     hypotheses: list[Hypothesis]
     base_commit: str
     cpu_sets: list[tuple[int, ...]]
+    agents: dict[str, str]  # strategy -> the command line of its command agent
 
 
 def check_campaign(config: CampaignConfig, workdir: pathlib.Path, workers: int | None = None) -> CheckedCampaign:
@@ -46,9 +48,16 @@ def check_campaign(config: CampaignConfig, workdir: pathlib.Path, workers: int |
                                      None if workers else config.workers.cpu_sets)
     except ConfigError as error:
         problems.append(_in_file(config, str(error)))
+    commands = {}
+    for index, strategy in enumerate(config.strategies):
+        if strategy.agent == "command":
+            commands[strategy.name] = agents.command_line(strategy.command)
+            missing = agents.missing_executable(strategy.command, config.resolve("."))
+            if missing:
+                problems.append(config.problem(f"strategies.{index}.command", f"agent of {strategy.name}: {missing}"))
     if problems:
         raise ConfigError("\n".join(problems))
-    return CheckedCampaign(hypotheses, base_commit, cpu_sets)
+    return CheckedCampaign(hypotheses, base_commit, cpu_sets, commands)
 
 
 def _in_file(config: CampaignConfig, message: str) -> str:

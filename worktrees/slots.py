@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 from dataclasses import dataclass
 
 from worktrees.repo import ApplyError, TargetRepo, WorktreeError, run_git
@@ -35,6 +36,29 @@ class Slot:
         (git_dir / "index.lock").unlink(missing_ok=True)
         if (git_dir / "CHERRY_PICK_HEAD").exists():
             self.git("cherry-pick", "--quit")
+
+    def link_intact(self) -> bool:
+        """Whether the worktree's `.git` file still points at its own administrative directory, and that one
+        back at it. Checked before any git command after an agent ran: without the link, git would act on
+        whatever repository encloses the slot."""
+        link = self.path / ".git"
+        if link.is_symlink() or not link.is_file():
+            return False
+        text = link.read_text(errors="replace").strip()
+        if not text.startswith("gitdir: "):
+            return False
+        admin = pathlib.Path(text[len("gitdir: "):])
+        try:
+            return (admin / "gitdir").read_text().strip() == str(link)
+        except OSError:
+            return False
+
+    def branch(self) -> str:
+        """The checked-out branch, "" when HEAD is detached."""
+        try:
+            return self.git("symbolic-ref", "-q", "--short", "HEAD")
+        except WorktreeError:
+            return ""
 
     def reset(self, commit: str) -> None:
         """Detach at `commit`, discarding any change (ignored files are kept)."""
@@ -106,6 +130,12 @@ class SlotPool:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.repo.git("worktree", "add", "--detach", str(path), commit)
         return Slot(name, path)
+
+    def remove(self, name: str) -> None:
+        """Delete the slot `name`; the next `slot(name, ...)` checks it out afresh."""
+        with self.repo.lock():
+            shutil.rmtree(self.root / name, ignore_errors=True)
+            self.repo.git("worktree", "prune")
 
     def _registered(self, path: pathlib.Path) -> bool:
         listing = self.repo.git("worktree", "list", "--porcelain")

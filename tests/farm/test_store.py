@@ -62,6 +62,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     store.con.execute("DROP TABLE blocks")
     store.con.execute("DROP TABLE campaign_state")
     store.con.execute("ALTER TABLE experiments DROP COLUMN retry_of")
+    store.con.execute("ALTER TABLE experiments DROP COLUMN agent_notes")
     store.con.execute("DELETE FROM schema_version")
     store.con.execute("INSERT INTO schema_version VALUES (1)")
     store.close()

@@ -1,0 +1,5 @@
+"""An agent that writes beside its worktree (into the worker's directory)."""
+import pathlib
+
+pathlib.Path("prog.py").write_text(pathlib.Path("prog.py").read_text().replace("N = 400000", "N = 200000"))
+pathlib.Path("../outside.txt").write_text("not mine to write\n")

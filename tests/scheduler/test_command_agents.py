@@ -1,0 +1,88 @@
+"""Command agents with real subprocesses (tests/agents/) in a real campaign on local Ray: each outcome is recorded,
+and nothing of a hanging agent's process tree survives its timeout."""
+import pathlib
+import subprocess
+import sys
+
+import duckdb
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from farm.cli import main
+from farm.config import CampaignConfig
+from scheduler import run_campaign
+from tests.marked import marked_pids, new_marker
+from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
+
+pytestmark = pytest.mark.slow
+AGENTS = pathlib.Path(__file__).resolve().parents[1] / "agents"
+
+
+def _strategy(name: str, script: str, *args: str, timeout: float = 60) -> dict:
+    command = " ".join([sys.executable, str(AGENTS / script), *args])
+    return {"name": name, "agent": "command", "command": {"command": command, "timeout": timeout},
+            "hypotheses": [{"id": name, "category": "test", "text": f"what {script} does"}]}
+
+
+def test_command_agents_outcomes_are_recorded_and_a_hanging_agent_leaves_nothing(local_ray, tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    marker = new_marker()
+    strategies = [_strategy("speed_up", "speed_up.py"), _strategy("hang", "hang.py", marker, timeout=5),
+                  _strategy("harness", "touch_harness.py"), _strategy("rework", "rework.py"),
+                  _strategy("outside", "write_outside.py"), _strategy("unlink", "unlink_git.py")]
+    data = config_dict(repo, [], workers={"count": 1}, measurement={"mode": "exclusive"},
+                       merge={"enabled": False})
+    # A patch whose rework rewrites the guard: on main the rework's diff was never checked, and it was kept.
+    breaks = make_patch(repo, tmp_path / "breaks.patch", "total += i * i", "total += i")
+    (tmp_path / "guard_rework.patch").write_text(
+        "diff --git a/guard.sh b/guard.sh\n--- a/guard.sh\n+++ b/guard.sh\n@@ -1 +1 @@\n"
+        "-grep -q 'total += i \\* i' prog.py\n+true\n")
+    strategies.append({"name": "patches", "hypotheses": [{"id": "rework_guard", "patch": str(breaks),
+                                                          "rework": [str(tmp_path / "guard_rework.patch")]}]})
+    data["strategies"] = strategies
+    data["acceptance"]["rework_tries"] = 1
+    run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb", echo=lambda line: None)
+
+    con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
+    rows = {h: (status, reason, reworked, notes) for h, status, reason, reworked, notes in con.execute(
+        "SELECT hypothesis_id, status, reason, reworked, agent_notes FROM experiments WHERE kind = 'screen'"
+    ).fetchall()}
+    assert rows["speed_up"][0] == "keep" and "expect about 4x" in rows["speed_up"][3]
+    assert rows["hang"][0] == "timeout" and "agent" in rows["hang"][1]
+    assert rows["harness"][0] == "tampered" and "guard.sh" in rows["harness"][1]
+    assert rows["rework"][0] == "keep" and rows["rework"][2] == 1 and "reworked 1x" in rows["rework"][1]
+    assert rows["rework"][3] == "restored the squares the guard checks\n"
+    assert rows["outside"][0] == "tampered" and "outside.txt" in rows["outside"][1]
+    assert rows["unlink"][0] == "tampered" and ".git link" in rows["unlink"][1]
+    assert rows["rework_guard"][0] == "tampered" and "rework 1 touches protected path(s): guard.sh" in \
+        rows["rework_guard"][1]
+    assert marked_pids(marker) == []  # the hanging agent's children, the setsid one included
+    # What the agent read, and its own commit folded into the farm's one commit on the experiment branch.
+    speed_up, branch = con.execute("SELECT id, branch FROM experiments WHERE hypothesis_id = 'speed_up'").fetchone()
+    prompt = (tmp_path / "work" / "logs" / speed_up / "prompt-0.md").read_text()
+    assert "Make this change (test): what speed_up.py does" in prompt and "Do not touch guard.sh" in prompt
+    messages = subprocess.run(["git", "log", "--format=%s", f"main..{branch}"], cwd=repo, capture_output=True,
+                              text=True, check=True).stdout.split()
+    assert messages[:2] == ["farm:", "speed_up"] and "fewer" not in messages
+
+
+def test_presets_render_their_command_lines_and_a_missing_cli_is_a_validate_error(tmp_path, monkeypatch):
+    repo = make_repo(tmp_path / "repo")
+    data = config_dict(repo, [])
+    data["strategies"] = [{"name": "claude", "agent": "command", "open": 1,
+                           "command": {"preset": "claude-code", "max_turns": 12, "model": "opus"}}]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    result = CliRunner().invoke(main, ["validate", str(path), "--workdir", str(tmp_path / "work")])
+    assert result.exit_code == 2
+    assert "strategies.0.command: agent of claude: 'claude' not found on PATH" in result.output
+    (bin_dir / "claude").write_text("#!/bin/sh\n")
+    (bin_dir / "claude").chmod(0o755)
+    result = CliRunner().invoke(main, ["validate", str(path), "--workdir", str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output
+    assert ('agent of claude: claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns 12 '
+            "--dangerously-skip-permissions --model opus") in result.output
