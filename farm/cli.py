@@ -98,11 +98,12 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
         leftovers = kill_campaign_leftovers(config.campaign, workdir_path)
         if leftovers:
             click.echo(f"killed {leftovers} process(es) left running by an earlier run of {config.campaign}")
-        if fresh and workdir_path.exists():
-            if not ((workdir_path / "farm.duckdb").exists() or (workdir_path / "workers").exists()):
-                raise FarmError(f"--fresh: {workdir_path} does not look like a farm workdir; remove it yourself")
-            shutil.rmtree(workdir_path)
-        state = _campaign_status(db_path, config.campaign)
+        deleted = fresh and workdir_path.exists()
+        if deleted and not ((workdir_path / "farm.duckdb").exists() or (workdir_path / "workers").exists()):
+            raise FarmError(f"--fresh: {workdir_path} does not look like a farm workdir; remove it yourself")
+        # Every refusal comes before --fresh deletes anything: a store outside the workdir stays.
+        state = None if deleted and db_path.is_relative_to(workdir_path) else _campaign_status(db_path,
+                                                                                                config.campaign)
         if resume and state is None:
             raise FarmError(f"--resume: campaign {config.campaign!r} has not run in {db_path}; start it without "
                             f"--resume")
@@ -114,6 +115,8 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
             resume_advice = "" if state == "finished" else "--resume to continue it, or "
             raise FarmError(f"campaign {config.campaign!r} already ran in {db_path} ({state}); pass "
                             f"{resume_advice}{advice}")
+        if deleted:
+            shutil.rmtree(workdir_path)
         check_campaign(config, workdir_path, workers)  # the checks of `farm validate`, before Ray starts
         from scheduler import run_campaign  # Ray is imported only when a campaign runs
 

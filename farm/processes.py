@@ -7,7 +7,8 @@ double-fork out of the process group, so the tag finds what a process-group
 kill misses, and it still finds a phase's processes after the worker that
 started them was killed (they are reparented, but keep their environment).
 
-A tag is matched by prefix: "<campaign>:" is the whole campaign,
+The campaign part of a tag is run_key(campaign, workdir), so runs of one campaign in two workdirs stay
+apart. A tag is matched by prefix: "<campaign>:" is the whole campaign,
 "<campaign>:<worker>:" one worker, the full tag one command. A prefix always
 ends with ":" (campaign_tag adds it) so that worker "w1" does not match "w10".
 
@@ -23,6 +24,7 @@ clears its environment before exec (env -i) drops the tag.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import signal
@@ -34,6 +36,13 @@ KILL_GRACE_SECONDS = 2.0
 RAY_SESSION_FILE = "ray-session"  # in the workdir: the session directory of the Ray a driver started
 KILL_ROUNDS = 10  # a process that keeps forking gets this many rounds before kill_tagged gives up
 POLL_SECONDS = 0.02
+
+
+def run_key(campaign: str, workdir: str | os.PathLike) -> str:
+    """The name a run's tags carry: the campaign and its workdir, so that two runs of one campaign in two
+    workdirs never kill each other's processes."""
+    digest = hashlib.sha1(str(pathlib.Path(workdir).resolve()).encode()).hexdigest()[:10]
+    return f"{campaign}.{digest}"
 
 
 def campaign_tag(campaign: str, worker: str | None = None) -> str:
@@ -151,10 +160,13 @@ def kill_campaign_leftovers(campaign: str, workdir: pathlib.Path) -> int:
     and the processes of the Ray it started (written in RAY_SESSION_FILE): Ray's agents outlive a killed
     driver, and its store actor may still hold the DuckDB file. Only safe when no other driver of the
     campaign runs (farm/campaign_lock.py)."""
-    killed = kill_tagged(campaign_tag(campaign))
+    killed = kill_tagged(campaign_tag(run_key(campaign, workdir)))
     session = workdir / RAY_SESSION_FILE
     if session.exists():
-        directory = os.path.join(session.read_text().strip(), "")
-        killed += _kill_matching(lambda pid: _uses(pid, directory), KILL_GRACE_SECONDS)
+        directory = session.read_text().strip()
+        # Only ever a Ray session directory: an empty or odd line must not match every open file.
+        if os.path.isabs(directory) and os.path.basename(directory).startswith("session_"):
+            prefix = os.path.join(directory, "")
+            killed += _kill_matching(lambda pid: _uses(pid, prefix), KILL_GRACE_SECONDS)
         session.unlink()
     return killed

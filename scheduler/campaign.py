@@ -9,7 +9,7 @@ Every experiment id is used once. An attempt that did not end (its worker died, 
 campaign was abandoned) is `lost`: its row and partial samples stay in the store, marked by that status,
 and the retry is a new experiment (`retry_of` names the lost one) whose decision sees only its own samples.
 
-The campaign writes nothing itself: its store writes collect in `writes`, and the coordinator sends them,
+The campaign writes nothing itself: its store writes collect in `writes`, and the coordinator sends them
 with `to_dict()` of the whole state, to the store in one transaction. A coordinator that dies therefore
 leaves a store whose saved state matches its rows, and `restore` + `resume` continue from there.
 """
@@ -170,6 +170,8 @@ class Campaign:
                            f"parent {parent[:10]}: {reason}; rebuilding the reference and re-measuring")
             self.monitor.rebuild_everywhere(self.workers, parent)
             for experiment_id in experiments:
+                if experiment_id not in self.monitor.screens.get(parent, {}):
+                    continue  # voided for another benchmark of the same parent just now
                 if experiment_id in self.merges.by_id and not self.merges.is_waiting(experiment_id):
                     continue  # already landing or landed: its re-measurement against the tip decides
                 screen = self.monitor.forget_screen(parent, experiment_id)
@@ -206,10 +208,6 @@ class Campaign:
 
     def _write(self, method: str, *args) -> None:
         self.writes.append((method, args))
-
-    def take_writes(self) -> list[tuple[str, tuple]]:
-        writes, self.writes = self.writes, []
-        return writes
 
     # -- faults and stopping -------------------------------------------------
 

@@ -53,12 +53,13 @@ class CampaignSummary:
     interrupted: bool = False
 
 
-def claim_branches(repo: TargetRepo, campaign: str, fresh: bool) -> None:
+def claim_branches(repo: TargetRepo, campaign: str, fresh: bool, check_only: bool = False) -> None:
     """A new campaign starts with no branch of its name: an earlier run's `farm/<campaign>/...` branches are
-    refused, or with `fresh` moved under refs/farm-archive/<campaign>/<time>/ (kept, never overwritten)."""
+    refused, or with `fresh` moved under refs/farm-archive/<campaign>/<time>/ (kept, never overwritten);
+    `check_only`: refuse, but move nothing yet."""
     prefix = f"refs/heads/farm/{campaign}/"
     existing = repo.git("for-each-ref", "--format=%(refname)", prefix).split()
-    if not existing:
+    if not existing or (fresh and check_only):
         return
     if not fresh:
         raise TargetError(f"{repo.path} has {len(existing)} branch(es) farm/{campaign}/... from an earlier run; "
@@ -85,10 +86,10 @@ class Coordinator:
             self.base_commit = self.repo.resolve(config.target.base_ref)
         except WorktreeError as error:
             raise TargetError(f"target.base_ref: {error}") from None
+        self.fresh = fresh
         if not resume:
-            claim_branches(self.repo, self.name, fresh)
-            self.repo.git("branch", "--no-track", self.integrated, self.base_commit)
-        self.branch_tip = self.repo.resolve(f"refs/heads/{self.integrated}") if resume else self.base_commit
+            claim_branches(self.repo, self.name, fresh, check_only=True)  # refused before anything starts
+        self.branch_tip: str | None = None  # where the integration branch is; None: not created yet
         self.cpu_sets = allocate_cpu_sets(workers or config.workers.count, config.workers.cpus_per_worker,
                                           None if workers else config.workers.cpu_sets)
         self.exclusive = exclusive_measurement(config.measurement.mode, self.cpu_sets)
@@ -108,18 +109,23 @@ class Coordinator:
             if state is None:
                 raise FarmError(f"campaign {self.name!r} in {self.db} has no saved state to resume from "
                                 f"(it ran with an older farm); start it over with --fresh")
+            self.base_commit = ray.get(self.store.query.remote(
+                "SELECT base_commit FROM campaigns WHERE id = ?", [self.name]))[1][0][0]
             try:
                 self.campaign.restore(state)
             except ValueError as error:
                 raise FarmError(f"--resume: {error}") from None
             self.campaign.resume()
             ray.get(self.store.call.remote("resume_campaign", self.name))
+            self.branch_tip = self._branch()
         else:
-            ray.get(self.store.call.remote(
-                "start_campaign", self.name, self.config.model_dump_json(), str(self.repo.path),
-                self.config.target.base_ref, self.base_commit, self.integrated, len(self.cpu_sets)))
-            agents = {s.name: s.agent for s in self.config.strategies}
-            ray.get(self.store.add_hypotheses.remote(self.hypotheses, agents))
+            # The campaign's row, its hypotheses and its first state land together; the branches only after.
+            self.campaign.writes[:0] = [
+                ("start_campaign", (self.name, self.config.model_dump_json(), str(self.repo.path),
+                                    self.config.target.base_ref, self.base_commit, self.integrated,
+                                    len(self.cpu_sets))),
+                ("add_hypotheses", (self.name, self.hypotheses, {s.name: s.agent for s in self.config.strategies}))]
+            self.create_branches()
         self._save()
         self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, self.exclusive, self.cpu_sets)
         auto = " (auto)" if self.config.measurement.mode is MeasurementMode.AUTO else ""
@@ -131,9 +137,23 @@ class Coordinator:
                           f"workers on CPU sets {[list(c) for c in self.cpu_sets]}, base {self.base_commit[:10]}, "
                           f"store {self.db}; {placement}; measurement{auto} {measurement}")
 
+    def create_branches(self) -> None:
+        """A new campaign's integration branch at the base (an earlier run's branches archived with --fresh)."""
+        claim_branches(self.repo, self.name, self.fresh)
+        self.branch_tip = self.base_commit
+        self.repo.git("branch", "--no-track", self.integrated, self.base_commit)
+
+    def _branch(self) -> str | None:
+        try:
+            return self.repo.resolve(f"refs/heads/{self.integrated}")
+        except WorktreeError:
+            return None  # the driver died before it made the branch: _save makes it
+
     def _save(self) -> None:
-        """The campaign's writes and state to the store in one transaction; then the branch follows."""
-        ray.get(self.store.apply.remote(self.campaign.take_writes(), self.campaign.to_dict()))
+        """The campaign's writes and state to the store in one transaction; then the branch follows. The writes
+        are dropped only once they are stored."""
+        ray.get(self.store.apply.remote(list(self.campaign.writes), self.campaign.to_dict()))
+        self.campaign.writes.clear()
         if self.campaign.tip != self.branch_tip:
             self.repo.git("update-ref", f"refs/heads/{self.integrated}", self.campaign.tip)
             self.branch_tip = self.campaign.tip
@@ -148,22 +168,41 @@ class Coordinator:
                 self._loop()
                 status = "interrupted" if self.signals else "finished"
             finally:
-                if self.signals >= 2 or status == "failed":
-                    self.campaign.abandon("abandoned: " + ("a second interrupt" if self.signals >= 2 else
-                                                           "the campaign failed"))
-                killed = self.pool.kill_all()
-                if killed:
-                    self.progress.say(f"killed {killed} leftover process(es) of the campaign")
-                self._save()
-                self._print_events()
-                ray.get(self.store.call.remote("finish_campaign", self.name, status))
-                ray.get(self.store.close.remote())
+                self._stop(status)
         return CampaignSummary(self.name, self.db, self.workdir, self.repo.path, self.integrated,
                                self.base_commit, self.campaign.tip, dict(self.campaign.statuses),
                                list(self.campaign.landed), status == "interrupted")
 
+    def _stop(self, status: str) -> None:
+        """Kill every process of the campaign and record how it ended. After a failure the campaign's memory may
+        be half-way through a step: the store keeps its last saved state (which --resume continues), and only
+        the experiments that were running are marked lost. Each step runs even if an earlier one fails; the
+        error that ended the campaign is the one raised."""
+        steps = [self.pool.kill_all]
+        if status == "failed":
+            steps += [lambda: ray.get([self.store.call.remote("mark_lost", experiment_id, "the campaign failed")
+                                       for experiment_id in self.campaign.in_flight])]
+        else:
+            if self.signals >= 2:
+                steps.append(lambda: self.campaign.abandon("abandoned: a second interrupt"))
+            steps.append(self._save)
+        steps += [self._print_events, lambda: ray.get(self.store.call.remote("finish_campaign", self.name, status)),
+                  lambda: ray.get(self.store.close.remote())]
+        for step in steps:
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 -- the others must still run
+                if status != "failed":
+                    raise
+                self.progress.say(f"while stopping after a failure: {type(error).__name__}: {error}")
+
     def _loop(self) -> None:
+        announced = 0
         while self.signals < 2:
+            if self.signals > announced:  # printed here, not in the handler: it may interrupt a print
+                announced = self.signals
+                self.progress.say("interrupted: no new experiments; waiting for the running ones (interrupt again "
+                                  "to abandon them)")
             self._assign_idle()
             if not self.running:
                 blocked = self.campaign.blocked()
@@ -174,6 +213,7 @@ class Coordinator:
             self._print_events()
             for ref in ready:
                 self._collect(ref)
+        self.progress.say("interrupted again: abandoning the running experiments")
 
     def _assign_idle(self) -> None:
         """Every idle worker gets the campaign's next experiment for it, if any."""
@@ -217,12 +257,9 @@ class Coordinator:
             yield
             return
 
-        def handle(signum, _frame):
+        def handle(_signum, _frame):  # flags only: the loop acts on them
             self.signals += 1
             self.campaign.stopping = True
-            what = ("no new experiments; waiting for the running ones (again to abandon them)" if self.signals == 1
-                    else "abandoning the running experiments")
-            self.progress.say(f"{signal.Signals(signum).name}: {what}")
 
         previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -273,9 +310,14 @@ def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path
         if spare:
             stack.enter_context(affinity(spare))
         if started_ray:
-            context = ray.init(address=address, include_dashboard=False, log_to_driver=False,
+            # "local": a Ray of this driver's own, never a cluster that `ray start` left running here.
+            context = ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                                logging_level=logging.WARNING, namespace="autoresearch-farm")
+            if not address:  # the next run kills what a killed driver left of its Ray (farm/processes.py)
+                session = workdir / RAY_SESSION_FILE
+                partial = session.with_suffix(".partial")
+                partial.write_text(context.address_info["session_dir"])
+                partial.replace(session)
+                stack.callback(session.unlink, missing_ok=True)
             stack.callback(ray.shutdown)
-            if not address:  # a local Ray of this driver: the next run kills what a killed driver left of it
-                (workdir / RAY_SESSION_FILE).write_text(context.address_info["session_dir"])
         return coordinator.run(placement)

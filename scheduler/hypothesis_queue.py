@@ -13,11 +13,14 @@ class HypothesisQueue:
         self.by_id = {h.id: h for h in hypotheses}
         self.pending: list[str] = [h.id for h in hypotheses]
         self.settled: set[str] = set()
-        self.started = 0  # screens started (re-measurements included), for --max-experiments
+        self.again_ids: list[str] = []  # voided verdicts to measure again: first, and outside the budget
+        self.started = 0  # screens started (not counting again_ids), for --max-experiments
         self.max_screens = max_screens
 
     def next(self) -> Hypothesis | None:
-        """The first pending hypothesis whose predecessor is settled, or None."""
+        """A hypothesis to measure again, else the first pending one whose predecessor is settled, or None."""
+        if self.again_ids:
+            return self.by_id[self.again_ids.pop(0)]
         if self.max_screens is not None and self.started >= self.max_screens:
             return None
         for hypothesis_id in self.pending:
@@ -32,19 +35,20 @@ class HypothesisQueue:
         self.settled.add(hypothesis_id)
 
     def again(self, hypothesis_id: str) -> None:
-        """Screen a hypothesis once more, before the others (its verdict was voided)."""
+        """Screen a hypothesis once more, before the others (its verdict was voided), whatever the budget: a
+        started hypothesis ends with a verdict."""
         self.settled.discard(hypothesis_id)
-        self.pending.insert(0, hypothesis_id)
+        self.again_ids.append(hypothesis_id)
 
     def waiting(self) -> list[str]:
-        """Pending hypotheses that would still run (none once the --max-experiments budget is spent)."""
+        """Hypotheses that would still run (pending ones not once the --max-experiments budget is spent)."""
         if self.max_screens is not None and self.started >= self.max_screens:
-            return []
-        return list(self.pending)
+            return list(self.again_ids)
+        return self.again_ids + self.pending
 
     def to_dict(self) -> dict:
-        return {"all": list(self.by_id), "pending": self.pending, "settled": sorted(self.settled),
-                "started": self.started}
+        return {"all": list(self.by_id), "pending": self.pending, "again": self.again_ids,
+                "settled": sorted(self.settled), "started": self.started}
 
     def restore(self, data: dict) -> None:
         """The stored queue; the config must list the same hypotheses the campaign started with."""
@@ -54,5 +58,6 @@ class HypothesisQueue:
                              f"{sorted(stored - configured)}, new: {sorted(configured - stored)}); put them back, "
                              f"or run the new ones as a new campaign")
         self.pending = list(data["pending"])
+        self.again_ids = list(data["again"])
         self.settled = set(data["settled"])
         self.started = data["started"]

@@ -11,7 +11,7 @@ from farm.config import CampaignConfig
 from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard
 from farm.pipeline import ExperimentPipeline
-from farm.processes import campaign_tag
+from farm.processes import campaign_tag, run_key
 from farm.records import Assignment, Block, ExperimentResult, Sample
 from farm.runner import Pinning, run_command
 from worktrees import SlotPool, TargetRepo
@@ -35,7 +35,7 @@ class WorkerActor:
         self.pinning = Pinning(tuple(cpus))
         # "<campaign>:<worker>", the start of the farm tag of every process this worker starts: the coordinator
         # kills what is left of them with kill_tagged(campaign_tag(campaign, name)) when the worker dies.
-        self.tag = campaign_tag(config.campaign, name).removesuffix(":")
+        self.tag = campaign_tag(run_key(config.campaign, pathlib.Path(root).parent), name).removesuffix(":")
         self.store = store
         root_path = pathlib.Path(root)
         slots = SlotPool(TargetRepo(repo_path), root_path / name)

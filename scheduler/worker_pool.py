@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import ray
 
 from farm.config import CampaignConfig
-from farm.processes import campaign_tag, kill_tagged
+from farm.processes import campaign_tag, kill_tagged, run_key
 from scheduler.worker import WorkerActor
 
 MAX_WORKER_RESTARTS = 3
@@ -31,6 +31,7 @@ class WorkerPool:
         self.workdir = workdir
         self.store = store
         self.exclusive = exclusive
+        self.key = run_key(config.campaign, workdir)  # the campaign part of its processes' tags
         self.workers = {f"w{i}": self._spawn(f"w{i}", cpus) for i, cpus in enumerate(cpu_sets)}
 
     def _spawn(self, name: str, cpus: tuple[int, ...], restarts: int = 0) -> PoolWorker:
@@ -44,7 +45,7 @@ class WorkerPool:
     def replace(self, worker: PoolWorker) -> bool:
         """A worker died: kill what it left running, start a new actor on its CPU set (same name and slots).
         False when it died too often and is retired instead."""
-        kill_tagged(campaign_tag(self.config.campaign, worker.name))
+        kill_tagged(campaign_tag(self.key, worker.name))
         if worker.restarts >= MAX_WORKER_RESTARTS:
             del self.workers[worker.name]
             return False
@@ -56,4 +57,4 @@ class WorkerPool:
         for worker in self.workers.values():
             ray.kill(worker.actor, no_restart=True)
             worker.busy = None
-        return kill_tagged(campaign_tag(self.config.campaign))
+        return kill_tagged(campaign_tag(self.key))

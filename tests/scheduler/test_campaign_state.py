@@ -43,7 +43,8 @@ class Recorder:
         self.campaign = campaign
 
     def save(self):
-        self.store.apply("tiny", self.campaign.take_writes(), json.loads(json.dumps(self.campaign.to_dict())))
+        self.store.apply("tiny", self.campaign.writes, json.loads(json.dumps(self.campaign.to_dict())))
+        self.campaign.writes.clear()
 
     def rows(self, sql):
         return self.store.query(sql)[1]
@@ -165,3 +166,29 @@ def test_resuming_with_other_hypotheses_in_the_campaign_file_is_refused(tmp_path
         _campaign(tmp_path, ids=("h1",)).restore(state)
     with pytest.raises(ValueError, match=r"missing now: \[\], new: \['h3'\]"):
         _campaign(tmp_path, ids=("h1", "h2", "h3")).restore(state)
+
+
+def test_a_baseline_suspect_on_two_benchmarks_at_once_measures_each_experiment_again_once(tmp_path):
+    # Found in review: the second suspect benchmark found the experiments already voided by the first -> KeyError.
+    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",))
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
+    for index in range(4):
+        screen = campaign.assign("w0", (0,))
+        now = time.time()
+        decisions = tuple(BenchmarkDecision(name, 0.8, 0.79, 0.81, Verdict.IMPROVED, 3, 0.05)
+                          for name in ("loop", "sort"))
+        campaign.finish(ExperimentResult(screen.experiment_id, Status.DISCARD, "t", "w0", (0,), now, now,
+                                         decisions=decisions, blocks=3, ref_means=(("loop", 1.0),),
+                                         changed_paths=(f"file{index}.py",)))
+    artifacts = [args[2:4] for method, args in campaign.writes if method == "add_artifact"]
+    assert artifacts == [("suspect_baseline", "loop"), ("suspect_baseline", "sort")]
+    assert campaign.statuses["invalidated"] == 4
+    assert sorted(campaign.hypotheses.waiting()) == ["h1", "h2", "h3", "h4"]
+
+
+def test_a_voided_verdict_is_measured_again_whatever_the_experiment_budget(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1", "h2"), workers=("w0",))
+    campaign.hypotheses.max_screens = 1
+    assert campaign.hypotheses.next().id == "h1" and campaign.hypotheses.next() is None
+    campaign.hypotheses.again("h1")
+    assert campaign.hypotheses.next().id == "h1" and campaign.hypotheses.next() is None

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 import yaml
 
-from farm.processes import _tag_of, tagged_pids
+from farm.processes import _tag_of, campaign_tag, run_key, tagged_pids
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 
 pytestmark = pytest.mark.slow
@@ -95,12 +95,12 @@ def _measuring(tmp_path: pathlib.Path, farm: Farm, screen: int = 1, block: int =
     raise AssertionError(f"{experiment} never measured")
 
 
-def _actor_of(worker: str) -> int:
+def _actor_of(tmp_path: pathlib.Path, worker: str) -> int:
     """The pid of the Ray actor process running `worker`'s benchmark: the first ray:: ancestor of a process
     tagged for that worker."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        for pid in tagged_pids(f"tiny:{worker}:"):
+        for pid in tagged_pids(campaign_tag(run_key("tiny", tmp_path / "work"), worker)):
             while pid > 1:
                 try:
                     if pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::"):
@@ -165,7 +165,7 @@ def test_a_worker_killed_mid_measurement_is_replaced_and_the_campaign_completes(
     _campaign(tmp_path)
     farm = Farm(tmp_path)
     worker, experiment = _measuring(tmp_path, farm, block=2)
-    actor = _actor_of(worker)
+    actor = _actor_of(tmp_path, worker)
     os.kill(actor, signal.SIGKILL)
     assert farm.wait() == 0, "\n".join(farm.lines)
     con = _check_store(tmp_path)
@@ -203,7 +203,7 @@ def test_ctrl_c_lets_the_running_experiments_finish_writes_the_summary_and_leave
     _worker, experiment = _measuring(tmp_path, farm)
     os.killpg(farm.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     assert farm.wait() == 130, "\n".join(farm.lines)
-    assert any("SIGINT: no new experiments" in line for line in farm.lines)
+    assert any("interrupted: no new experiments" in line for line in farm.lines)
     assert any(line.startswith("store: ") for line in farm.lines)
     assert any("--resume" in line for line in farm.lines)
     _nothing_left(tmp_path)
@@ -219,10 +219,10 @@ def test_a_second_ctrl_c_abandons_the_running_experiments_and_resume_runs_them_a
     farm = Farm(tmp_path)
     _worker, experiment = _measuring(tmp_path, farm, block=2)
     os.killpg(farm.process.pid, signal.SIGINT)
-    farm.wait_for_line("SIGINT: no new experiments")
+    farm.wait_for_line("interrupted: no new experiments")
     os.killpg(farm.process.pid, signal.SIGINT)
     assert farm.wait() == 130, "\n".join(farm.lines)
-    assert any("SIGINT: abandoning" in line for line in farm.lines)
+    assert any("interrupted again: abandoning" in line for line in farm.lines)
     _nothing_left(tmp_path)
     con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
     assert con.execute("SELECT status, reason FROM experiments WHERE id = ?", [experiment]).fetchone() == \
@@ -252,4 +252,4 @@ def test_a_campaign_that_fails_is_recorded_as_failed_not_finished(local_ray, tmp
     con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
     assert con.execute("SELECT status FROM campaigns").fetchone() == ("failed",)
     assert con.execute("SELECT count(*) FROM experiments WHERE status = 'running'").fetchone() == (0,)
-    assert tagged_pids("tiny:") == []
+    assert tagged_pids(campaign_tag(run_key("tiny", tmp_path / "work"))) == []

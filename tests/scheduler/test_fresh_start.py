@@ -33,6 +33,8 @@ def test_a_new_run_refuses_an_earlier_runs_branches_and_fresh_archives_them(tmp_
     # earlier experiment branches.
     coordinator = Coordinator(config, tmp_path / "work", tmp_path / "work" / "farm.duckdb", 1, None,
                               echo=lambda line: None, fresh=True)
+    assert coordinator.repo.resolve("refs/heads/farm/tiny/integrated") == old_tip  # nothing moved before start
+    coordinator.create_branches()  # what start() does once the store has the campaign
     assert coordinator.repo.resolve("refs/heads/farm/tiny/integrated") == base == coordinator.campaign.tip
     archived = coordinator.repo.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/farm-archive/tiny/")
     kept = dict(line.split() for line in archived.splitlines())
