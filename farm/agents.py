@@ -7,6 +7,7 @@ the README (Agents): the prompt file and these environment variables.
     FARM_WORKTREE        the candidate worktree (also the working directory)
     FARM_PROMPT_FILE     the task: the hypothesis, the benchmarks, the rules; on a rework the guard's output
     FARM_NOTES_FILE      where the agent may leave notes (why, what it expects); stored with the experiment
+    FARM_MEMORY_FILE     the strategy memory (farm/memory.py): best so far, what was tried, exhausted categories
     FARM_LOG_DIR         the experiment's log directory (outside the worktree)
     FARM_EXPERIMENT_ID, FARM_HYPOTHESIS_ID, FARM_ATTEMPT (0, then 1, 2, ... for reworks), FARM_CPUS
 """
@@ -18,6 +19,7 @@ import shlex
 import shutil
 from dataclasses import dataclass
 
+from farm import memory
 from farm.config import CampaignConfig, CommandAgentConfig
 from farm.records import Hypothesis
 
@@ -76,7 +78,8 @@ def missing_executable(agent: CommandAgentConfig, cwd: pathlib.Path) -> str | No
     return None if found else f"{program!r} not found on PATH; install it, or give another `command`"
 
 
-def prompt(config: CampaignConfig, hypothesis: Hypothesis, guard_failure: str | None = None) -> str:
+def prompt(config: CampaignConfig, hypothesis: Hypothesis, guard_failure: str | None = None,
+           stuck: bool = False) -> str:
     """The task as the agent reads it."""
     benchmarks = ", ".join(f"{name} ({b.direction.value} is better)" for name, b in config.benchmarks.items())
     if hypothesis.category == "open":
@@ -101,6 +104,10 @@ def prompt(config: CampaignConfig, hypothesis: Hypothesis, guard_failure: str | 
                      f"discarded.")
     lines.append("- Write a short note to the file named by $FARM_NOTES_FILE: what you changed, why, and what "
                  "effect you expect.")
+    lines.append("- First read the strategy memory in $FARM_MEMORY_FILE: the best so far, what was tried and how it "
+                 "went, and the categories given up. Do not repeat what failed.")
+    if stuck:
+        lines += ["", "## A different approach", "", memory.STUCK_ADVICE.format(n=config.memory.stuck_after)]
     if guard_failure is not None:
         tail = guard_failure[-GUARD_OUTPUT_CHARS:]
         lines += ["", "## The guard failed", "",
@@ -111,9 +118,10 @@ def prompt(config: CampaignConfig, hypothesis: Hypothesis, guard_failure: str | 
 
 
 def environment(worktree: pathlib.Path, prompt_file: pathlib.Path, notes_file: pathlib.Path,
-                log_dir: pathlib.Path, experiment_id: str, hypothesis_id: str, attempt: int,
-                cpus: tuple[int, ...]) -> dict[str, str]:
+                memory_file: pathlib.Path, log_dir: pathlib.Path, experiment_id: str, hypothesis_id: str,
+                attempt: int, cpus: tuple[int, ...]) -> dict[str, str]:
     return {"FARM_WORKTREE": str(worktree), "FARM_PROMPT_FILE": str(prompt_file), "FARM_NOTES_FILE": str(notes_file),
+            "FARM_MEMORY_FILE": str(memory_file),
             "FARM_LOG_DIR": str(log_dir), "FARM_EXPERIMENT_ID": experiment_id, "FARM_HYPOTHESIS_ID": hypothesis_id,
             "FARM_ATTEMPT": str(attempt), "FARM_CPUS": ",".join(map(str, cpus))}
 

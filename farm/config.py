@@ -180,6 +180,15 @@ class AcceptanceConfig(Model):
         return self.regular_looks() + tuple(self.extension_looks)
 
 
+class MemoryConfig(Model):
+    exhausted_after: int = Field(3, ge=1, description="K: a category with this many discards and no keep in a "
+                                                      "strategy is exhausted: its remaining hypotheses are skipped "
+                                                      "(an event row each) and the agent's memory says so.")
+    stuck_after: int = Field(5, ge=1, description="N: after this many screens of a strategy in a row without a "
+                                                  "keep, its agent's prompt asks for a different approach: combine "
+                                                  "past wins, the opposite of recent failures, or a radical change.")
+
+
 class MergeConfig(Model):
     enabled: bool = Field(True, description="Land kept experiments on the integration branch. `false`: a "
                                             "screen-only campaign, every hypothesis measured against the base "
@@ -274,6 +283,8 @@ class CampaignConfig(Model):
                                                                          "`tampered`.")
     acceptance: AcceptanceConfig = Field(default_factory=AcceptanceConfig, description="Statistics of the verdict.")
     merge: MergeConfig = Field(default_factory=MergeConfig, description="How kept experiments land.")
+    memory: MemoryConfig = Field(default_factory=MemoryConfig, description="The strategy memory command agents "
+                                                                           "read, and when categories are given up.")
     strategies: list[StrategyConfig] = Field(min_length=1, description="Hypothesis sources.")
     source_dir: str = Field("", description="Set by the loader: the directory of the config file.", exclude=True)
     source_file: str = Field("", description="Set by the loader: the config file, named in error messages.",

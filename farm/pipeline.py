@@ -218,12 +218,14 @@ class ExperimentPipeline:
         log_dir = self.log_root / exp
         log_dir.mkdir(parents=True, exist_ok=True)
         prompt_file = log_dir / f"prompt-{attempt}.md"
-        prompt_file.write_text(agents.prompt(self.config, a.hypothesis, guard_failure))
+        memory_file = log_dir / "memory.md"
+        memory_file.write_text(a.memory or "# Strategy memory\n\nNothing recorded for this experiment.\n")
+        prompt_file.write_text(agents.prompt(self.config, a.hypothesis, guard_failure, stuck=a.stuck))
         notes_file = log_dir / "notes.md"
         start = cand.head()
         outside = agents.tree_state(self.slots.root, cand.path)
-        environment = agents.environment(cand.path, prompt_file, notes_file, log_dir, exp, a.hypothesis.id, attempt,
-                                         self.pinning.cpus)
+        environment = agents.environment(cand.path, prompt_file, notes_file, memory_file, log_dir, exp,
+                                         a.hypothesis.id, attempt, self.pinning.cpus)
         self.send_event(exp, "agent", f"running the agent{f' (rework {attempt})' if attempt else ''}")
         try:
             run_command("agent", agents.command_line(agent), cand.path, agent.timeout, self.pinning,

@@ -72,6 +72,8 @@ class Assignment:
     build_bias: tuple[tuple[str, float], ...] = ()
     rebuild_ref: bool = False  # rebuild the parent even if this worker built it before (suspect baseline)
     retry_of: str | None = None  # the lost attempt this one runs again
+    memory: str = ""  # for a command agent: the strategy memory (farm/memory.py), written to $FARM_MEMORY_FILE
+    stuck: bool = False  # the strategy's last screens were all not kept: the prompt asks for another approach
 
 
 @dataclass(frozen=True)

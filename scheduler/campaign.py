@@ -15,6 +15,7 @@ leaves a store whose saved state matches its rows, and `restore` + `resume` cont
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -48,6 +49,7 @@ class Campaign:
         self.retry: list[Assignment] = []  # lost attempts to run again (a new id each)
         self.reserved: dict[str, Assignment] = {}  # held for a worker while it runs its canary
         self.statuses: dict[str, int] = {}
+        self.categories: dict[str, list[int]] = {}  # "strategy|category" -> [discards, keeps] of its screens
         self.stopping = False
         self.writes: list[tuple[str, tuple]] = []  # store writes not yet sent
 
@@ -77,7 +79,26 @@ class Campaign:
     def _new(self, kind: Kind, hypothesis: Hypothesis, parent: str, **fields) -> Assignment:
         return Assignment("", self.name, kind, hypothesis, parent, "", **fields)  # id and branch: at dispatch
 
+    def exhausted(self, strategy: str) -> list[str]:
+        """The strategy's categories with memory.exhausted_after discards and no keep."""
+        limit = self.config.memory.exhausted_after
+        return sorted(key.split("|", 1)[1] for key, (discards, keeps) in self.categories.items()
+                      if key.split("|", 1)[0] == strategy and discards >= limit and not keeps)
+
+    def _skip_exhausted(self) -> None:
+        """Pending hypotheses of an exhausted category are not assigned: settled, with an event row each."""
+        for hypothesis_id in list(self.hypotheses.pending):
+            hypothesis = self.hypotheses.by_id[hypothesis_id]
+            if hypothesis.category in self.exhausted(hypothesis.strategy):
+                self.hypotheses.pending.remove(hypothesis_id)
+                self.hypotheses.settle(hypothesis_id)
+                message = (f"{hypothesis_id}: skipped, category {hypothesis.category} of {hypothesis.strategy} is "
+                           f"exhausted ({self.config.memory.exhausted_after} discards, no keep)")
+                self._write("add_events", self.name, [(time.time(), None, None, "skipped", message)])
+                self.say(message)
+
     def _next(self) -> Assignment | None:
+        self._skip_exhausted()
         kept = self.merges.next()
         while kept is not None and self._lands_as_is(kept):
             kept = self.merges.next()
@@ -132,6 +153,9 @@ class Campaign:
             self._on_merge(a, result)
 
     def _on_screen(self, a: Assignment, result: ExperimentResult) -> None:
+        counts = self.categories.setdefault(f"{a.hypothesis.strategy}|{a.hypothesis.category}", [0, 0])
+        counts[0] += result.status is Status.DISCARD
+        counts[1] += result.status is Status.KEEP
         if result.status is Status.KEEP and self.config.merge.enabled:
             self.merges.add(Kept(result.experiment_id, a.hypothesis.id, result.effect, result.commit,
                                  a.parent_commit))
@@ -236,7 +260,7 @@ class Campaign:
 
     def to_dict(self) -> dict:
         return {"version": STATE_VERSION, "counter": self.counter, "tip": self.tip, "landed": self.landed,
-                "statuses": self.statuses, "hypotheses": self.hypotheses.to_dict(),
+                "statuses": self.statuses, "categories": self.categories, "hypotheses": self.hypotheses.to_dict(),
                 "merges": self.merges.to_dict(), "monitor": self.monitor.to_dict(),
                 "in_flight": {e: [w, self._assignment_dict(a)] for e, (w, a) in self.in_flight.items()},
                 "retry": [self._assignment_dict(a) for a in self.retry],
@@ -248,6 +272,7 @@ class Campaign:
                              f"{STATE_VERSION}")
         self.counter, self.tip, self.landed = data["counter"], data["tip"], list(data["landed"])
         self.statuses = dict(data["statuses"])
+        self.categories = {key: list(counts) for key, counts in data["categories"].items()}
         self.hypotheses.restore(data["hypotheses"])
         self.merges.restore(data["merges"])
         acceptance = self.config.acceptance

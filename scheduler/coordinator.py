@@ -18,11 +18,12 @@ import os
 import pathlib
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from farm import memory
 from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
@@ -222,11 +223,24 @@ class Coordinator:
             if assignment is None:
                 continue
             self._save()  # recorded as running before it runs
+            if assignment.kind is Kind.SCREEN and assignment.hypothesis.agent == "command":
+                assignment = self._with_memory(assignment)
             ref = worker.actor.run.remote(assignment)
             worker.busy = ref
             self.running[ref] = (worker, assignment.experiment_id)
             self.progress.say(f"{worker.name} {assignment.experiment_id} {assignment.hypothesis.id}: "
                               f"{_describe(assignment)} (parent {assignment.parent_commit[:10]})")
+
+    def _with_memory(self, assignment: Assignment) -> Assignment:
+        """The strategy memory from the store, for the agent to read before it works."""
+        def query(sql, params):
+            return ray.get(self.store.query.remote(sql, params))
+
+        strategy = assignment.hypothesis.strategy
+        stuck = memory.is_stuck(query, self.name, strategy, self.config.memory.stuck_after)
+        text = memory.strategy_memory(query, self.name, strategy, self.campaign.exhausted(strategy), stuck,
+                                      self.config.memory.stuck_after)
+        return replace(assignment, memory=text, stuck=stuck)
 
     def _collect(self, ref) -> None:
         worker, experiment_id = self.running.pop(ref)

@@ -19,10 +19,11 @@ def _hypotheses(*ids, after=None):
                        after=(after or {}).get(i)) for i in ids]
 
 
-def _campaign(tmp_path, ids=("h1", "h2"), workers=("w0", "w1"), after=None, **acceptance):
+def _campaign(tmp_path, ids=("h1", "h2"), workers=("w0", "w1"), after=None, exhausted_after=3, **acceptance):
     config = CampaignConfig(**config_dict(tmp_path, [{"id": i, "patch": "x"} for i in ids],
                                           acceptance={"aa_blocks": 3, "min_blocks": 3, "max_blocks": 4,
-                                                      "extension_looks": [], "canary_every": 100, **acceptance}))
+                                                      "extension_looks": [], "canary_every": 100, **acceptance},
+                                          memory={"exhausted_after": exhausted_after}))
     return Campaign(config, _hypotheses(*ids, after=after), BASE, list(workers), say=lambda line: None)
 
 
@@ -170,7 +171,7 @@ def test_resuming_with_other_hypotheses_in_the_campaign_file_is_refused(tmp_path
 
 def test_a_baseline_suspect_on_two_benchmarks_at_once_measures_each_experiment_again_once(tmp_path):
     # Found in review: the second suspect benchmark found the experiments already voided by the first -> KeyError.
-    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",))
+    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",), exhausted_after=10)
     campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
     for index in range(4):
         screen = campaign.assign("w0", (0,))
@@ -192,3 +193,20 @@ def test_a_voided_verdict_is_measured_again_whatever_the_experiment_budget(tmp_p
     assert campaign.hypotheses.next().id == "h1" and campaign.hypotheses.next() is None
     campaign.hypotheses.again("h1")
     assert campaign.hypotheses.next().id == "h1" and campaign.hypotheses.next() is None
+
+
+def test_after_k_discards_in_a_category_its_other_hypotheses_are_skipped(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",), exhausted_after=2)
+    campaign.hypotheses.by_id["h4"] = Hypothesis(id="h4", strategy="s", category="other", text="", agent="patch",
+                                                 patch="x")
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
+    for _ in range(2):
+        campaign.finish(_result(campaign.assign("w0", (0,)), Status.DISCARD))
+    assert campaign.exhausted("s") == ["c"]
+    assert campaign.assign("w0", (0,)).hypothesis.id == "h4"  # h3 (category c) is skipped, settled, recorded
+    assert "h3" in campaign.hypotheses.settled and campaign.hypotheses.waiting() == []
+    events = [args[1][0][4] for method, args in campaign.writes if method == "add_events"]
+    assert events == ["h3: skipped, category c of s is exhausted (2 discards, no keep)"]
+    restored = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",), exhausted_after=2)
+    restored.restore(json.loads(json.dumps(campaign.to_dict())))
+    assert restored.exhausted("s") == ["c"]

@@ -40,6 +40,13 @@ def test_command_agents_outcomes_are_recorded_and_a_hanging_agent_leaves_nothing
         "-grep -q 'total += i \\* i' prog.py\n+true\n")
     strategies.append({"name": "patches", "hypotheses": [{"id": "rework_guard", "patch": str(breaks),
                                                           "rework": [str(tmp_path / "guard_rework.patch")]}]})
+    # Two slow-downs in one category exhaust it (memory.exhausted_after 2): the third is skipped, and the
+    # strategy's next agent reads so in its memory (it copies the memory into its notes).
+    strategies.append({"name": "tries", "agent": "command",
+                       "command": {"command": f"{sys.executable} {AGENTS / 'slow_down.py'}"},
+                       "hypotheses": [{"id": f"unroll{i}", "category": "unroll", "text": "unroll"} for i in (1, 2, 3)]
+                       + [{"id": "other", "category": "layout", "text": "another layout"}]})
+    data["memory"] = {"exhausted_after": 2}
     data["strategies"] = strategies
     data["acceptance"]["rework_tries"] = 1
     run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb", echo=lambda line: None)
@@ -58,6 +65,12 @@ def test_command_agents_outcomes_are_recorded_and_a_hanging_agent_leaves_nothing
     assert rows["rework_guard"][0] == "tampered" and "rework 1 touches protected path(s): guard.sh" in \
         rows["rework_guard"][1]
     assert marked_pids(marker) == []  # the hanging agent's children, the setsid one included
+    assert rows["unroll1"][0] == rows["unroll2"][0] == "discard" and "unroll3" not in rows
+    memory = rows["other"][3]
+    assert "- unroll: given up after discards without a keep" in memory
+    assert "- unroll1 [unroll] discard" in memory and "- unroll2 [unroll] discard" in memory
+    assert con.execute("SELECT count(*) FROM events WHERE kind = 'skipped' AND message LIKE 'unroll3: skipped%'"
+                       ).fetchone() == (1,)
     # What the agent read, and its own commit folded into the farm's one commit on the experiment branch.
     speed_up, branch = con.execute("SELECT id, branch FROM experiments WHERE hypothesis_id = 'speed_up'").fetchone()
     prompt = (tmp_path / "work" / "logs" / speed_up / "prompt-0.md").read_text()
