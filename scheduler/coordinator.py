@@ -126,8 +126,10 @@ class Coordinator:
                                     self.config.target.base_ref, self.base_commit, self.integrated,
                                     len(self.cpu_sets))),
                 ("add_hypotheses", (self.name, self.hypotheses, {s.name: s.agent for s in self.config.strategies}))]
-            self.create_branches()
+            self.branch_tip = self.base_commit  # so that _save leaves the branches alone: made just below
         self._save()
+        if not self.resume:
+            self.create_branches()
         self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, self.exclusive, self.cpu_sets)
         auto = " (auto)" if self.config.measurement.mode is MeasurementMode.AUTO else ""
         measurement = ("exclusive: one worker of a node measures at a time, no build or guard meanwhile"
