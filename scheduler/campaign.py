@@ -86,10 +86,11 @@ class Campaign:
                       if key.split("|", 1)[0] == strategy and discards >= limit and not keeps)
 
     def _skip_exhausted(self) -> None:
-        """Pending hypotheses of an exhausted category are not assigned: settled, with an event row each."""
+        """Pending hypotheses of a command agent in an exhausted category are not assigned: settled, with an
+        event row each. (A pack of patches is a fixed list: it is measured whole.)"""
         for hypothesis_id in list(self.hypotheses.pending):
             hypothesis = self.hypotheses.by_id[hypothesis_id]
-            if hypothesis.category in self.exhausted(hypothesis.strategy):
+            if hypothesis.agent == "command" and hypothesis.category in self.exhausted(hypothesis.strategy):
                 self.hypotheses.pending.remove(hypothesis_id)
                 self.hypotheses.settle(hypothesis_id)
                 message = (f"{hypothesis_id}: skipped, category {hypothesis.category} of {hypothesis.strategy} is "

@@ -14,17 +14,18 @@ from tests.scheduler.tiny_repo import config_dict
 BASE = "b" * 40
 
 
-def _hypotheses(*ids, after=None):
-    return [Hypothesis(id=i, strategy="s", category="c", text="", agent="patch", patch="x",
+def _hypotheses(*ids, after=None, agent="patch"):
+    return [Hypothesis(id=i, strategy="s", category="c", text="", agent=agent, patch="x",
                        after=(after or {}).get(i)) for i in ids]
 
 
-def _campaign(tmp_path, ids=("h1", "h2"), workers=("w0", "w1"), after=None, exhausted_after=3, **acceptance):
+def _campaign(tmp_path, ids=("h1", "h2"), workers=("w0", "w1"), after=None, exhausted_after=3, agent="patch",
+              **acceptance):
     config = CampaignConfig(**config_dict(tmp_path, [{"id": i, "patch": "x"} for i in ids],
                                           acceptance={"aa_blocks": 3, "min_blocks": 3, "max_blocks": 4,
                                                       "extension_looks": [], "canary_every": 100, **acceptance},
                                           memory={"exhausted_after": exhausted_after}))
-    return Campaign(config, _hypotheses(*ids, after=after), BASE, list(workers), say=lambda line: None)
+    return Campaign(config, _hypotheses(*ids, after=after, agent=agent), BASE, list(workers), say=lambda line: None)
 
 
 def _result(assignment, status, *, effect=None, commit=None, ratio=1.0):
@@ -196,9 +197,10 @@ def test_a_voided_verdict_is_measured_again_whatever_the_experiment_budget(tmp_p
 
 
 def test_after_k_discards_in_a_category_its_other_hypotheses_are_skipped(tmp_path):
-    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",), exhausted_after=2)
-    campaign.hypotheses.by_id["h4"] = Hypothesis(id="h4", strategy="s", category="other", text="", agent="patch",
-                                                 patch="x")
+    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",), exhausted_after=2,
+                         agent="command")
+    campaign.hypotheses.by_id["h4"] = Hypothesis(id="h4", strategy="s", category="other", text="",
+                                                 agent="command", patch="")
     campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
     for _ in range(2):
         campaign.finish(_result(campaign.assign("w0", (0,)), Status.DISCARD))
@@ -207,6 +209,14 @@ def test_after_k_discards_in_a_category_its_other_hypotheses_are_skipped(tmp_pat
     assert "h3" in campaign.hypotheses.settled and campaign.hypotheses.waiting() == []
     events = [args[1][0][4] for method, args in campaign.writes if method == "add_events"]
     assert events == ["h3: skipped, category c of s is exhausted (2 discards, no keep)"]
-    restored = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",), exhausted_after=2)
+    restored = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",), exhausted_after=2,
+                         agent="command")
     restored.restore(json.loads(json.dumps(campaign.to_dict())))
     assert restored.exhausted("s") == ["c"]
+
+
+def test_a_pack_of_patches_is_measured_whole_whatever_its_categories_did(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3"), workers=("w0",), exhausted_after=1)
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.DISCARD))
+    assert campaign.assign("w0", (0,)).hypothesis.id == "h2"
