@@ -315,6 +315,21 @@ def format_validation_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def parse_yaml_mapping(path: str | os.PathLike, text: str, expected: str, example: str) -> dict:
+    """The YAML mapping in `text` (read from `path`); ConfigError with the line and column of a syntax error,
+    or what was found instead of `expected` (with `example` to look at)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: not valid YAML: {where}{getattr(error, 'problem', error)}") from None
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise ConfigError(f"{path}: (top level): expected {expected}, got {got} (see {example})")
+    return data
+
+
 def load_config(path: str | os.PathLike) -> CampaignConfig:
     """Read and validate a campaign file. Raises ConfigError with one line per problem."""
     path = pathlib.Path(path)
@@ -325,16 +340,7 @@ def load_config(path: str | os.PathLike) -> CampaignConfig:
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: (top level): not UTF-8 text (byte {error.start}); give a YAML campaign file "
                           f"(see configs/demo.yaml)") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{path}: not valid YAML: {where}{getattr(error, 'problem', error)}") from None
-    if not isinstance(data, dict):
-        got = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise ConfigError(f"{path}: (top level): expected a mapping of campaign fields, got {got} "
-                          f"(see configs/demo.yaml)")
+    data = parse_yaml_mapping(path, text, "a mapping of campaign fields", "configs/demo.yaml")
     loader_fields = sorted({"source_dir", "source_file"} & set(data))
     if loader_fields:
         raise ConfigError(f"{path}: {loader_fields[0]}: set by the loader, not the file; remove it")

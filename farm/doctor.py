@@ -136,18 +136,18 @@ def check_governor(worker_sets, root="/") -> Check:
 def check_turbo(worker_sets, root="/") -> Check:
     """Turbo/boost: the clock then depends on the temperature and on how many cores are busy, so the same
     code runs at different speeds block to block."""
-    no_turbo = _read(root, f"{CPU_SYSFS}/intel_pstate/no_turbo")
-    if no_turbo is not None:
-        if no_turbo == "1":
-            return Check("turbo", "ok", "intel_pstate: turbo off (no_turbo=1)")
-        return Check("turbo", "warn", f"intel_pstate: turbo on (no_turbo={no_turbo})",
-                     "echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo   (turbo off until reboot)")
-    boost = _read(root, f"{CPU_SYSFS}/cpufreq/boost")
-    if boost is not None:
-        if boost == "0":
-            return Check("turbo", "ok", "cpufreq boost off (boost=0)")
-        return Check("turbo", "warn", f"cpufreq boost on (boost={boost})",
-                     "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost   (boost off until reboot)")
+    # (switch file under CPU_SYSFS, its value when off, what it is called in the finding and the advice)
+    switches = (("intel_pstate/no_turbo", "1", "intel_pstate: turbo", "turbo"),
+                ("cpufreq/boost", "0", "cpufreq boost", "boost"))
+    for switch, off, what, noun in switches:
+        value = _read(root, f"{CPU_SYSFS}/{switch}")
+        if value is None:
+            continue
+        setting = f"({switch.rsplit('/', 1)[1]}={value})"
+        if value == off:
+            return Check("turbo", "ok", f"{what} off {setting}")
+        return Check("turbo", "warn", f"{what} on {setting}",
+                     f"echo {off} | sudo tee /sys/devices/system/cpu/{switch}   ({noun} off until reboot)")
     return Check("turbo", "unknown",
                  "neither intel_pstate/no_turbo nor cpufreq/boost (usual on a VM: the host decides)",
                  "nothing to do here; on bare metal, turn turbo off in the firmware if the driver shows no switch")

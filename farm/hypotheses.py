@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pathlib
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from farm.config import NAME_PATTERN, CampaignConfig, HypothesisConfig, StrategyConfig, format_validation_error
+from farm.config import (NAME_PATTERN, CampaignConfig, HypothesisConfig, StrategyConfig, format_validation_error,
+                         parse_yaml_mapping)
 from farm.errors import ConfigError
 from farm.records import Hypothesis
 
@@ -47,16 +47,8 @@ def _read(config: CampaignConfig, path: pathlib.Path, where: str) -> str:
 def _load_manifest(config: CampaignConfig, strategy: StrategyConfig, manifest_path: pathlib.Path) -> Manifest:
     """The pack's manifest, checked: one `manifest: field.path: message` line per problem."""
     text = _read(config, manifest_path, f"strategies.{strategy.name}.pack.dir")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{manifest_path}: not valid YAML: {where}{getattr(error, 'problem', error)}") from None
-    if not isinstance(data, dict):
-        got = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise ConfigError(f"{manifest_path}: (top level): expected a mapping with a `hypotheses` list, got {got} "
-                          f"(see cpp_fixture/hypotheses/manifest.yaml)")
+    data = parse_yaml_mapping(manifest_path, text, "a mapping with a `hypotheses` list",
+                              "cpp_fixture/hypotheses/manifest.yaml")
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as error:
