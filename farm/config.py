@@ -6,6 +6,7 @@ file are relative to the file's own directory.
 from __future__ import annotations
 
 import enum
+import math
 import os
 import pathlib
 import re
@@ -18,6 +19,7 @@ from farm.errors import ConfigError
 from stats.sequential import default_schedule, validate_schedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # safe in branch names and paths
+MAX_KNOB_SETTINGS = 5000  # combinations of a grid; more is a random search
 
 # The regex protocol's default: `name: number [unit]` on a line of its own (`kde: 0.123 s`, `gridsearch: 12ms`).
 # The value must be a real number and the unit letters only (or `%`, `ops/s`), so that benchmark outputs'
@@ -125,6 +127,10 @@ class PhasesConfig(Model):
     build: BuildConfig = Field(description="Builds the checkout (in its own build directory).")
     guard: PhaseConfig = Field(description="Correctness guard: exit 0 means correct.")
     bench: BenchConfig = Field(description="Runs the benchmarks once; prints one value per benchmark.")
+    env_file: str = Field(".farm-env", description="A file of `NAME=value` lines in the checkout (relative to its "
+                                                   "top): when it exists, every phase command of that checkout runs "
+                                                   "with these variables. Knob strategies write their `env` and "
+                                                   "`flags` knobs here, so a landed setting is part of the commit.")
 
 
 class BenchmarkConfig(Model):
@@ -215,6 +221,115 @@ class PackConfig(Model):
     ids: list[str] | None = Field(None, description="Subset of hypothesis ids, in this order; default: all.")
 
 
+class PlannerConfig(Model):
+    command: str = Field(description=(
+        "Shell command that proposes hypotheses: it reads the strategy memory ($FARM_MEMORY_FILE) and prints the "
+        "next $FARM_PLANNER_COUNT hypotheses, one JSON object per line with `id`, `text` and optionally "
+        "`category` (README, Planner). Invalid lines are rejected, each with an `events` row saying why."))
+    batch: int = Field(4, ge=1, description="N: hypotheses asked for per call; lines beyond N are rejected.")
+    max_hypotheses: int = Field(20, ge=1, description="The planner is not called again once it has proposed this "
+                                                      "many valid hypotheses.")
+    timeout: float = Field(600.0, gt=0, description="Seconds before the planner's whole process tree is killed.")
+
+
+class RefsConfig(Model):
+    range: str | None = Field(None, description="`A..B`: the commits after A up to B on B's first-parent line, "
+                                                "oldest first, each measured against its first parent.")
+    commits: list[str] = Field(default_factory=list, description="Commits (hashes, tags, `main~3`), each measured "
+                                                                 "against its first parent.")
+    branches: list[str] = Field(default_factory=list, description="Branches, each its tip measured against its "
+                                                                  "merge base with target.base_ref (the branch's "
+                                                                  "whole change).")
+    category: str = Field("commit", description="The category recorded for these hypotheses.")
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not (self.range or self.commits or self.branches):
+            raise ValueError("give a `range`, `commits` or `branches`")
+        return self
+
+
+class KnobWrite(Model):
+    file: str | None = Field(None, description="A file in the repository (relative to its top), with `pattern`.")
+    pattern: str | None = Field(None, description="For `file`: a regular expression with one group, the value's "
+                                                  "place in the file's first match (multi-line mode: ^ and $ match "
+                                                  "at each line).")
+    env: str | None = Field(None, description="An environment variable of every phase, written to phases.env_file.")
+    flags: str | None = Field(None, description="A variable of compiler flags (e.g. CXXFLAGS) in phases.env_file: "
+                                                "the values of every knob writing it, joined by spaces.")
+
+    @model_validator(mode="after")
+    def _one_place(self):
+        if sum(x is not None for x in (self.file, self.env, self.flags)) != 1:
+            raise ValueError("give exactly one of `file` (with `pattern`), `env` or `flags`")
+        if (self.file is None) != (self.pattern is None):
+            raise ValueError("`file` and `pattern` go together")
+        if self.pattern is not None:
+            try:
+                groups = re.compile(self.pattern, re.MULTILINE).groups
+            except re.error as error:
+                raise ValueError(f"pattern: not a regular expression: {error}") from None
+            if groups != 1:
+                raise ValueError(f"pattern: needs exactly one group (the value's place), has {groups}")
+        for name in (self.env, self.flags):
+            if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return self
+
+
+class KnobRange(Model):
+    min: float = Field(description="First value.")
+    max: float = Field(description="Last value (included when the steps reach it).")
+    step: float = Field(gt=0, description="Added each time; integers when min and step are integers.")
+
+
+class KnobParam(Model):
+    name: str = Field(pattern=NAME_PATTERN, description="The knob's name (shown in hypothesis texts).")
+    values: list[str | int | float] | None = Field(None, description="The values to try.")
+    range: KnobRange | None = Field(None, description="Or a range of numbers.")
+    write: KnobWrite = Field(description="Where the value is written.")
+
+    @model_validator(mode="after")
+    def _values(self):
+        if (self.values is None) == (self.range is None):
+            raise ValueError("give exactly one of `values` or `range`")
+        if not self.choices():
+            raise ValueError("no values to try")
+        if len(self.choices()) > MAX_KNOB_SETTINGS:
+            raise ValueError(f"the range has more than {MAX_KNOB_SETTINGS} values; take a larger step")
+        return self
+
+    def choices(self) -> list[str]:
+        """The values as the text written."""
+        if self.values is not None:
+            return [str(v) for v in self.values]
+        r = self.range
+        integral = float(r.min).is_integer() and float(r.step).is_integer()
+        count = int((r.max - r.min) / r.step + 1e-9) + 1
+        numbers = [r.min + i * r.step for i in range(max(count, 0))]
+        return [str(int(x)) if integral else f"{x:g}" for x in numbers[:MAX_KNOB_SETTINGS + 1]]
+
+
+class KnobsConfig(Model):
+    search: Literal["grid", "random"] = Field("grid", description="`grid`: every combination of the values; "
+                                                                  "`random`: `samples` distinct combinations "
+                                                                  "drawn with `seed`.")
+    samples: int = Field(10, ge=1, description="For `random`: how many combinations.")
+    seed: int = Field(0, description="For `random`: the draw's seed (the same seed, the same hypotheses).")
+    params: list[KnobParam] = Field(min_length=1, description="The knobs; each hypothesis sets all of them.")
+
+    @model_validator(mode="after")
+    def _size(self):
+        names = [p.name for p in self.params]
+        if len(names) != len(set(names)):
+            raise ValueError(f"knob names must be unique, got {names}")
+        size = math.prod(len(p.choices()) for p in self.params)
+        if self.search == "grid" and size > MAX_KNOB_SETTINGS:
+            raise ValueError(f"the grid has {size} combinations (more than {MAX_KNOB_SETTINGS}); use "
+                             f"`search: random` with `samples`")
+        return self
+
+
 class CommandAgentConfig(Model):
     preset: Literal["claude-code", "codex", "aider", "opencode"] | None = Field(None, description=(
         "A coding-agent CLI with the farm's defaults (see farm/agents.py; `farm validate` shows the command "
@@ -239,25 +354,52 @@ class CommandAgentConfig(Model):
 
 class StrategyConfig(Model):
     name: str = Field(pattern=NAME_PATTERN, description="Strategy name (unique).")
-    agent: Literal["patch", "command"] = Field("patch", description="How hypotheses are realised. `patch`: apply "
-                                                                    "the hypothesis' diff. `command`: run a coding "
-                                                                    "agent (see `command`) in the worktree.")
+    agent: Literal["patch", "command", "knobs", "refs"] = Field("patch", description=(
+        "How hypotheses are realised. `patch`: apply the hypothesis' diff. `command`: run a coding agent (see "
+        "`command`) in the worktree. `knobs`: write one setting of the knobs (see `knobs`; implied by it). "
+        "`refs`: an existing commit's tree, measured against its own parent (see `refs`; implied by it)."))
     command: CommandAgentConfig | None = Field(None, description="The agent for `agent: command`.")
     hypotheses: list[HypothesisConfig] = Field(default_factory=list, description="Hypotheses listed inline.")
     pack: PackConfig | None = Field(None, description="Hypotheses read from a pack directory.")
     open: int = Field(0, ge=0, description="For `agent: command`: this many open hypotheses, where the agent "
                                            "picks its own idea (the prompt asks it to).")
+    planner: PlannerConfig | None = Field(None, description="For `agent: command`: a command that proposes the "
+                                                            "next hypotheses from the strategy memory whenever "
+                                                            "the strategy has none left to run.")
+    refs: RefsConfig | None = Field(None, description="Existing commits as hypotheses, each measured against its "
+                                                      "own parent; screen-only (nothing lands).")
+    knobs: KnobsConfig | None = Field(None, description="A search over build and run parameters; each "
+                                                        "hypothesis is one setting of all of them.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _implied_agent(cls, data):
+        """`refs:` or `knobs:` alone says which agent realises them."""
+        if isinstance(data, dict) and "agent" not in data:
+            implied = [name for name in ("refs", "knobs") if data.get(name) is not None]
+            if len(implied) == 1:
+                data = {**data, "agent": implied[0]}
+        return data
 
     @model_validator(mode="after")
     def _has_source(self):
-        # A strategy with neither is a typo (e.g. `hypothesis:`) that would silently contribute nothing.
-        if not self.hypotheses and self.pack is None and not self.open:
-            raise ValueError("give inline `hypotheses`, a `pack` directory or (agent: command) `open: N`")
+        for source in ("refs", "knobs"):
+            given = getattr(self, source) is not None
+            if given and self.agent != source:
+                raise ValueError(f"`{source}` hypotheses are realised by `agent: {source}` (or leave `agent` out)")
+            if self.agent == source and not given:
+                raise ValueError(f"agent `{source}` needs `{source}: ...`")
+            if given and (self.hypotheses or self.pack or self.open or self.planner):
+                raise ValueError(f"a `{source}` strategy has no other hypotheses; give them their own strategy")
+        # A strategy with no source is a typo (e.g. `hypothesis:`) that would silently contribute nothing.
+        if not (self.hypotheses or self.pack or self.open or self.planner or self.refs or self.knobs):
+            raise ValueError("give inline `hypotheses`, a `pack` directory, `refs`, `knobs`, or (agent: command) "
+                             "`open: N` or a `planner`")
         if self.agent == "command" and self.command is None:
             raise ValueError("agent `command` needs `command: {preset: ...}` or `command: {command: ...}`")
+        if self.agent != "command" and (self.open or self.planner):
+            raise ValueError("`open` and `planner` hypotheses are texts: they need a coding agent (agent: command)")
         if self.agent == "patch":
-            if self.open:
-                raise ValueError("`open` hypotheses need an agent that picks its own change (agent: command)")
             missing = [h.id for h in self.hypotheses if h.patch is None]
             if missing:
                 raise ValueError(f"the patch agent needs a `patch` for every hypothesis; missing for {missing}")
