@@ -58,17 +58,23 @@ def command_line(agent: CommandAgentConfig) -> str:
 
 def executable(agent: CommandAgentConfig) -> str:
     """The program the command line starts (checked on PATH by `farm validate`)."""
-    if agent.preset is not None:
-        return PRESETS[agent.preset].executable
-    words = shlex.split(agent.command)
+    return PRESETS[agent.preset].executable if agent.preset is not None else program_of(agent.command)
+
+
+def program_of(command: str) -> str:
+    """The program a shell command line starts (after leading VAR=value assignments)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return ""
     while words and "=" in words[0] and not words[0].startswith(("/", ".")):
-        words.pop(0)  # leading VAR=value assignments
+        words.pop(0)
     return words[0] if words else ""
 
 
-def missing_executable(agent: CommandAgentConfig, cwd: pathlib.Path) -> str | None:
-    """Why the agent cannot start here (its program is not installed), or None."""
-    program = executable(agent)
+def missing_program(command: str, cwd: pathlib.Path, program: str | None = None) -> str | None:
+    """Why `command` cannot start here (its program, or `program`, is not installed), or None."""
+    program = program or program_of(command)
     if not program:
         return "the command is empty"
     if "/" in program:
@@ -76,6 +82,11 @@ def missing_executable(agent: CommandAgentConfig, cwd: pathlib.Path) -> str | No
     else:
         found = shutil.which(program) is not None
     return None if found else f"{program!r} not found on PATH; install it, or give another `command`"
+
+
+def missing_executable(agent: CommandAgentConfig, cwd: pathlib.Path) -> str | None:
+    """Why the agent cannot start here (its program is not installed), or None."""
+    return missing_program(command_line(agent), cwd, executable(agent))
 
 
 def prompt(config: CampaignConfig, hypothesis: Hypothesis, guard_failure: str | None = None,

@@ -162,8 +162,8 @@ def validate(config_path, workdir):
     click.echo(f"{config_path}: ok: campaign {config.campaign!r}, {len(config.strategies)} strategy(ies), "
                f"{len(checked.hypotheses)} hypotheses; base {config.target.base_ref} = {checked.base_commit[:12]}; "
                f"CPU sets {[list(cpus) for cpus in checked.cpu_sets]}")
-    for strategy, command in checked.agents.items():
-        click.echo(f"agent of {strategy}: {command}")
+    for label, command in checked.agents.items():
+        click.echo(f"{label}: {command}")
 
 
 @main.command()

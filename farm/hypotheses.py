@@ -1,8 +1,11 @@
 """Turning a campaign's strategies into Hypothesis records.
 
 A strategy lists hypotheses inline or points at a pack directory (the
-cpp_fixture/hypotheses format: manifest.yaml plus <id>.patch files). Patches
-are read here, once, so that records carry their text to any node.
+cpp_fixture/hypotheses format: manifest.yaml plus <id>.patch files), names
+existing commits (`refs`, resolved in the target repository), or searches
+knobs (one hypothesis per setting). Patches are read here, once, so that
+records carry their text to any node. Open and planned hypotheses of command
+agents are made later: open ones below, planned ones by farm/planner.py.
 """
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from farm.config import (NAME_PATTERN, CampaignConfig, HypothesisConfig, StrategyConfig, format_validation_error,
                          parse_yaml_mapping)
+from farm import knobs
 from farm.errors import ConfigError
 from farm.records import Hypothesis
+from worktrees import TargetRepo, WorktreeError
 
 
 class ManifestEntry(BaseModel):
@@ -101,12 +106,69 @@ def _is_rework_target(hypothesis_id: str, entries: dict[str, ManifestEntry]) -> 
     return any(entry.rework == hypothesis_id for entry in entries.values())
 
 
-def load_hypotheses(config: CampaignConfig) -> list[Hypothesis]:
+def _knob_records(strategy: StrategyConfig) -> list[Hypothesis]:
+    return [Hypothesis(id=f"{strategy.name}-{number:03d}", strategy=strategy.name, category="knobs",
+                       text=knobs.describe(setting), agent="knobs", patch="", knobs=setting,
+                       source=f"knob search of {strategy.name} ({strategy.knobs.search})")
+            for number, setting in enumerate(knobs.settings(strategy.knobs), start=1)]
+
+
+def _refs_records(config: CampaignConfig, strategy: StrategyConfig, repo: TargetRepo | None) -> list[Hypothesis]:
+    """Each commit with the parent it is measured against: its first parent (range, commits), or its merge base
+    with target.base_ref (branches)."""
+    where = f"strategies.{strategy.name}.refs"
+    if repo is None:
+        raise ConfigError(config.problem(where, "commits are resolved in the target repository, and none was given"))
+    refs = strategy.refs
+    pairs: list[tuple[str, str, str]] = []  # (id suffix, commit, parent)
+    try:
+        if refs.range:
+            listed = repo.git("rev-list", "--reverse", "--first-parent", refs.range).split()
+            if not listed:
+                raise ConfigError(config.problem(f"{where}.range", f"{refs.range!r} holds no commit"))
+            pairs += [(commit[:10], commit, _first_parent(config, repo, commit, f"{where}.range")) for commit in listed]
+        for ref in refs.commits:
+            commit = repo.resolve(ref)
+            pairs.append((commit[:10], commit, _first_parent(config, repo, commit, f"{where}.commits")))
+        base = repo.resolve(config.target.base_ref)
+        for branch in refs.branches:
+            tip = repo.resolve(f"refs/heads/{branch}")
+            fork = repo.git("merge-base", base, tip)
+            if fork == tip:
+                raise ConfigError(config.problem(f"{where}.branches", f"{branch} has no commit beyond "
+                                                                      f"{config.target.base_ref}"))
+            pairs.append((branch.replace("/", "-"), tip, fork))
+    except WorktreeError as error:
+        raise ConfigError(config.problem(where, f"{error}; give refs of the target repository")) from None
+    records = []
+    for suffix, commit, parent in pairs:
+        subject = repo.git("log", "-1", "--format=%s", commit)
+        records.append(Hypothesis(id=f"{strategy.name}-{suffix}", strategy=strategy.name, category=refs.category,
+                                  text=subject, agent="refs", patch="", commit=commit, parent=parent,
+                                  source=f"commit {commit}"))
+    return records
+
+
+def _first_parent(config: CampaignConfig, repo: TargetRepo, commit: str, where: str) -> str:
+    try:
+        return repo.resolve(f"{commit}^1")
+    except WorktreeError:
+        raise ConfigError(config.problem(where, f"{commit[:10]} has no parent to measure it against")) from None
+
+
+def load_hypotheses(config: CampaignConfig, repo: TargetRepo | None = None) -> list[Hypothesis]:
     """Every hypothesis of every strategy, strategies interleaved round-robin so
-    that each gets workers from the start. Raises ConfigError on a missing patch
-    file, a duplicate id or an `after` that names no hypothesis."""
+    that each gets workers from the start (`refs` are resolved in `repo`, the
+    target repository). Raises ConfigError on a missing patch file, a duplicate
+    id, an `after` that names no hypothesis, or a ref that names no commit."""
     per_strategy: list[list[Hypothesis]] = []
     for strategy in config.strategies:
+        if strategy.knobs is not None:
+            per_strategy.append(_knob_records(strategy))
+            continue
+        if strategy.refs is not None:
+            per_strategy.append(_refs_records(config, strategy, repo))
+            continue
         entries = list(strategy.hypotheses) + (_pack_entries(config, strategy) if strategy.pack else [])
         records = []
         for entry in entries:
@@ -140,7 +202,7 @@ def load_hypotheses(config: CampaignConfig) -> list[Hypothesis]:
             cycle = " -> ".join(chain + [after[chain[-1]]])
             raise ConfigError(config.problem(where, f"the hypotheses wait on each other ({cycle}); break the "
                                                     f"cycle"))
-    if not ordered:
+    if not ordered and not any(s.planner for s in config.strategies):
         raise ConfigError(config.problem("strategies", "no hypotheses to run"))
     return ordered
 

@@ -24,8 +24,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 
-from farm import agents
-from farm.config import CampaignConfig, CommandAgentConfig, Direction
+from farm import agents, knobs
+from farm.config import CampaignConfig, Direction, StrategyConfig
 from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
@@ -194,8 +194,18 @@ class ExperimentPipeline:
 
     def _realise(self, cand: Slot, a: Assignment, state: dict) -> None:
         """The agent's step: make the change in the cand work tree."""
-        if a.kind is not Kind.MERGE and a.hypothesis.agent == "command":
+        agent = "patch" if a.kind is Kind.MERGE else a.hypothesis.agent
+        if agent == "command":
             self._run_agent(cand, a, state, attempt=0)
+            return
+        if agent == "knobs":
+            try:
+                knobs.write(cand.path, self._strategy(a).knobs, a.hypothesis.knobs, self.config.phases.env_file)
+            except knobs.KnobError as error:
+                raise Outcome(Status.CRASH, str(error)) from None
+            return
+        if agent == "refs":  # the commit's whole tree, deletions included, on top of its parent
+            cand.git("read-tree", "-u", "--reset", a.hypothesis.commit)
             return
         try:
             if a.kind is Kind.MERGE:
@@ -206,15 +216,15 @@ class ExperimentPipeline:
             what = "the kept change" if a.kind is Kind.MERGE else "the patch"
             raise Outcome(Status.CONFLICT, f"{what} does not apply on {a.parent_commit[:10]}: {error}") from None
 
-    def _agent_config(self, a: Assignment) -> CommandAgentConfig:
-        return next(s.command for s in self.config.strategies if s.name == a.hypothesis.strategy)
+    def _strategy(self, a: Assignment) -> StrategyConfig:
+        return next(s for s in self.config.strategies if s.name == a.hypothesis.strategy)
 
     def _run_agent(self, cand: Slot, a: Assignment, state: dict, attempt: int, guard_failure: str | None = None):
         """Run the strategy's coding agent in the cand worktree (see farm/agents.py for what it sees), then check
         that it stayed inside: its worktree's .git link intact, nothing written beside the worktree, still on
         the experiment's branch. Commits the agent made are folded back into the work tree: the farm commits."""
         exp = a.experiment_id
-        agent = self._agent_config(a)
+        agent = self._strategy(a).command
         log_dir = self.log_root / exp
         log_dir.mkdir(parents=True, exist_ok=True)
         prompt_file = log_dir / f"prompt-{attempt}.md"
@@ -285,10 +295,12 @@ class ExperimentPipeline:
                 self.board.set("idle", exp)
 
     def _phase(self, phase: str, command: str, timeout: float, slot: Slot, exp: str, log_name: str):
-        """Run a phase; a timeout or failure becomes the experiment's Outcome."""
+        """Run a phase, with the variables of the checkout's env file; a timeout becomes the experiment's
+        Outcome."""
         try:
             return run_command(phase, command, slot.path, timeout, self.pinning,
-                               log_path=self.log_root / exp / f"{log_name}.log", tag=self.tag)
+                               log_path=self.log_root / exp / f"{log_name}.log", tag=self.tag,
+                               env=knobs.read_env_file(slot.path / self.config.phases.env_file))
         except PhaseTimeout as error:
             raise Outcome(Status.TIMEOUT, str(error)) from None
 

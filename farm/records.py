@@ -52,6 +52,9 @@ class Hypothesis:
     rework: tuple[str, ...] = ()
     after: str | None = None
     source: str = ""  # where the patch came from, for people
+    commit: str | None = None  # agent `refs`: the existing commit whose tree is the change ...
+    parent: str | None = None  # ... measured against this parent instead of the integration tip
+    knobs: tuple[tuple[str, str], ...] = ()  # agent `knobs`: (name, value) of every knob of the strategy
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,12 @@ class Store:
                                  [[campaign, h.id, h.strategy, h.category, h.text, h.agent, h.source]
                                   for h in hypotheses])
 
+    def add_planned(self, campaign: str, strategy: str, hypotheses: list[Hypothesis]) -> None:
+        """Hypotheses a planner proposed while the campaign runs; its strategy's count follows."""
+        self.add_hypotheses(campaign, hypotheses, {})
+        self.con.execute("UPDATE strategies SET hypotheses = hypotheses + ? WHERE campaign = ? AND name = ?",
+                         [len(hypotheses), campaign, strategy])
+
     # -- experiments -------------------------------------------------------
 
     def start_experiment(self, experiment_id: str, campaign: str, hypothesis: Hypothesis, kind: str,

@@ -1,14 +1,17 @@
 """The repository a campaign optimises: the user's, or the bundled fixture materialised in the workdir.
 
     prepare_target(config, workdir)   open it (materialising the fixture if needed) for a campaign
-    check_target(config, workdir)     the base commit it would start from, changing nothing
+    inspect_target(config, workdir)   the repository to read, changing nothing (a context manager)
+    base_commit(config, repo)         the full commit of target.base_ref in it
 
 Both raise TargetError, `field.path: message` saying what to do.
 """
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import tempfile
+from collections.abc import Iterator
 
 import cpp_fixture
 from farm.config import CampaignConfig
@@ -27,17 +30,21 @@ def prepare_target(config: CampaignConfig, workdir: pathlib.Path) -> TargetRepo:
     return _user_repo(config)
 
 
-def check_target(config: CampaignConfig, workdir: pathlib.Path) -> str:
-    """The full base commit `prepare_target` would give, found without writing to the workdir or the repo."""
+@contextlib.contextmanager
+def inspect_target(config: CampaignConfig, workdir: pathlib.Path) -> Iterator[TargetRepo]:
+    """The repository `prepare_target` would give, to read only: the user's, the fixture already in the
+    workdir, or a scratch copy of the fixture (removed afterwards)."""
     if not config.target.fixture:
-        return _base_commit(config, _user_repo(config))
+        yield _user_repo(config)
+        return
     path = workdir / "target"
     if (path / ".git").exists():
-        return _base_commit(config, _open(path, "target.fixture"))
+        yield _open(path, "target.fixture")
+        return
     _check_fixture_place(path)
     # The fixture commits with a fixed identity and date, so a scratch copy has the very commits the run gets.
     with tempfile.TemporaryDirectory(prefix="farm-fixture-") as scratch:
-        return _base_commit(config, _materialise(pathlib.Path(scratch) / "target"))
+        yield _materialise(pathlib.Path(scratch) / "target")
 
 
 def _user_repo(config: CampaignConfig) -> TargetRepo:
@@ -77,7 +84,7 @@ def _materialise(path: pathlib.Path) -> TargetRepo:
     return _open(path, "target.fixture")
 
 
-def _base_commit(config: CampaignConfig, repo: TargetRepo) -> str:
+def base_commit(config: CampaignConfig, repo: TargetRepo) -> str:
     try:
         return repo.resolve(config.target.base_ref)
     except WorktreeError as error:

@@ -13,7 +13,8 @@ from farm.config import CampaignConfig
 from farm.errors import ConfigError, TargetError
 from farm.hypotheses import load_hypotheses
 from farm.records import Hypothesis
-from farm.target import check_target
+from farm.target import base_commit as base_of
+from farm.target import inspect_target
 from scheduler.cpusets import allocate_cpu_sets  # no Ray: cpusets only reads this process's affinity
 
 
@@ -22,7 +23,7 @@ class CheckedCampaign:
     hypotheses: list[Hypothesis]
     base_commit: str
     cpu_sets: list[tuple[int, ...]]
-    agents: dict[str, str]  # strategy -> the command line of its command agent
+    agents: dict[str, str]  # "agent of <strategy>" / "planner of <strategy>" -> its command line
 
 
 def check_campaign(config: CampaignConfig, workdir: pathlib.Path, workers: int | None = None) -> CheckedCampaign:
@@ -32,17 +33,19 @@ def check_campaign(config: CampaignConfig, workdir: pathlib.Path, workers: int |
     hypotheses: list[Hypothesis] = []
     base_commit = ""
     cpu_sets: list[tuple[int, ...]] = []
-    try:
-        hypotheses = load_hypotheses(config)
-    except ConfigError as error:
-        problems.append(str(error))  # already names its file (the config or a pack manifest)
+    target_problems: list[str] = []  # reported after the hypotheses' problems, in the file's order
     if workdir.exists() and not workdir.is_dir():
-        problems.append(config.problem("workdir", f"{workdir} is not a directory; give another workdir"))
+        target_problems.append(config.problem("workdir", f"{workdir} is not a directory; give another workdir"))
     else:
         try:
-            base_commit = check_target(config, workdir)
+            with inspect_target(config, workdir) as repo:
+                base_commit = base_of(config, repo)
+                hypotheses = _hypotheses(config, repo, problems)
         except TargetError as error:
-            problems.append(_in_file(config, str(error)))
+            target_problems.append(_in_file(config, str(error)))
+    if target_problems:  # the other strategies can still be checked
+        hypotheses = _hypotheses(config, None, problems, skip_refs=True)
+    problems += target_problems
     try:
         cpu_sets = allocate_cpu_sets(workers or config.workers.count, config.workers.cpus_per_worker,
                                      None if workers else config.workers.cpu_sets)
@@ -51,13 +54,33 @@ def check_campaign(config: CampaignConfig, workdir: pathlib.Path, workers: int |
     commands = {}
     for index, strategy in enumerate(config.strategies):
         if strategy.agent == "command":
-            commands[strategy.name] = agents.command_line(strategy.command)
+            commands[f"agent of {strategy.name}"] = agents.command_line(strategy.command)
             missing = agents.missing_executable(strategy.command, config.resolve("."))
             if missing:
                 problems.append(config.problem(f"strategies.{index}.command", f"agent of {strategy.name}: {missing}"))
+        if strategy.planner is not None:
+            commands[f"planner of {strategy.name}"] = strategy.planner.command
+            missing = agents.missing_program(strategy.planner.command, config.resolve("."))
+            if missing:
+                problems.append(config.problem(f"strategies.{index}.planner.command",
+                                               f"planner of {strategy.name}: {missing}"))
     if problems:
         raise ConfigError("\n".join(problems))
     return CheckedCampaign(hypotheses, base_commit, cpu_sets, commands)
+
+
+def _hypotheses(config: CampaignConfig, repo, problems: list[str], skip_refs: bool = False) -> list[Hypothesis]:
+    """The campaign's hypotheses (`refs` resolved in `repo`); a problem is added to `problems`. Without a
+    repository (`skip_refs`) only the other strategies are checked."""
+    if skip_refs:
+        config = config.model_copy(update={"strategies": [s for s in config.strategies if s.refs is None]})
+        if not config.strategies:
+            return []
+    try:
+        return load_hypotheses(config, repo)
+    except ConfigError as error:
+        problems.append(str(error))  # already names its file (the config or a pack manifest)
+        return []
 
 
 def _in_file(config: CampaignConfig, message: str) -> str:

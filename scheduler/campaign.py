@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from farm.acceptance_monitor import AcceptanceMonitor
 from farm.config import CampaignConfig
+from farm.planner import Plan
 from farm.records import Assignment, ExperimentResult, Hypothesis, Kind, Status
 from scheduler.hypothesis_queue import HypothesisQueue
 from scheduler.merge_queue import Kept, MergeQueue
@@ -52,6 +53,10 @@ class Campaign:
         self.categories: dict[str, list[int]] = {}  # "strategy|category" -> [discards, keeps] of its screens
         self.stopping = False
         self.writes: list[tuple[str, tuple]] = []  # store writes not yet sent
+        # Per strategy with a planner: its calls, the hypotheses it proposed, failures in a row, and whether it
+        # is done (proposed max_hypotheses, proposed nothing new, or failed twice in a row).
+        self.planners = {s.name: {"calls": 0, "proposed": 0, "failures": 0, "done": False}
+                         for s in config.strategies if s.planner}
 
     # -- assignment ----------------------------------------------------------
 
@@ -109,7 +114,10 @@ class Campaign:
                              screened_experiment=kept.experiment_id, pick_base=kept.parent_commit,
                              pick_tip=kept.commit)
         hypothesis = self.hypotheses.next()
-        return self._new(Kind.SCREEN, hypothesis, self.tip) if hypothesis else None
+        if hypothesis is None:
+            return None
+        # An existing commit (agent refs) is measured against its own parent, everything else against the tip.
+        return self._new(Kind.SCREEN, hypothesis, hypothesis.parent or self.tip)
 
     def _lands_as_is(self, kept: Kept) -> bool:
         """With merge.remeasure off, a kept commit whose parent is still the tip lands as it is."""
@@ -120,9 +128,50 @@ class Campaign:
 
     def blocked(self) -> list[str]:
         """With nothing in flight: hypotheses that still wait and can never start."""
-        if self.in_flight or self.stopping:
+        if self.in_flight or self.stopping or self.planner_due():
             return []
         return [f"{h} (after {self.hypotheses.by_id[h].after})" for h in self.hypotheses.waiting()]
+
+    # -- planners ------------------------------------------------------------
+
+    def planner_due(self) -> str | None:
+        """A strategy whose planner should propose hypotheses now: it has none waiting, the planner is not done,
+        and the --max-experiments budget is not spent."""
+        if self.stopping or self.hypotheses.budget_spent():
+            return None
+        for strategy, state in self.planners.items():
+            if not state["done"] and not self.hypotheses.waiting_in(strategy):
+                return strategy
+        return None
+
+    def planned(self, strategy: str, plan: Plan) -> None:
+        """What a planner call proposed: valid hypotheses join the queue, each rejected line is an event."""
+        state = self.planners[strategy]
+        state["calls"] += 1
+        now = time.time()
+        if plan.error is not None:
+            state["failures"] += 1
+            state["done"] = state["failures"] >= 2
+            self._write("add_events", self.name, [(now, None, None, "planner", f"{strategy}: {plan.error}" + (
+                "; giving up on this planner" if state["done"] else "; it will be called again"))])
+            self.say(f"planner of {strategy}: {plan.error}")
+            return
+        state["failures"] = 0
+        events = [(now, None, None, "planner_rejected", f"{strategy}: rejected line {line!r}: {why}")
+                  for line, why in plan.rejected]
+        limit = next(s.planner.max_hypotheses for s in self.config.strategies if s.name == strategy)
+        new = plan.hypotheses[:max(0, limit - state["proposed"])]
+        state["proposed"] += len(new)
+        state["done"] = not new or state["proposed"] >= limit
+        if new:
+            self.hypotheses.add(new)
+            self._write("add_planned", self.name, strategy, new)
+        summary = (f"planner of {strategy}: {len(new)} hypothesis(es) ({', '.join(h.id for h in new) or 'none'}), "
+                   f"{len(plan.rejected)} line(s) rejected" + ("; the planner is done" if state["done"] else ""))
+        self._write("add_events", self.name, events + [(now, None, None, "planner", summary)])
+        self.say(summary)
+        for line, why in plan.rejected:
+            self.say(f"planner of {strategy}: rejected {line!r}: {why}")
 
     # -- results -------------------------------------------------------------
 
@@ -157,7 +206,8 @@ class Campaign:
         counts = self.categories.setdefault(f"{a.hypothesis.strategy}|{a.hypothesis.category}", [0, 0])
         counts[0] += result.status is Status.DISCARD
         counts[1] += result.status is Status.KEEP
-        if result.status is Status.KEEP and self.config.merge.enabled:
+        lands = self.config.merge.enabled and a.hypothesis.commit is None  # an existing commit is screen-only
+        if result.status is Status.KEEP and lands:
             self.merges.add(Kept(result.experiment_id, a.hypothesis.id, result.effect, result.commit,
                                  a.parent_commit))
         else:
@@ -262,6 +312,7 @@ class Campaign:
     def to_dict(self) -> dict:
         return {"version": STATE_VERSION, "counter": self.counter, "tip": self.tip, "landed": self.landed,
                 "statuses": self.statuses, "categories": self.categories, "hypotheses": self.hypotheses.to_dict(),
+                "planners": self.planners,
                 "merges": self.merges.to_dict(), "monitor": self.monitor.to_dict(),
                 "in_flight": {e: [w, self._assignment_dict(a)] for e, (w, a) in self.in_flight.items()},
                 "retry": [self._assignment_dict(a) for a in self.retry],
@@ -274,6 +325,7 @@ class Campaign:
         self.counter, self.tip, self.landed = data["counter"], data["tip"], list(data["landed"])
         self.statuses = dict(data["statuses"])
         self.categories = {key: list(counts) for key, counts in data["categories"].items()}
+        self.planners.update({k: dict(v) for k, v in data.get("planners", {}).items() if k in self.planners})
         self.hypotheses.restore(data["hypotheses"])
         self.merges.restore(data["merges"])
         acceptance = self.config.acceptance

@@ -11,6 +11,7 @@ is killed, the summary is written, and the campaign is `interrupted`.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime
 import logging
@@ -27,7 +28,8 @@ from farm import memory
 from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
-from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers
+from farm.planner import Plan, run_planner
+from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers, run_key
 from farm.records import Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
@@ -94,11 +96,14 @@ class Coordinator:
         self.cpu_sets = allocate_cpu_sets(workers or config.workers.count, config.workers.cpus_per_worker,
                                           None if workers else config.workers.cpu_sets)
         self.exclusive = exclusive_measurement(config.measurement.mode, self.cpu_sets)
-        self.hypotheses = load_hypotheses(config)
+        self.hypotheses = load_hypotheses(config, self.repo)
         self.campaign = Campaign(config, self.hypotheses, self.base_commit,
                                  [f"w{i}" for i in range(len(self.cpu_sets))], max_experiments, self.progress.say)
         self.running: dict[object, tuple[PoolWorker, str]] = {}  # ObjectRef -> (worker, experiment id)
         self.signals = 0
+        # A planner runs in a thread of the driver (it waits on a command), one at a time: (strategy, future).
+        self.planner_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="farm-planner")
+        self.planning: tuple[str, concurrent.futures.Future[Plan]] | None = None
 
     # -- set-up ------------------------------------------------------------
 
@@ -181,7 +186,7 @@ class Coordinator:
         be half-way through a step: the store keeps its last saved state (which --resume continues), and only
         the experiments that were running are marked lost. Each step runs even if an earlier one fails; the
         error that ended the campaign is the one raised."""
-        steps = [self.pool.kill_all]
+        steps = [self.pool.kill_all, lambda: self.planner_thread.shutdown(wait=True, cancel_futures=True)]
         if status == "failed":
             steps += [lambda: ray.get([self.store.call.remote("mark_lost", experiment_id, "the campaign failed")
                                        for experiment_id in self.campaign.in_flight])]
@@ -206,13 +211,18 @@ class Coordinator:
                 announced = self.signals
                 self.progress.say("interrupted: no new experiments; waiting for the running ones (interrupt again "
                                   "to abandon them)")
+            self._plan()
             self._assign_idle()
-            if not self.running:
+            if not self.running and self.planning is None:
                 blocked = self.campaign.blocked()
                 if blocked:
                     raise FarmError(f"hypotheses wait on others that never settle: {', '.join(blocked)}")
                 return
-            ready, _ = ray.wait(list(self.running), num_returns=1, timeout=WAIT_SECONDS)
+            if self.running:
+                ready, _ = ray.wait(list(self.running), num_returns=1, timeout=WAIT_SECONDS)
+            else:
+                ready = []
+                concurrent.futures.wait([self.planning[1]], timeout=WAIT_SECONDS)
             self._print_events()
             for ref in ready:
                 self._collect(ref)
@@ -235,14 +245,38 @@ class Coordinator:
 
     def _with_memory(self, assignment: Assignment) -> Assignment:
         """The strategy memory from the store, for the agent to read before it works."""
+        text, stuck = self._memory(assignment.hypothesis.strategy)
+        return replace(assignment, memory=text, stuck=stuck)
+
+    def _memory(self, strategy: str) -> tuple[str, bool]:
+        """The strategy memory and whether the strategy is stuck, from the store."""
         def query(sql, params):
             return ray.get(self.store.query.remote(sql, params))
 
-        strategy = assignment.hypothesis.strategy
         stuck = memory.is_stuck(query, self.name, strategy, self.config.memory.stuck_after)
-        text = memory.strategy_memory(query, self.name, strategy, self.campaign.exhausted(strategy), stuck,
-                                      self.config.memory.stuck_after)
-        return replace(assignment, memory=text, stuck=stuck)
+        return memory.strategy_memory(query, self.name, strategy, self.campaign.exhausted(strategy), stuck,
+                                      self.config.memory.stuck_after), stuck
+
+    def _plan(self) -> None:
+        """Hand a finished planner call's output to the campaign, and start the next due planner."""
+        if self.planning is not None:
+            strategy, future = self.planning
+            if not future.done():
+                return
+            self.planning = None
+            self.campaign.planned(strategy, future.result())
+            self._save()
+        strategy = self.campaign.planner_due()
+        if strategy is None:
+            return
+        config = next(s for s in self.config.strategies if s.name == strategy)
+        call = self.campaign.planners[strategy]["calls"] + 1
+        self.progress.say(f"planner of {strategy}: call {call}, asking for {config.planner.batch} hypotheses")
+        future = self.planner_thread.submit(
+            run_planner, config, self.name, self._memory(strategy)[0], set(self.campaign.hypotheses.by_id),
+            self.config.resolve("."), self.workdir / "logs" / "planner" / strategy, call, self.repo.path, self.campaign.tip,
+            f"{run_key(self.name, self.workdir)}:planner")
+        self.planning = (strategy, future)
 
     def _collect(self, ref) -> None:
         worker, experiment_id = self.running.pop(ref)

@@ -1,9 +1,12 @@
 """The hypotheses still to screen, in order, and which have a final outcome.
 
 A hypothesis with `after` waits until that one is settled (its outcome final and, if kept, landed or
-refused), so that its patch applies. Plain data: stored with the campaign's state and restored on resume.
+refused), so that its patch applies. Hypotheses a planner proposes are added while the campaign runs. Plain
+data: stored with the campaign's state (planned hypotheses whole) and restored on resume.
 """
 from __future__ import annotations
+
+import dataclasses
 
 from farm.records import Hypothesis
 
@@ -16,12 +19,27 @@ class HypothesisQueue:
         self.again_ids: list[str] = []  # voided verdicts to measure again: first, and outside the budget
         self.started = 0  # screens started (not counting again_ids), for --max-experiments
         self.max_screens = max_screens
+        self.planned: list[Hypothesis] = []  # added by planners, not in the campaign file
+
+    def add(self, hypotheses: list[Hypothesis]) -> None:
+        """Planned hypotheses, run after those pending."""
+        for hypothesis in hypotheses:
+            self.by_id[hypothesis.id] = hypothesis
+            self.pending.append(hypothesis.id)
+            self.planned.append(hypothesis)
+
+    def budget_spent(self) -> bool:
+        return self.max_screens is not None and self.started >= self.max_screens
+
+    def waiting_in(self, strategy: str) -> bool:
+        """Whether a hypothesis of `strategy` still waits to run."""
+        return any(self.by_id[h].strategy == strategy for h in self.again_ids + self.pending)
 
     def next(self) -> Hypothesis | None:
         """A hypothesis to measure again, else the first pending one whose predecessor is settled, or None."""
         if self.again_ids:
             return self.by_id[self.again_ids.pop(0)]
-        if self.max_screens is not None and self.started >= self.max_screens:
+        if self.budget_spent():
             return None
         for hypothesis_id in self.pending:
             after = self.by_id[hypothesis_id].after
@@ -42,13 +60,15 @@ class HypothesisQueue:
 
     def waiting(self) -> list[str]:
         """Hypotheses that would still run (pending ones not once the --max-experiments budget is spent)."""
-        if self.max_screens is not None and self.started >= self.max_screens:
+        if self.budget_spent():
             return list(self.again_ids)
         return self.again_ids + self.pending
 
     def to_dict(self) -> dict:
-        return {"all": list(self.by_id), "pending": self.pending, "again": self.again_ids,
-                "settled": sorted(self.settled), "started": self.started}
+        planned = {h.id for h in self.planned}
+        return {"all": [i for i in self.by_id if i not in planned], "pending": self.pending, "again": self.again_ids,
+                "settled": sorted(self.settled), "started": self.started,
+                "planned": [dataclasses.asdict(h) for h in self.planned]}
 
     def restore(self, data: dict) -> None:
         """The stored queue; the config must list the same hypotheses the campaign started with."""
@@ -57,6 +77,8 @@ class HypothesisQueue:
             raise ValueError(f"the campaign file's hypotheses changed since the campaign started (missing now: "
                              f"{sorted(stored - configured)}, new: {sorted(configured - stored)}); put them back, "
                              f"or run the new ones as a new campaign")
+        self.add([Hypothesis(**{**h, "rework": tuple(h["rework"]), "knobs": tuple(map(tuple, h["knobs"]))})
+                  for h in data.get("planned", [])])
         self.pending = list(data["pending"])
         self.again_ids = list(data["again"])
         self.settled = set(data["settled"])
