@@ -194,7 +194,9 @@ class ExperimentPipeline:
 
     def _realise(self, cand: Slot, a: Assignment, state: dict) -> None:
         """The agent's step: make the change in the cand work tree."""
-        agent = "patch" if a.kind is Kind.MERGE else a.hypothesis.agent
+        # A kept change lands by a cherry-pick onto the tip; a knob setting is written again on the tip instead
+        # (two settings of one knob would conflict as diffs, and the re-measurement decides which is better).
+        agent = "patch" if a.kind is Kind.MERGE and a.hypothesis.agent != "knobs" else a.hypothesis.agent
         if agent == "command":
             self._run_agent(cand, a, state, attempt=0)
             return
