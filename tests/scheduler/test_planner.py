@@ -1,6 +1,8 @@
 """The planner source without Ray: its output read line by line (invalid lines rejected with a reason), a real
 planner process (its environment, a failure, a timeout), and the campaign's calls, store rows and resume."""
 import json
+import os
+import pathlib
 import sys
 import time
 
@@ -136,3 +138,22 @@ def test_the_experiment_budget_stops_the_planner(tmp_path):
     campaign.finish(_result(canary, Status.AA_CLEAN))
     campaign.assign("w0", (0,))  # h1: the budget is spent
     assert campaign.planner_due() is None
+
+
+def test_the_claude_planner_of_configs_asks_claude_read_only_and_its_answer_is_read(tmp_path, monkeypatch):
+    """configs/planners/claude_planner.py against a stand-in `claude` (tests/agents/bin) on PATH."""
+    project = pathlib.Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("PATH", f"{project / 'tests' / 'agents' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_CLAUDE_RECORD", str(tmp_path / "claude.json"))
+    strategy = StrategyConfig(**{**STRATEGY.model_dump(), "planner": {
+        "command": f"{sys.executable} planners/claude_planner.py", "batch": 3}})
+    plan = run_planner(strategy, "tiny", "# Strategy memory\n- h1 [c] discard\n", {"h1"}, project / "configs",
+                       tmp_path / "logs", 1, tmp_path, BASE, "farm-tests.claude:planner")
+    assert plan.error is None, plan.error
+    assert [h.id for h in plan.hypotheses] == ["claude_idea_0", "claude_idea_1", "claude_idea_2"]
+    assert [why for _, why in plan.rejected] == ["not JSON (Expecting value)"]  # "Here is my plan:"
+    called = json.loads((tmp_path / "claude.json").read_text())
+    assert called["cwd"] == str(tmp_path)  # the target repository
+    prompt = called["args"][called["args"].index("-p") + 1]
+    assert "- h1 [c] discard" in prompt and f"git show {BASE}:PATH" in prompt and "Do not use these ids: h1" in prompt
+    assert "Edit" not in called["args"] and "Write" not in called["args"]  # read-only tools
