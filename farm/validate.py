@@ -6,6 +6,7 @@ base ref, and the worker CPU sets on this machine. Every problem found is one li
 from __future__ import annotations
 
 import pathlib
+import re
 from dataclasses import dataclass
 
 from farm import agents
@@ -15,7 +16,8 @@ from farm.hypotheses import load_hypotheses
 from farm.records import Hypothesis
 from farm.target import base_commit as base_of
 from farm.target import inspect_target
-from scheduler.cpusets import allocate_cpu_sets  # no Ray: cpusets only reads this process's affinity
+from scheduler.cpusets import allocate_cpu_sets
+from worktrees import WorktreeError  # no Ray: cpusets only reads this process's affinity
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ def check_campaign(config: CampaignConfig, workdir: pathlib.Path, workers: int |
             with inspect_target(config, workdir) as repo:
                 base_commit = base_of(config, repo)
                 hypotheses = _hypotheses(config, repo, problems)
+                problems += _knob_files(config, repo, base_commit)
         except TargetError as error:
             target_problems.append(_in_file(config, str(error)))
     if target_problems:  # the other strategies can still be checked
@@ -81,6 +84,25 @@ def _hypotheses(config: CampaignConfig, repo, problems: list[str], skip_refs: bo
     except ConfigError as error:
         problems.append(str(error))  # already names its file (the config or a pack manifest)
         return []
+
+
+def _knob_files(config: CampaignConfig, repo, base_commit: str) -> list[str]:
+    """A file knob whose file or pattern is not in the base commit would crash every experiment."""
+    problems = []
+    for index, strategy in enumerate(config.strategies):
+        for number, knob in enumerate(strategy.knobs.params if strategy.knobs else []):
+            if knob.write.file is None:
+                continue
+            where = f"strategies.{index}.knobs.params.{number}.write"
+            try:
+                text = repo.git("show", f"{base_commit}:{knob.write.file}")
+            except WorktreeError:
+                problems.append(config.problem(where, f"no file {knob.write.file} in {config.target.base_ref}"))
+                continue
+            if re.search(knob.write.pattern, text, re.MULTILINE) is None:
+                problems.append(config.problem(where, f"the pattern matches nothing in {knob.write.file} of "
+                                                      f"{config.target.base_ref}"))
+    return problems
 
 
 def _in_file(config: CampaignConfig, message: str) -> str:

@@ -1,4 +1,6 @@
+import os
 import pathlib
+import sys
 import textwrap
 
 import pytest
@@ -73,6 +75,37 @@ def test_validate_demo_config_and_schema_has_descriptions():
     assert "5 hypotheses" in result.output
     schema = CliRunner().invoke(main, ["schema"])
     assert schema.exit_code == 0 and '"description"' in schema.output
+
+
+def test_the_knob_config_validates_against_the_fixture_and_a_wrong_knob_file_is_refused(tmp_path):
+    result = CliRunner().invoke(main, ["validate", str(REPO_ROOT / "configs" / "knobs.yaml"), "--workdir",
+                                       str(tmp_path / "w")])
+    assert result.exit_code == 0, result.output
+    assert "7 hypotheses" in result.output
+    text = (REPO_ROOT / "configs" / "knobs.yaml").read_text()
+    broken = tmp_path / "knobs.yaml"
+    broken.write_text(text.replace("INTERP_OMP_SCHEDULE", "INTERP_SCHEDULE").replace("file: knobs.cmake, pattern: '^set\\(INTERP_OPT",
+                                                                                  "file: knobs.txt, pattern: '^set\\(INTERP_OPT"))
+    result = CliRunner().invoke(main, ["validate", str(broken), "--workdir", str(tmp_path / "w")])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"{broken}: strategies.1.knobs.params.0.write: no file knobs.txt in main",
+        f"{broken}: strategies.1.knobs.params.1.write: the pattern matches nothing in knobs.cmake of main"]
+
+
+def test_the_agents_config_shows_the_command_lines_and_needs_claude(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}:/usr/bin:/bin")  # git, no claude
+    result = CliRunner().invoke(main, ["validate", str(REPO_ROOT / "configs" / "agents.yaml"), "--workdir",
+                                       str(tmp_path / "w")])
+    assert result.exit_code == 2 and "agent of claude: 'claude' not found on PATH" in result.output
+    monkeypatch.setenv("PATH", f"{REPO_ROOT / 'tests' / 'agents' / 'bin'}:{os.path.dirname(sys.executable)}:/usr/bin:/bin")
+    result = CliRunner().invoke(main, ["validate", str(REPO_ROOT / "configs" / "agents.yaml"), "--workdir",
+                                       str(tmp_path / "w")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert 'agent of claude: claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns 40 --dangerously-skip-permissions' \
+        in lines
+    assert "planner of planned: python3 planners/claude_planner.py" in lines
 
 
 def test_missing_patch_file_is_reported(tmp_path):
