@@ -16,8 +16,8 @@ from farm.hypotheses import load_hypotheses
 from farm.records import Hypothesis
 from farm.target import base_commit as base_of
 from farm.target import inspect_target
-from scheduler.cpusets import allocate_cpu_sets
-from worktrees import WorktreeError  # no Ray: cpusets only reads this process's affinity
+from scheduler.cpusets import allocate_cpu_sets  # no Ray: cpusets only reads this process's affinity
+from worktrees import WorktreeError
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,8 @@ class Coordinator:
                                   "to abandon them)")
             self._plan()
             self._assign_idle()
-            if not self.running and self.planning is None:
+            # A planner call may take minutes: an interrupted campaign does not wait for it (_stop kills it).
+            if not self.running and (self.planning is None or self.campaign.stopping):
                 blocked = self.campaign.blocked()
                 if blocked:
                     raise FarmError(f"hypotheses wait on others that never settle: {', '.join(blocked)}")
