@@ -130,7 +130,17 @@ class PhasesConfig(Model):
     env_file: str = Field(".farm-env", description="A file of `NAME=value` lines in the checkout (relative to its "
                                                    "top): when it exists, every phase command of that checkout runs "
                                                    "with these variables. Knob strategies write their `env` and "
-                                                   "`flags` knobs here, so a landed setting is part of the commit.")
+                                                   "`flags` knobs here, so a landed setting is part of the commit. "
+                                                   "Only knob strategies may change it: for any other change it is "
+                                                   "a protected path.")
+
+    @field_validator("env_file")
+    @classmethod
+    def _inside(cls, path):
+        parts = pathlib.PurePosixPath(path).parts
+        if not path or path.startswith("/") or ".." in parts or path.endswith("/"):
+            raise ValueError("give a file path relative to the checkout's top, inside it (e.g. .farm-env)")
+        return path
 
 
 class BenchmarkConfig(Model):
@@ -246,6 +256,8 @@ class RefsConfig(Model):
     def _something(self):
         if not (self.range or self.commits or self.branches):
             raise ValueError("give a `range`, `commits` or `branches`")
+        if self.range is not None and ".." not in self.range:
+            raise ValueError(f"range {self.range!r}: give `A..B` (a single commit goes under `commits`)")
         return self
 
 
@@ -282,6 +294,12 @@ class KnobRange(Model):
     max: float = Field(description="Last value (included when the steps reach it).")
     step: float = Field(gt=0, description="Added each time; integers when min and step are integers.")
 
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is larger than max ({self.max:g})")
+        return self
+
 
 class KnobParam(Model):
     name: str = Field(pattern=NAME_PATTERN, description="The knob's name (shown in hypothesis texts).")
@@ -295,6 +313,8 @@ class KnobParam(Model):
             raise ValueError("give exactly one of `values` or `range`")
         if not self.choices():
             raise ValueError("no values to try")
+        if len(set(self.choices())) != len(self.choices()):
+            raise ValueError(f"values repeat: {self.choices()}")
         if len(self.choices()) > MAX_KNOB_SETTINGS:
             raise ValueError(f"the range has more than {MAX_KNOB_SETTINGS} values; take a larger step")
         return self
@@ -307,7 +327,7 @@ class KnobParam(Model):
         integral = float(r.min).is_integer() and float(r.step).is_integer()
         count = int((r.max - r.min) / r.step + 1e-9) + 1
         numbers = [r.min + i * r.step for i in range(max(count, 0))]
-        return [str(int(x)) if integral else f"{x:g}" for x in numbers[:MAX_KNOB_SETTINGS + 1]]
+        return [str(int(x)) if integral else f"{x:.12g}" for x in numbers[:MAX_KNOB_SETTINGS + 1]]
 
 
 class KnobsConfig(Model):
@@ -323,6 +343,15 @@ class KnobsConfig(Model):
         names = [p.name for p in self.params]
         if len(names) != len(set(names)):
             raise ValueError(f"knob names must be unique, got {names}")
+        # Several `flags` knobs share a variable by design; an `env` knob owns its variable.
+        owners: dict[str, list[str]] = {}
+        for param in self.params:
+            for variable in filter(None, (param.write.env, param.write.flags)):
+                owners.setdefault(variable, []).append(f"{param.name} ({'env' if param.write.env else 'flags'})")
+        for variable, knobs in owners.items():
+            if len(knobs) > 1 and any(k.endswith("(env)") for k in knobs):
+                raise ValueError(f"knobs {', '.join(knobs)} all write {variable}; an `env` knob's variable is its "
+                                 f"own (several `flags` knobs may share one)")
         size = math.prod(len(p.choices()) for p in self.params)
         if self.search == "grid" and size > MAX_KNOB_SETTINGS:
             raise ValueError(f"the grid has {size} combinations (more than {MAX_KNOB_SETTINGS}); use "

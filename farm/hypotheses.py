@@ -9,6 +9,7 @@ agents are made later: open ones below, planned ones by farm/planner.py.
 """
 from __future__ import annotations
 
+import collections
 import pathlib
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -120,16 +121,19 @@ def _refs_records(config: CampaignConfig, strategy: StrategyConfig, repo: Target
     if repo is None:
         raise ConfigError(config.problem(where, "commits are resolved in the target repository, and none was given"))
     refs = strategy.refs
-    pairs: list[tuple[str, str, str]] = []  # (id suffix, commit, parent)
+    found: list[tuple[str, str, str | None, str]] = []  # (id suffix, commit, parent, subject)
     try:
         if refs.range:
-            listed = repo.git("rev-list", "--reverse", "--first-parent", refs.range).split()
-            if not listed:
+            lines = repo.git("log", "--reverse", "--first-parent", "--format=%H%x09%P%x09%s", refs.range)
+            if not lines:
                 raise ConfigError(config.problem(f"{where}.range", f"{refs.range!r} holds no commit"))
-            pairs += [(commit[:10], commit, _first_parent(config, repo, commit, f"{where}.range")) for commit in listed]
+            for line in lines.splitlines():
+                commit, parents, subject = line.split("\t", 2)
+                found.append((commit[:10], commit, (parents.split() or [None])[0], subject))
         for ref in refs.commits:
-            commit = repo.resolve(ref)
-            pairs.append((commit[:10], commit, _first_parent(config, repo, commit, f"{where}.commits")))
+            commit, parents, subject = repo.git("log", "-1", "--format=%H%x09%P%x09%s", repo.resolve(ref)
+                                                ).split("\t", 2)
+            found.append((commit[:10], commit, (parents.split() or [None])[0], subject))
         base = repo.resolve(config.target.base_ref)
         for branch in refs.branches:
             tip = repo.resolve(f"refs/heads/{branch}")
@@ -137,23 +141,15 @@ def _refs_records(config: CampaignConfig, strategy: StrategyConfig, repo: Target
             if fork == tip:
                 raise ConfigError(config.problem(f"{where}.branches", f"{branch} has no commit beyond "
                                                                       f"{config.target.base_ref}"))
-            pairs.append((branch.replace("/", "-"), tip, fork))
+            found.append((branch.replace("/", "-"), tip, fork, repo.git("log", "-1", "--format=%s", tip)))
     except WorktreeError as error:
         raise ConfigError(config.problem(where, f"{error}; give refs of the target repository")) from None
-    records = []
-    for suffix, commit, parent in pairs:
-        subject = repo.git("log", "-1", "--format=%s", commit)
-        records.append(Hypothesis(id=f"{strategy.name}-{suffix}", strategy=strategy.name, category=refs.category,
-                                  text=subject, agent="refs", patch="", commit=commit, parent=parent,
-                                  source=f"commit {commit}"))
-    return records
-
-
-def _first_parent(config: CampaignConfig, repo: TargetRepo, commit: str, where: str) -> str:
-    try:
-        return repo.resolve(f"{commit}^1")
-    except WorktreeError:
-        raise ConfigError(config.problem(where, f"{commit[:10]} has no parent to measure it against")) from None
+    orphans = [commit[:10] for _, commit, parent, _ in found if parent is None]
+    if orphans:
+        raise ConfigError(config.problem(where, f"{', '.join(orphans)} has no parent to measure it against"))
+    return [Hypothesis(id=f"{strategy.name}-{suffix}", strategy=strategy.name, category=refs.category, text=subject,
+                       agent="refs", patch="", commit=commit, parent=parent, source=f"commit {commit}")
+            for suffix, commit, parent, subject in found]
 
 
 def load_hypotheses(config: CampaignConfig, repo: TargetRepo | None = None) -> list[Hypothesis]:
@@ -185,14 +181,14 @@ def load_hypotheses(config: CampaignConfig, repo: TargetRepo | None = None) -> l
         per_strategy.append(records)
     ordered = [h for round_ in _round_robin(per_strategy) for h in round_]
     ids = [h.id for h in ordered]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, count in collections.Counter(ids).items() if count > 1)
     if duplicates:
         raise ConfigError(config.problem("strategies", f"hypothesis ids must be unique across strategies: "
                                                        f"{duplicates}"))
     after = {h.id: h.after for h in ordered}
     for h in ordered:
         where = f"strategies.{h.strategy}.hypotheses.{h.id}.after"
-        if h.after and h.after not in ids:
+        if h.after and h.after not in after:
             raise ConfigError(config.problem(where, f"no hypothesis {h.after!r} in this campaign"))
         # A cycle (a after b, b after a, or a after a) would never start: the campaign would end with them pending.
         chain = [h.id]

@@ -127,7 +127,7 @@ class ExperimentPipeline:
         state["changed"] = changed
         if not changed:
             raise Outcome(Status.NO_CHANGE, "the change is empty on this parent")
-        touched = [p for p in changed if is_protected(p, self.config.protected_paths)]
+        touched = [p for p in changed if is_protected(p, self._protected(a))]
         message = f"farm: {a.hypothesis.id} ({a.kind.value})\n\n{a.hypothesis.text}".strip()
         state["commit"] = cand.commit_all(message)
         if touched:
@@ -217,6 +217,12 @@ class ExperimentPipeline:
         except ApplyError as error:
             what = "the kept change" if a.kind is Kind.MERGE else "the patch"
             raise Outcome(Status.CONFLICT, f"{what} does not apply on {a.parent_commit[:10]}: {error}") from None
+
+    def _protected(self, a: Assignment) -> list[str]:
+        """The protected paths, and the env file for every change but a knob setting: the phases run with its
+        variables, so a patch or an agent could otherwise change how the guard and the benchmark run."""
+        env_file = [] if a.hypothesis.agent == "knobs" else [self.config.phases.env_file]
+        return self.config.protected_paths + env_file
 
     def _strategy(self, a: Assignment) -> StrategyConfig:
         return next(s for s in self.config.strategies if s.name == a.hypothesis.strategy)
@@ -347,7 +353,7 @@ class ExperimentPipeline:
                                                      f"apply: {error}") from None
             reworked = cand.changed_paths()
             state["changed"] = sorted(set(state["changed"]) | set(reworked))
-            touched = [p for p in reworked if is_protected(p, self.config.protected_paths)]
+            touched = [p for p in reworked if is_protected(p, self._protected(a))]
             state["commit"] = cand.commit_all(f"farm: {a.hypothesis.id} rework {attempt + 1}") or before
             if touched:
                 raise Outcome(Status.TAMPERED, f"rework {attempt + 1} touches protected path(s): "

@@ -13,7 +13,8 @@ directory (not in the target repository), its output and files in <workdir>/logs
 and prints up to N lines, each one JSON object: {"id": "...", "category": "...", "text": "..."} (category
 optional). Each hypothesis goes to the strategy's coding agent like a listed one. A line that is not such an
 object, or has an id that is taken or not of the form NAME_PATTERN, or has no text, or comes after the N-th,
-is rejected with a reason (an `events` row each); the valid lines of the same output are kept.
+is rejected with a reason (an `events` row each); the valid lines of the same output are kept. The campaign
+(scheduler/campaign.py, `planned`) decides when the planner is done.
 """
 from __future__ import annotations
 
@@ -85,6 +86,14 @@ def run_planner(strategy: StrategyConfig, campaign: str, memory: str, taken: set
                 directory: pathlib.Path, call: int, repo: pathlib.Path, tip: str, tag: str) -> Plan:
     """Run the strategy's planner once in `cwd` (its log, memory and ids files in `directory`) and read its
     output."""
+    try:
+        return _run(strategy, campaign, memory, taken, cwd, directory, call, repo, tip, tag)
+    except Exception as error:  # noqa: BLE001 -- whatever goes wrong is this call's failure, not the campaign's
+        return Plan(error=f"the planner could not run: {type(error).__name__}: {error}")
+
+
+def _run(strategy: StrategyConfig, campaign: str, memory: str, taken: set[str], cwd: pathlib.Path,
+         directory: pathlib.Path, call: int, repo: pathlib.Path, tip: str, tag: str) -> Plan:
     planner = strategy.planner
     directory.mkdir(parents=True, exist_ok=True)
     memory_file = directory / f"memory-{call}.md"

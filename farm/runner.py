@@ -110,9 +110,9 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
     full_env = dict(os.environ)
     full_env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + full_env.get("PATH", "")
     full_env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep checkouts free of untracked files
-    if pinning is not None:
-        full_env.update(pinning.environment())
     full_env.update(env or {})
+    if pinning is not None:  # after `env`: a checkout's env file cannot unpin its phases
+        full_env.update(pinning.environment())
     full_env[TAG_VARIABLE] = command_tag
     start = time.monotonic()
     # Output goes to files, not pipes: a background child holding a pipe open would keep the phase

@@ -6,13 +6,13 @@ base ref, and the worker CPU sets on this machine. Every problem found is one li
 from __future__ import annotations
 
 import pathlib
-import re
 from dataclasses import dataclass
 
-from farm import agents
+from farm import agents, knobs
 from farm.config import CampaignConfig
 from farm.errors import ConfigError, TargetError
 from farm.hypotheses import load_hypotheses
+from farm.pipeline import is_protected
 from farm.records import Hypothesis
 from farm.target import base_commit as base_of
 from farm.target import inspect_target
@@ -87,8 +87,19 @@ def _hypotheses(config: CampaignConfig, repo, problems: list[str], skip_refs: bo
 
 
 def _knob_files(config: CampaignConfig, repo, base_commit: str) -> list[str]:
-    """A file knob whose file or pattern is not in the base commit would crash every experiment."""
+    """A file knob whose file or pattern is not in the base commit would crash every experiment; an env file
+    that git ignores or that is protected would lose (or refuse) every setting written to it."""
     problems = []
+    env_file = config.phases.env_file
+    if any(k.write.file is None for s in config.strategies for k in (s.knobs.params if s.knobs else [])):
+        if is_protected(env_file, config.protected_paths):
+            problems.append(config.problem("phases.env_file", f"{env_file} is a protected path; knobs write it"))
+        try:
+            repo.git("check-ignore", "-q", env_file)
+            problems.append(config.problem("phases.env_file", f"git ignores {env_file}, so a setting would not "
+                                                              f"be committed; give a path git tracks"))
+        except WorktreeError:
+            pass  # not ignored
     for index, strategy in enumerate(config.strategies):
         for number, knob in enumerate(strategy.knobs.params if strategy.knobs else []):
             if knob.write.file is None:
@@ -99,7 +110,7 @@ def _knob_files(config: CampaignConfig, repo, base_commit: str) -> list[str]:
             except WorktreeError:
                 problems.append(config.problem(where, f"no file {knob.write.file} in {config.target.base_ref}"))
                 continue
-            if re.search(knob.write.pattern, text, re.MULTILINE) is None:
+            if knobs.value_place(knob.write.pattern, text) is None:
                 problems.append(config.problem(where, f"the pattern matches nothing in {knob.write.file} of "
                                                       f"{config.target.base_ref}"))
     return problems

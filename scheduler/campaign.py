@@ -128,7 +128,7 @@ class Campaign:
 
     def blocked(self) -> list[str]:
         """With nothing in flight: hypotheses that still wait and can never start."""
-        if self.in_flight or self.stopping or self.planner_due():
+        if self.in_flight or self.stopping:
             return []
         return [f"{h} (after {self.hypotheses.by_id[h].after})" for h in self.hypotheses.waiting()]
 
@@ -145,32 +145,35 @@ class Campaign:
         return None
 
     def planned(self, strategy: str, plan: Plan) -> None:
-        """What a planner call proposed: valid hypotheses join the queue, each rejected line is an event."""
+        """What a planner call proposed: valid hypotheses join the queue, each line not taken is an event. A call
+        that failed, or printed lines of which none was valid, counts as a failure; two in a row end the
+        planner, as does an empty answer or reaching max_hypotheses."""
         state = self.planners[strategy]
         state["calls"] += 1
-        now = time.time()
-        if plan.error is not None:
-            state["failures"] += 1
-            state["done"] = state["failures"] >= 2
-            self._write("add_events", self.name, [(now, None, None, "planner", f"{strategy}: {plan.error}" + (
-                "; giving up on this planner" if state["done"] else "; it will be called again"))])
-            self.say(f"planner of {strategy}: {plan.error}")
-            return
-        state["failures"] = 0
-        events = [(now, None, None, "planner_rejected", f"{strategy}: rejected line {line!r}: {why}")
-                  for line, why in plan.rejected]
         limit = next(s.planner.max_hypotheses for s in self.config.strategies if s.name == strategy)
         new = plan.hypotheses[:max(0, limit - state["proposed"])]
-        state["proposed"] += len(new)
-        state["done"] = not new or state["proposed"] >= limit
+        rejected = plan.rejected + [(h.id, f"beyond max_hypotheses ({limit})") for h in plan.hypotheses[len(new):]]
+        failure = plan.error or (None if new or not rejected else f"none of its {len(rejected)} line(s) was a "
+                                                                   f"valid hypothesis")
+        if failure:
+            state["failures"] += 1
+            state["done"] = state["failures"] >= 2
+        else:
+            state["failures"] = 0
+            state["proposed"] += len(new)
+            state["done"] = not new or state["proposed"] >= limit
         if new:
             self.hypotheses.add(new)
             self._write("add_planned", self.name, strategy, new)
-        summary = (f"planner of {strategy}: {len(new)} hypothesis(es) ({', '.join(h.id for h in new) or 'none'}), "
-                   f"{len(plan.rejected)} line(s) rejected" + ("; the planner is done" if state["done"] else ""))
-        self._write("add_events", self.name, events + [(now, None, None, "planner", summary)])
+        summary = (f"planner of {strategy}: " + (f"{failure}; " if failure else "")
+                   + f"{len(new)} hypothesis(es) ({', '.join(h.id for h in new) or 'none'}), {len(rejected)} line(s) "
+                   f"rejected" + ("; the planner is done" if state["done"] else ""))
+        now = time.time()
+        self._write("add_events", self.name, [(now, None, None, "planner_rejected", f"{strategy}: rejected line "
+                                                                                    f"{line!r}: {why}")
+                                              for line, why in rejected] + [(now, None, None, "planner", summary)])
         self.say(summary)
-        for line, why in plan.rejected:
+        for line, why in rejected:
             self.say(f"planner of {strategy}: rejected {line!r}: {why}")
 
     # -- results -------------------------------------------------------------

@@ -29,7 +29,7 @@ from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
 from farm.planner import Plan, run_planner
-from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers, run_key
+from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers, kill_tagged, run_key
 from farm.records import Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
@@ -186,7 +186,7 @@ class Coordinator:
         be half-way through a step: the store keeps its last saved state (which --resume continues), and only
         the experiments that were running are marked lost. Each step runs even if an earlier one fails; the
         error that ended the campaign is the one raised."""
-        steps = [self.pool.kill_all, lambda: self.planner_thread.shutdown(wait=True, cancel_futures=True)]
+        steps = [self.pool.kill_all, self._stop_planner]
         if status == "failed":
             steps += [lambda: ray.get([self.store.call.remote("mark_lost", experiment_id, "the campaign failed")
                                        for experiment_id in self.campaign.in_flight])]
@@ -203,6 +203,19 @@ class Coordinator:
                 if status != "failed":
                     raise
                 self.progress.say(f"while stopping after a failure: {type(error).__name__}: {error}")
+
+    def _stop_planner(self) -> None:
+        """Kill a running planner call (again, until its thread is done: it may have started its command after
+        the pool killed the campaign's processes)."""
+        self.planner_thread.shutdown(wait=False, cancel_futures=True)
+        if self.planning is not None:
+            future = self.planning[1]
+            while not future.done():
+                kill_tagged(self._planner_tag())
+                concurrent.futures.wait([future], timeout=WAIT_SECONDS)
+
+    def _planner_tag(self) -> str:
+        return f"{run_key(self.name, self.workdir)}:planner"
 
     def _loop(self) -> None:
         announced = 0
@@ -275,8 +288,8 @@ class Coordinator:
         self.progress.say(f"planner of {strategy}: call {call}, asking for {config.planner.batch} hypotheses")
         future = self.planner_thread.submit(
             run_planner, config, self.name, self._memory(strategy)[0], set(self.campaign.hypotheses.by_id),
-            self.config.resolve("."), self.workdir / "logs" / "planner" / strategy, call, self.repo.path, self.campaign.tip,
-            f"{run_key(self.name, self.workdir)}:planner")
+            self.config.resolve("."), self.workdir / "logs" / "planner" / strategy, call, self.repo.path,
+            self.campaign.tip, self._planner_tag())
         self.planning = (strategy, future)
 
     def _collect(self, ref) -> None:

@@ -7,6 +7,8 @@ data: stored with the campaign's state (planned hypotheses whole) and restored o
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 
 from farm.records import Hypothesis
 
@@ -22,11 +24,13 @@ class HypothesisQueue:
         self.planned: list[Hypothesis] = []  # added by planners, not in the campaign file
 
     def add(self, hypotheses: list[Hypothesis]) -> None:
-        """Planned hypotheses, run after those pending."""
+        """Planned hypotheses, interleaved with those pending (one after each), so that a long list of other
+        strategies' hypotheses does not starve the planner's strategy."""
         for hypothesis in hypotheses:
             self.by_id[hypothesis.id] = hypothesis
-            self.pending.append(hypothesis.id)
             self.planned.append(hypothesis)
+        others, new = list(self.pending), [h.id for h in hypotheses]
+        self.pending = [i for pair in zip(new, others) for i in pair] + new[len(others):] + others[len(new):]
 
     def budget_spent(self) -> bool:
         return self.max_screens is not None and self.started >= self.max_screens
@@ -66,7 +70,9 @@ class HypothesisQueue:
 
     def to_dict(self) -> dict:
         planned = {h.id for h in self.planned}
-        return {"all": [i for i in self.by_id if i not in planned], "pending": self.pending, "again": self.again_ids,
+        return {"all": [i for i in self.by_id if i not in planned],
+                "digests": {i: _digest(h) for i, h in self.by_id.items() if i not in planned},
+                "pending": self.pending, "again": self.again_ids,
                 "settled": sorted(self.settled), "started": self.started,
                 "planned": [dataclasses.asdict(h) for h in self.planned]}
 
@@ -77,9 +83,20 @@ class HypothesisQueue:
             raise ValueError(f"the campaign file's hypotheses changed since the campaign started (missing now: "
                              f"{sorted(stored - configured)}, new: {sorted(configured - stored)}); put them back, "
                              f"or run the new ones as a new campaign")
+        changed = sorted(i for i, digest in data.get("digests", {}).items() if digest != _digest(self.by_id[i]))
+        if changed:
+            raise ValueError(f"hypotheses {changed} are not what they were when the campaign started (their text, "
+                             f"patch, knob setting or commit changed); put them back, or start a new campaign")
         self.add([Hypothesis(**{**h, "rework": tuple(h["rework"]), "knobs": tuple(map(tuple, h["knobs"]))})
                   for h in data.get("planned", [])])
         self.pending = list(data["pending"])
         self.again_ids = list(data["again"])
         self.settled = set(data["settled"])
         self.started = data["started"]
+
+
+def _digest(hypothesis: Hypothesis) -> str:
+    """What a hypothesis does (not how it is shown): a resumed campaign must run what it started with."""
+    fields = dataclasses.asdict(hypothesis)
+    del fields["source"]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,4 +1,6 @@
 """Knob settings: the grid and the seeded random draw, and how each kind of knob is written into a checkout."""
+import re
+
 import pytest
 
 from farm import knobs
@@ -61,3 +63,50 @@ def test_an_env_file_skips_comments_and_blank_lines(tmp_path):
     (tmp_path / "env").write_text("# a comment\n\nA=1\nB=x=y\nnot a variable\n")
     assert knobs.read_env_file(tmp_path / "env") == {"A": "1", "B": "x=y"}
     assert knobs.read_env_file(tmp_path / "absent") == {}
+
+
+def test_a_group_that_took_no_part_in_the_match_is_an_error_not_a_write_at_the_end(tmp_path):
+    (tmp_path / "opt.h").write_text("#define OPT\nint x;\n")
+    optional = KnobsConfig(params=[{"name": "opt", "values": ["3"],
+                                    "write": {"file": "opt.h", "pattern": r"^#define OPT(?: (\d+))?$"}}])
+    with pytest.raises(knobs.KnobError, match="its group"):
+        knobs.write(tmp_path, optional, (("opt", "3"),), ".farm-env")
+    assert (tmp_path / "opt.h").read_text() == "#define OPT\nint x;\n"
+
+
+def test_a_crlf_file_keeps_its_line_ends_and_the_env_file_its_other_lines(tmp_path):
+    (tmp_path / "knobs.cmake").write_bytes(b'set(OPT "-O3")\r\nset(OTHER "x")\r\n')
+    (tmp_path / ".farm-env").write_text("# mine\nKEEP=me\nnot a variable\nBLOCK=8\n")
+    crlf = config().model_dump()
+    crlf["params"][0]["write"]["pattern"] = r'^set\(OPT "([^"]*)"\)'  # `$` would not match before \r
+    knobs.write(tmp_path, KnobsConfig(**crlf), (("opt", "-O2"), ("block", "32"), ("arch", ""),
+                                                ("math", "-ffast-math")), ".farm-env")
+    assert (tmp_path / "knobs.cmake").read_bytes() == b'set(OPT "-O2")\r\nset(OTHER "x")\r\n'
+    assert (tmp_path / ".farm-env").read_text() == ("# mine\nKEEP=me\nnot a variable\nBLOCK=32\n"
+                                                    "CXXFLAGS=-ffast-math\n")
+
+
+def test_a_random_search_over_a_huge_grid_never_lists_it():
+    huge = KnobsConfig(search="random", samples=4, seed=3, params=[
+        {"name": name, "range": {"min": 1, "max": 5000, "step": 1}, "write": {"env": name.upper()}}
+        for name in ("a", "b", "c")])  # 1.25e11 settings
+    drawn = knobs.settings(huge)
+    assert len(set(drawn)) == 4 and drawn == sorted(drawn, key=lambda s: [int(v) for _, v in s])
+    assert all(1 <= int(value) <= 5000 for setting in drawn for _, value in setting)
+
+
+@pytest.mark.parametrize("params, message", [
+    ([{"name": "x", "range": {"min": 10, "max": 5, "step": 1}, "write": {"env": "X"}}], "min (10) is larger than max"),
+    ([{"name": "x", "values": [1, 2, 1], "write": {"env": "X"}}], "values repeat"),
+    ([{"name": "x", "values": [1], "write": {"env": "X"}}, {"name": "y", "values": [2], "write": {"flags": "X"}}],
+     "knobs x (env), y (flags) all write X"),
+])
+def test_knob_definitions_that_would_repeat_a_setting_or_fight_over_a_variable_are_refused(params, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        KnobsConfig(params=params)
+
+
+def test_close_range_values_stay_distinct():
+    knob = KnobsConfig(params=[{"name": "x", "range": {"min": 1000000, "max": 1000001, "step": 0.5},
+                                "write": {"env": "X"}}]).params[0]
+    assert knob.choices() == ["1000000", "1000000.5", "1000001"]

@@ -42,6 +42,14 @@ def test_pinning_reaches_the_child_with_matching_openmp_environment(tmp_path):
     assert result.stdout.split() == [f"[{cpu}]", "1", f"{{{cpu}}}"]
 
 
+def test_variables_given_to_a_phase_cannot_unpin_it(tmp_path):
+    # A checkout's env file reaches run_command as `env`: it must not change the OpenMP pinning.
+    cpu = min(os.sched_getaffinity(0))
+    result = run_command("bench", "echo $OMP_NUM_THREADS $OMP_PLACES $MINE", tmp_path, 10, Pinning((cpu,)),
+                         env={"OMP_NUM_THREADS": "8", "OMP_PLACES": "cores", "MINE": "kept"})
+    assert result.stdout.split() == ["1", f"{{{cpu}}}", "kept"]
+
+
 def test_failure_shows_exit_code_and_the_telling_line(tmp_path, ):
     with pytest.raises(PhaseError) as info:
         run_command("build", "echo compiling; echo 'x.cpp:3: error: expected ;' >&2; exit 3", tmp_path, 30, None)

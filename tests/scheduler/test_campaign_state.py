@@ -1,4 +1,5 @@
 """The campaign's decisions without Ray: assignment, lost attempts, stored state, resume (with a real store)."""
+import dataclasses
 import json
 import time
 
@@ -168,6 +169,12 @@ def test_resuming_with_other_hypotheses_in_the_campaign_file_is_refused(tmp_path
         _campaign(tmp_path, ids=("h1",)).restore(state)
     with pytest.raises(ValueError, match=r"missing now: \[\], new: \['h3'\]"):
         _campaign(tmp_path, ids=("h1", "h2", "h3")).restore(state)
+    # The same ids doing something else (a knob's values reordered, a branch that moved, an edited patch).
+    edited = _campaign(tmp_path, ids=("h1", "h2"))
+    edited.hypotheses.by_id["h2"] = dataclasses.replace(edited.hypotheses.by_id["h2"], knobs=(("opt", "-O2"),))
+    with pytest.raises(ValueError, match=r"hypotheses \['h2'\] are not what they were"):
+        edited.restore(state)
+    _campaign(tmp_path, ids=("h1", "h2")).restore(state)  # unchanged: resumes
 
 
 def test_a_baseline_suspect_on_two_benchmarks_at_once_measures_each_experiment_again_once(tmp_path):
@@ -211,6 +218,7 @@ def test_after_k_discards_in_a_category_its_other_hypotheses_are_skipped(tmp_pat
     assert events == ["h3: skipped, category c of s is exhausted (2 discards, no keep)"]
     restored = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",), exhausted_after=2,
                          agent="command")
+    restored.hypotheses.by_id["h4"] = campaign.hypotheses.by_id["h4"]
     restored.restore(json.loads(json.dumps(campaign.to_dict())))
     assert restored.exhausted("s") == ["c"]
 

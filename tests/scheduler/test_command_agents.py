@@ -30,7 +30,8 @@ def test_command_agents_outcomes_are_recorded_and_a_hanging_agent_leaves_nothing
     marker = new_marker()
     strategies = [_strategy("speed_up", "speed_up.py"), _strategy("hang", "hang.py", marker, timeout=5),
                   _strategy("harness", "touch_harness.py"), _strategy("rework", "rework.py"),
-                  _strategy("outside", "write_outside.py"), _strategy("unlink", "unlink_git.py")]
+                  _strategy("outside", "write_outside.py"), _strategy("unlink", "unlink_git.py"),
+                  _strategy("set_env", "set_env.py")]
     data = config_dict(repo, [], workers={"count": 1}, measurement={"mode": "exclusive"},
                        merge={"enabled": False})
     # A patch whose rework rewrites the guard: on main the rework's diff was never checked, and it was kept.
@@ -62,6 +63,7 @@ def test_command_agents_outcomes_are_recorded_and_a_hanging_agent_leaves_nothing
     assert rows["rework"][3] == "restored the squares the guard checks\n"
     assert rows["outside"][0] == "tampered" and "outside.txt" in rows["outside"][1]
     assert rows["unlink"][0] == "tampered" and ".git link" in rows["unlink"][1]
+    assert rows["set_env"][0] == "tampered" and "protected path(s): .farm-env" in rows["set_env"][1]
     assert rows["rework_guard"][0] == "tampered" and "rework 1 touches protected path(s): guard.sh" in \
         rows["rework_guard"][1]
     assert marked_pids(marker) == []  # the hanging agent's children, the setsid one included

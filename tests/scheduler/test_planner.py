@@ -85,16 +85,16 @@ def test_the_campaign_calls_the_planner_when_its_strategy_has_nothing_waiting_un
     campaign = _planner_campaign(tmp_path)
     recorder = Recorder(tmp_path, campaign)
     recorder.store.add_hypotheses("tiny", list(campaign.hypotheses.by_id.values()), {"s": "patch", "plans": "command"})
-    assert campaign.planner_due() == "plans" and campaign.blocked() == []
+    assert campaign.planner_due() == "plans"
     campaign.planned("plans", _plan(campaign, "p1", "p2", bad=["nonsense"]))
     recorder.save()
     assert campaign.planner_due() is None  # p1 and p2 wait
+    assert campaign.hypotheses.pending == ["p1", "h1", "p2"]  # interleaved with the other strategies' ones
     canary = campaign.assign("w0", (0,))
     campaign.finish(_result(canary, Status.AA_CLEAN))
-    assert [campaign.assign("w0", (0,)).hypothesis.id for _ in range(1)] == ["h1"]
     p1 = campaign.assign("w0", (0,))
     assert p1.hypothesis.id == "p1" and p1.kind is Kind.SCREEN and p1.parent_commit == BASE
-    assert campaign.planner_due() is None
+    assert campaign.assign("w0", (0,)).hypothesis.id == "h1" and campaign.planner_due() is None
     campaign.assign("w0", (0,))  # p2: nothing of the strategy waits now
     assert campaign.planner_due() == "plans"
     campaign.planned("plans", _plan(campaign, "p3", "p4"))  # only one more fits max_hypotheses = 3
@@ -102,23 +102,41 @@ def test_the_campaign_calls_the_planner_when_its_strategy_has_nothing_waiting_un
     assert campaign.planners["plans"] == {"calls": 2, "proposed": 3, "failures": 0, "done": True}
     assert campaign.planner_due() is None and "p4" not in campaign.hypotheses.by_id
     events = [m for (m,) in recorder.rows("SELECT message FROM events WHERE kind = 'planner_rejected'")]
-    assert len(events) == 1 and events[0].startswith("plans: rejected line 'nonsense': not JSON")
+    assert events[0].startswith("plans: rejected line 'nonsense': not JSON")
+    assert events[1:] == ["plans: rejected line 'p4': beyond max_hypotheses (3)"]
     assert recorder.rows("SELECT id, source FROM hypotheses WHERE strategy = 'plans' ORDER BY id") == [
         ("p1", "planner of plans"), ("p2", "planner of plans"), ("p3", "planner of plans")]
     assert recorder.rows("SELECT hypotheses FROM strategies WHERE name = 'plans'") == [(3,)]
 
 
-def test_a_planner_that_proposes_nothing_or_fails_twice_is_done(tmp_path):
+def test_a_planner_that_proposes_nothing_or_fails_twice_in_a_row_is_done(tmp_path):
     campaign = _planner_campaign(tmp_path)
-    campaign.planned("plans", _plan(campaign))
+    campaign.planned("plans", _plan(campaign))  # an empty answer: no more ideas
     assert campaign.planners["plans"]["done"] and campaign.planner_due() is None
     campaign = _planner_campaign(tmp_path)
     failed = parse_plan("", STRATEGY, set(), 2)
     failed.error = "the planner failed: exit 1"
     campaign.planned("plans", failed)
-    assert campaign.planner_due() == "plans"  # called again once
+    assert campaign.planner_due() == "plans"  # called again
+    campaign.planned("plans", _plan(campaign, "p1"))
+    assert campaign.hypotheses.next().id == "p1"  # started: nothing of the strategy waits
+    assert campaign.planners["plans"]["failures"] == 0 and campaign.planner_due() == "plans"
     campaign.planned("plans", failed)
-    assert campaign.planner_due() is None
+    assert campaign.planner_due() == "plans"  # one failure since the success: called again
+    campaign.planned("plans", _plan(campaign, bad=["Sorry, I cannot help with that.", '{"id": "p1", "text": "x"}']))
+    assert campaign.planner_due() is None  # lines, but none valid: a second failure in a row
+    assert campaign.planners["plans"] == {"calls": 4, "proposed": 1, "failures": 2, "done": True}
+
+
+def test_valid_lines_beyond_max_hypotheses_are_rejected_events(tmp_path):
+    campaign = _planner_campaign(tmp_path)
+    recorder = Recorder(tmp_path, campaign)
+    campaign.planned("plans", _plan(campaign, "p1", "p2"))
+    campaign.hypotheses.pending.clear()
+    campaign.planned("plans", _plan(campaign, "p3", "p4"))  # max_hypotheses 3: p4 is one too many
+    recorder.save()
+    assert recorder.rows("SELECT message FROM events WHERE kind = 'planner_rejected'") == [
+        ("plans: rejected line 'p4': beyond max_hypotheses (3)",)]
 
 
 def test_planned_hypotheses_survive_a_resume(tmp_path):
@@ -128,7 +146,7 @@ def test_planned_hypotheses_survive_a_resume(tmp_path):
     recorder.save()
     resumed = _planner_campaign(tmp_path)
     resumed.restore(recorder.store.load_state("tiny"))
-    assert resumed.hypotheses.pending == ["h1", "p1", "p2"] and resumed.hypotheses.by_id["p2"].text == "do p2"
+    assert resumed.hypotheses.pending == ["p1", "h1", "p2"] and resumed.hypotheses.by_id["p2"].text == "do p2"
     assert resumed.planners["plans"]["proposed"] == 2 and resumed.planner_due() is None
 
 

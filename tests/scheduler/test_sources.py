@@ -46,9 +46,12 @@ def test_existing_commits_get_each_its_verdict_against_its_own_parent(local_ray,
     con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
     rows = {h: (status, parent) for h, status, parent in con.execute(
         "SELECT hypothesis_id, status, parent_commit FROM experiments WHERE kind = 'screen'").fetchall()}
-    # "the whole loop again" would not apply as a patch on the base: it is realised from its own tree.
+    # "the whole loop again" would not apply as a patch on the base: it is realised from its own tree. The
+    # readme changes nothing measurable: its verdict is a coin with alpha on one side, so only its parent is known.
+    docs_status, docs_parent = rows.pop(f"hist-{docs[:10]}")
+    assert docs_parent == slow and docs_status in ("keep", "discard")
     assert rows == {f"hist-{fast[:10]}": ("keep", base), f"hist-{slow[:10]}": ("discard", fast),
-                    f"hist-{docs[:10]}": ("discard", slow), "hist-feature-half": ("keep", base)}
+                    "hist-feature-half": ("keep", base)}
     texts = dict(con.execute("SELECT id, text FROM hypotheses").fetchall())
     assert texts[f"hist-{slow[:10]}"] == "the whole loop again"
     regressed = con.execute(f"SELECT verdict FROM decisions d JOIN experiments e ON e.id = d.experiment_id "
@@ -112,6 +115,8 @@ def test_a_knob_search_lands_the_best_setting_and_a_planner_feeds_its_agent(loca
     (tmp_path / "plan.py").write_text(PLANNER)
     (tmp_path / "agent.py").write_text(AGENT)
     data = config_dict(repo, [], measurement={"mode": "exclusive"})
+    # Enough blocks that a 2x step is called on a loaded machine (A/A noise up to 25 % per block seen here).
+    data["acceptance"]["max_blocks"] = 10
     data["phases"]["guard"] = {"command": "true"}
     data["protected_paths"] = []
     data["strategies"] = [
@@ -129,14 +134,14 @@ def test_a_knob_search_lands_the_best_setting_and_a_planner_feeds_its_agent(loca
     texts = dict(con.execute("SELECT id, text FROM hypotheses WHERE strategy = 'knobs'").fetchall())
     assert texts == {"knobs-001": "step=1 fast=''", "knobs-002": "step=1 fast=-fast", "knobs-003": "step=4 fast=''",
                      "knobs-004": "step=4 fast=-fast"}
-    assert screens["knobs-001"] == "discard" and screens["knobs-004"] == "keep"
+    assert screens["knobs-004"] == "keep"
     # Whatever landed first, a better setting is written on the tip and re-measured: the best one ends there.
     tip = summary.tip
     assert git(repo, "show", f"{tip}:knobs.txt") == "step = 4"
     assert "PYFLAGS=-fast" in git(repo, "show", f"{tip}:.farm-env").splitlines()
     landed = [h for (h,) in con.execute("SELECT e.hypothesis_id FROM merges m JOIN experiments e "
                                         "ON e.id = m.experiment_id WHERE m.landed ORDER BY m.position").fetchall()]
-    assert landed[-1] == "knobs-004"
+    assert landed[-1] == "knobs-004" and "knobs-001" not in landed  # the no-op setting never lands
 
     # The planner: its valid lines ran through the agent, its invalid ones are events with their reasons.
     assert {h for h in screens if h.startswith("p")} == {"p1", "p2", "p3"}
