@@ -39,6 +39,7 @@ def test_existing_commits_get_each_its_verdict_against_its_own_parent(local_ray,
     slow = commit_edit(repo, "prog.py", "N = 100000", "N = 400000", "the whole loop again")
     docs = commit_edit(repo, "README", None, "the tiny target\n", "a readme")
     data = config_dict(repo, [], workers={"count": 1}, measurement={"mode": "exclusive"})
+    data["acceptance"]["max_blocks"] = 10  # a 2x step is called on a loaded machine too
     data["strategies"] = [{"name": "hist", "refs": {"range": f"{base}..main", "branches": ["feature/half"]}}]
     summary = run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb",
                            echo=lambda line: None)
