@@ -1,5 +1,5 @@
 """A campaign on a target whose truth is known: one real 25 % win among null changes, decided on this
-machine's noise with the production acceptance defaults (only the block budget is smaller).
+machine's noise with the production acceptance defaults.
 
 The target is pure Python (no build: every build is byte-identical, so the floor is min_effect). The win
 does a quarter less work; the nulls change comments, names and formatting that cost nothing at run time.
@@ -28,7 +28,8 @@ def test_the_real_win_is_kept_and_no_null_change_is(local_ray, tmp_path):
         patch = make_patch(repo, tmp_path / f"{name}.patch", old, new)
         hypotheses.append({"id": name, "category": "null", "patch": str(patch)})
     data = config_dict(repo, hypotheses, merge={"enabled": False})
-    data["acceptance"] = {"max_blocks": 12, "extension_looks": [16]}  # production alpha, beta, min_effect 2 %
+    data["acceptance"] = {}  # production defaults: alpha, beta, min_effect 2 %, up to 20 blocks and 30 extended
+    # (with at most 16 blocks the win was missed twice in a row under the full suite on this VM: +-25 % per block)
     run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb",
                  echo=lambda line: None)
     con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
