@@ -242,10 +242,15 @@ class Campaign:
         if result.status is Status.KEEP:
             self._land(kept, result.commit, remeasured=result)
             return
+        vanished = result.status is Status.DISCARD and kept.parent_commit != a.parent_commit
+        why = (f"its gain vanished on top of the winners landed since it was screened (screened "
+               f"{_times(kept.effect)}, re-measured {_times(result.effect)} against the tip)" if vanished
+               else f"{result.status.value} against the tip")
         self._write("add_merge", kept.experiment_id, self.name, None, kept.effect, result.effect,
-                    result.experiment_id, False, None, f"{result.status.value}: {result.reason}")
+                    result.experiment_id, False, None, f"{why}: {result.reason}" if vanished
+                    else f"{result.status.value}: {result.reason}")
         self.hypotheses.settle(kept.hypothesis_id)
-        self.say(f"not landed: {kept.hypothesis_id} ({result.status.value} against the tip)")
+        self.say(f"not landed: {kept.hypothesis_id} ({why})")
 
     def _land(self, kept: Kept, commit: str, remeasured: ExperimentResult | None) -> None:
         """The store records the landing; the coordinator moves the branch once that is written."""
@@ -377,3 +382,7 @@ class Campaign:
         return Assignment(data["experiment_id"], self.name, kind, hypothesis, data["parent_commit"], data["branch"],
                           screened_experiment=data["screened_experiment"], pick_base=data["pick_base"],
                           pick_tip=data["pick_tip"], retry_of=data["retry_of"])
+
+
+def _times(effect: float | None) -> str:
+    return f"{effect:.3f}x" if effect else "-"

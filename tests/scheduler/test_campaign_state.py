@@ -265,3 +265,23 @@ def test_nothing_landed_means_no_final_confirmation(tmp_path):
     campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
     campaign.finish(_result(campaign.assign("w0", (0,)), Status.DISCARD))
     assert campaign.assign("w0", (0,)) is None
+
+
+def test_a_winner_whose_gain_vanishes_on_top_of_earlier_winners_is_reported_as_such(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1", "h2"), workers=("w0", "w1"))
+    recorder = Recorder(tmp_path, campaign)
+    for worker in ("w0", "w1"):
+        campaign.finish(_result(campaign.assign(worker, (0,)), Status.AA_CLEAN))
+    first, second = campaign.assign("w0", (0,)), campaign.assign("w1", (1,))  # both screened on the base
+    campaign.finish(_result(first, Status.KEEP, effect=0.7, commit="c" * 40, ratio=0.7))
+    campaign.finish(_result(second, Status.KEEP, effect=0.8, commit="e" * 40, ratio=0.8))
+    merge = campaign.assign("w0", (0,))
+    assert merge.screened_experiment == first.experiment_id  # the larger win lands first
+    campaign.finish(_result(merge, Status.KEEP, effect=0.7, commit="d" * 40, ratio=0.7))
+    late = campaign.assign("w1", (1,))
+    assert late.screened_experiment == second.experiment_id and late.parent_commit == "d" * 40
+    campaign.finish(_result(late, Status.DISCARD, effect=0.99, ratio=0.99))
+    recorder.save()
+    assert recorder.rows("SELECT reason FROM merges WHERE NOT landed")[0][0].startswith(
+        "its gain vanished on top of the winners landed since it was screened (screened 0.800x, re-measured "
+        "0.990x against the tip)")
