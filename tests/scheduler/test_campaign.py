@@ -50,7 +50,8 @@ def test_campaign_lands_the_win_and_records_every_bad_input(local_ray, tmp_path)
     # Every measured experiment has both arms in every block, on its worker's own CPU set.
     per_arm = con.execute("""SELECT e.id, s.arm, count(*), any_value(e.blocks) FROM samples s
                              JOIN experiments e ON e.id = s.experiment_id
-                             WHERE e.status IN ('keep', 'discard') GROUP BY e.id, s.arm""").fetchall()
+                             WHERE e.status IN ('keep', 'discard') AND e.kind <> 'confirm'
+                             GROUP BY e.id, s.arm""").fetchall()
     assert per_arm and all(n == blocks and 3 <= blocks <= 4 for _, _, n, blocks in per_arm)
     # Each worker measured the parent against itself first (A/A: its noise floor and a canary).
     canaries = con.execute("SELECT worker, status, blocks FROM experiments WHERE kind = 'aa' ORDER BY 1").fetchall()
