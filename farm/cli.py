@@ -13,7 +13,7 @@ import click
 
 from farm.config import CampaignConfig, load_config
 from farm.errors import ConfigError, FarmError, StoreError
-from farm.report import acceptance_summary, format_table, summary_table, write_progress_png
+from farm.report import acceptance_summary, confirmation_summary, format_table, summary_table, write_progress_png
 from farm.store import open_readonly
 
 
@@ -124,6 +124,9 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
                                max_experiments=max_experiments, echo=lambda line: click.echo(line), resume=resume,
                                fresh=fresh)
     con = open_readonly(db_path)
+    headline = confirmation_summary(con, config.campaign)
+    if headline:
+        click.echo("\n" + headline)
     click.echo("\n" + summary_table(con, config.campaign))
     click.echo("\n" + acceptance_summary(con, config.campaign))
     png = write_progress_png(con, config.campaign, workdir_path / "progress.png")
@@ -254,6 +257,9 @@ def status(db):
         click.echo(f"campaign {campaign}: {state} (started {started:%Y-%m-%d %H:%M:%S}"
                    f"{f', finished {finished:%H:%M:%S}' if finished else ''}); "
                    + ", ".join(f"{n} {s}" for s, n in counts) + f"; {landed} landed on {branch}")
+        headline = confirmation_summary(con, campaign)
+        if headline:
+            click.echo(headline)
         click.echo(summary_table(con, campaign))
         click.echo(acceptance_summary(con, campaign) + "\n")
 

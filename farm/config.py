@@ -211,6 +211,17 @@ class MergeConfig(Model):
                                             "(used to check verdicts against known outcomes).")
     remeasure: bool = Field(True, description="Re-measure every kept experiment against the current integration "
                                               "tip before it lands (the reported effect).")
+    confirm_blocks: int = Field(12, ge=0, description="At the end, when something landed: the final integration "
+                                                      "tip against the campaign base in this many interleaved "
+                                                      "blocks, the campaign's headline number (0: no final "
+                                                      "confirmation).")
+
+    @field_validator("confirm_blocks")
+    @classmethod
+    def _enough_blocks(cls, blocks):
+        if 0 < blocks < 3:
+            raise ValueError("a confirmation needs at least 3 blocks (or 0 for none)")
+        return blocks
 
 
 class HypothesisConfig(Model):

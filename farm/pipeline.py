@@ -63,6 +63,12 @@ def fingerprint(checkout: pathlib.Path, patterns: list[str]) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def geometric_effect(decisions) -> float | None:
+    """The experiment's effect: the geometric mean of its benchmarks' ratios (< 1 is better)."""
+    ratios = [d.ratio for d in decisions if d.ratio == d.ratio]
+    return math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+
+
 def is_protected(path: str, protected: list[str]) -> bool:
     for entry in protected:
         if entry.endswith("/") and path.startswith(entry):
@@ -97,7 +103,7 @@ class ExperimentPipeline:
         state = {"commit": None, "ref_fp": None, "cand_fp": None, "decisions": (), "blocks": 0, "reworked": 0,
                  "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None}
         try:
-            run = self._run_aa if assignment.kind is Kind.AA else self._run
+            run = {Kind.AA: self._run_aa, Kind.CONFIRM: self._run_confirm}.get(assignment.kind, self._run)
             status, reason = run(assignment, state)
         except Outcome as outcome:
             status, reason = outcome.status, outcome.reason
@@ -138,8 +144,7 @@ class ExperimentPipeline:
         outcome = self._measure(ref, cand, a, state)
         decisions = outcome.decisions
         state["decisions"] = decisions
-        ratios = [d.ratio for d in decisions if d.ratio == d.ratio]
-        state["effect"] = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+        state["effect"] = geometric_effect(decisions)
         reason = f"{outcome.reason} ({state['blocks']} blocks)"
         if state["reworked"]:
             reason = f"reworked {state['reworked']}x after a guard failure; {reason}"
@@ -175,6 +180,25 @@ class ExperimentPipeline:
             state["artifacts"] = tuple(("build_bias", name, f"a second build of the same source differs: "
                                                             f"{outcome.reason}") for name in called)
         return Status.AA_CLEAN, f"{builds}; A/A noise per block: {noise}"
+
+    def _run_confirm(self, a: Assignment, state: dict) -> tuple[Status, str]:
+        """The final confirmation: the final integration tip (pick_tip) against the campaign base, in
+        merge.confirm_blocks interleaved blocks and one look. Its intervals are the campaign's headline."""
+        ref = self.slots.slot("ref", a.parent_commit)
+        cand = self.slots.slot("cand", a.parent_commit)
+        state["ref_fp"] = self._prepare_ref(ref, a)
+        cand.reset(a.pick_tip)
+        state["commit"] = a.pick_tip
+        state["cand_fp"] = self._build(cand, a.experiment_id, "the final tip")
+        blocks = self.config.merge.confirm_blocks
+        values = self._blocks(ref, cand, a.experiment_id, range(blocks), ("ref", "cand"), state)
+        outcome = decide_experiment(self._decide(values[0], values[1], a, (blocks,)),
+                                    alpha=self.config.acceptance.alpha, final=True)
+        state["decisions"] = outcome.decisions
+        state["effect"] = geometric_effect(outcome.decisions)
+        reason = f"final tip {a.pick_tip[:10]} against the base {a.parent_commit[:10]}: {outcome.reason} " \
+                 f"({blocks} blocks)"
+        return (Status.KEEP if outcome.outlook is Outlook.KEEP else Status.DISCARD), reason
 
     def _prepare_ref(self, ref: Slot, a: Assignment) -> str | None:
         """Check out and build the parent in the ref slot, once per parent."""

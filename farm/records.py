@@ -36,6 +36,7 @@ class Kind(str, enum.Enum):
     SCREEN = "screen"  # a hypothesis measured against its parent
     MERGE = "merge"  # a kept experiment re-applied on the integration tip and re-measured
     AA = "aa"  # the parent against a second build of itself: build bias for the floor, false-positive canary
+    CONFIRM = "confirm"  # at the end: the final integration tip (pick_tip) against the campaign base
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ class Assignment:
     hypothesis: Hypothesis
     parent_commit: str
     branch: str
-    # For MERGE: the screened experiment and the commits it added (pick_base..pick_tip).
+    # For MERGE: the screened experiment and the commits it added (pick_base..pick_tip); for CONFIRM, pick_tip
+    # is the final tip measured against parent_commit, the campaign base.
     screened_experiment: str | None = None
     pick_base: str | None = None
     pick_tip: str | None = None

@@ -1,10 +1,15 @@
-"""End-of-campaign reports: the summary table and progress.png, from the store."""
+"""End-of-campaign reports: the final confirmation, the summary table and progress.png, from the store."""
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 
 import duckdb
+import numpy as np
+from scipy import stats as scipy_stats
+
+from stats.decision import ratio_interval
 
 STATUS_STYLE = {  # status -> (marker, colour) in progress.png
     "keep": ("o", "tab:green"), "discard": ("x", "tab:red"), "guard_fail": ("s", "tab:orange"),
@@ -39,6 +44,56 @@ ORDER BY e.id
 def summary_table(con: duckdb.DuckDBPyConnection, campaign: str) -> str:
     cursor = con.execute(SUMMARY_SQL, [campaign])
     return format_table([d[0] for d in cursor.description], cursor.fetchall())
+
+
+def confirmation_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str | None:
+    """The campaign's headline: the final tip against the base (per benchmark, and overall as the geometric
+    mean over benchmarks per block, each with its interval), next to the product of the landed re-measured
+    ratios (its interval combines theirs as independent normal log errors). None before a confirmation."""
+    row = con.execute("SELECT id, blocks FROM experiments WHERE campaign = ? AND kind = 'confirm' AND status IN "
+                      "('keep', 'discard') ORDER BY started_at DESC LIMIT 1", [campaign]).fetchone()
+    if row is None:
+        return None
+    experiment, blocks = row
+    config = json.loads(con.execute("SELECT config_json FROM campaigns WHERE id = ?", [campaign]).fetchone()[0])
+    alpha = config.get("acceptance", {}).get("alpha", 0.05)
+    decisions = con.execute("SELECT benchmark, ratio, ci_low, ci_high FROM decisions WHERE experiment_id = ? "
+                            "ORDER BY benchmark", [experiment]).fetchall()
+    shown = "; ".join(f"{name} {ratio:.3f}x [{low:.3f}, {high:.3f}]" for name, ratio, low, high in decisions)
+    lines = [f"final confirmation ({experiment}: the final tip against the base, {blocks} blocks): "
+             f"overall {_overall(con, experiment, config, [d[0] for d in decisions], alpha)}; {shown}"]
+    landed = con.execute("""SELECT d.benchmark, d.ratio, d.ci_low, d.ci_high FROM merges m
+                            JOIN decisions d ON d.experiment_id = m.remeasure_experiment_id
+                            WHERE m.campaign = ? AND m.landed ORDER BY d.benchmark""", [campaign]).fetchall()
+    z = scipy_stats.norm.ppf(1 - alpha / 2)
+    products = []
+    for name in sorted({r[0] for r in landed}):
+        logs = [(math.log(r), (math.log(high) - math.log(low)) / (2 * z)) for b, r, low, high in landed if b == name]
+        centre, se = sum(c for c, _ in logs), math.sqrt(sum(e * e for _, e in logs))
+        products.append(f"{name} {math.exp(centre):.3f}x [{math.exp(centre - z * se):.3f}, "
+                        f"{math.exp(centre + z * se):.3f}]")
+    if products:
+        lines.append(f"product of the landed re-measured ratios: {'; '.join(products)}")
+    return "\n".join(lines)
+
+
+def _overall(con, experiment: str, config: dict, benchmarks: list[str], alpha: float) -> str:
+    """The geometric mean over benchmarks (each in its own direction) of every block, ref against cand."""
+    higher = {name for name, b in config.get("benchmarks", {}).items() if b.get("direction") == "higher"}
+    rows = con.execute("SELECT block, arm, benchmark, median(value) FROM samples WHERE experiment_id = ? "
+                       "GROUP BY ALL", [experiment]).fetchall()
+    per_block: dict[int, dict[str, list[float]]] = {}
+    for block, arm, name, value in rows:
+        if name in benchmarks and value > 0:
+            per_block.setdefault(block, {}).setdefault(arm, []).append(-math.log(value) if name in higher
+                                                                      else math.log(value))
+    pairs = [(np.mean(arms["ref"]), np.mean(arms["cand"])) for arms in per_block.values()
+             if len(arms.get("ref", [])) == len(arms.get("cand", [])) == len(benchmarks)]
+    try:
+        ratio, low, high = ratio_interval(np.exp([r for r, _ in pairs]), np.exp([c for _, c in pairs]), alpha)
+    except ValueError as error:
+        return f"not computed ({error})"
+    return f"{ratio:.3f}x [{low:.3f}, {high:.3f}]"
 
 
 def acceptance_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str:

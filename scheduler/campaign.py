@@ -29,6 +29,8 @@ from scheduler.merge_queue import Kept, MergeQueue
 AA_HYPOTHESIS = Hypothesis(id="aa", strategy="farm", category="canary", agent="aa",
                            text="A/A: the parent against a second build of itself (build bias, false-positive canary)",
                            patch="")
+CONFIRM_HYPOTHESIS = Hypothesis(id="confirm", strategy="farm", category="confirmation", agent="confirm",
+                                text="the final integration tip against the campaign base", patch="")
 MEASURED = (Status.KEEP, Status.DISCARD)
 STATE_VERSION = 1
 
@@ -43,7 +45,9 @@ class Campaign:
         self.hypotheses = HypothesisQueue(hypotheses, max_experiments)
         self.merges = MergeQueue()
         self.monitor = AcceptanceMonitor(config.acceptance.alpha, config.acceptance.canary_every)
+        self.base = base_commit
         self.tip = base_commit
+        self.confirmation: str | None = None  # the final confirmation's experiment id, once it started
         self.landed: list[str] = []  # screened experiment ids, in landing order
         self.counter = 0  # experiment ids handed out
         self.in_flight: dict[str, tuple[str, Assignment]] = {}  # experiment id -> (worker, assignment)
@@ -67,7 +71,7 @@ class Campaign:
         assignment = self.reserved.pop(worker, None) or (self.retry.pop(0) if self.retry else self._next())
         if assignment is None:
             return None
-        if assignment.kind is not Kind.AA and self.monitor.canary_due(worker):
+        if assignment.kind in (Kind.SCREEN, Kind.MERGE) and self.monitor.canary_due(worker):
             self.reserved[worker] = assignment
             assignment = self._new(Kind.AA, AA_HYPOTHESIS, assignment.parent_commit)
         self.counter += 1
@@ -76,6 +80,8 @@ class Campaign:
                              build_bias=self.monitor.build_bias(worker),
                              rebuild_ref=self.monitor.take_rebuild(worker, assignment.parent_commit))
         self.in_flight[experiment_id] = (worker, assignment)
+        if assignment.kind is Kind.CONFIRM:
+            self.confirmation = experiment_id
         self._write("start_experiment", experiment_id, self.name, assignment.hypothesis, assignment.kind.value,
                     assignment.parent_commit, assignment.branch, worker, cpus, assignment.screened_experiment,
                     assignment.retry_of)
@@ -115,9 +121,17 @@ class Campaign:
                              pick_tip=kept.commit)
         hypothesis = self.hypotheses.next()
         if hypothesis is None:
-            return None
+            return self._confirmation()
         # An existing commit (agent refs) is measured against its own parent, everything else against the tip.
         return self._new(Kind.SCREEN, hypothesis, hypothesis.parent or self.tip)
+
+    def _confirmation(self) -> Assignment | None:
+        """Once everything else is done and something landed: the final tip against the base, once."""
+        if (not self.config.merge.confirm_blocks or not self.landed or self.confirmation is not None
+                or self.in_flight or self.merges.waiting or self.merges.in_flight or self.planner_due()
+                or self.hypotheses.waiting()):
+            return None
+        return self._new(Kind.CONFIRM, CONFIRM_HYPOTHESIS, self.base, pick_base=self.base, pick_tip=self.tip)
 
     def _lands_as_is(self, kept: Kept) -> bool:
         """With merge.remeasure off, a kept commit whose parent is still the tip lands as it is."""
@@ -187,6 +201,9 @@ class Campaign:
                  f"{result.reason}")
         for kind, benchmark, reason in result.artifacts:
             self._artifact(result.experiment_id, kind, benchmark, reason)
+        if a.kind is Kind.CONFIRM:
+            self.say(f"final confirmation {result.experiment_id}: {result.reason}")
+            return
         if a.kind is Kind.AA:
             alarm = self.monitor.on_canary(worker, result)
             if alarm:
@@ -225,10 +242,15 @@ class Campaign:
         if result.status is Status.KEEP:
             self._land(kept, result.commit, remeasured=result)
             return
+        vanished = result.status is Status.DISCARD and kept.parent_commit != a.parent_commit
+        why = (f"its gain vanished on top of the winners landed since it was screened (screened "
+               f"{_times(kept.effect)}, re-measured {_times(result.effect)} against the tip)" if vanished
+               else f"{result.status.value} against the tip")
         self._write("add_merge", kept.experiment_id, self.name, None, kept.effect, result.effect,
-                    result.experiment_id, False, None, f"{result.status.value}: {result.reason}")
+                    result.experiment_id, False, None, f"{why}: {result.reason}" if vanished
+                    else f"{result.status.value}: {result.reason}")
         self.hypotheses.settle(kept.hypothesis_id)
-        self.say(f"not landed: {kept.hypothesis_id} ({result.status.value} against the tip)")
+        self.say(f"not landed: {kept.hypothesis_id} ({why})")
 
     def _land(self, kept: Kept, commit: str, remeasured: ExperimentResult | None) -> None:
         """The store records the landing; the coordinator moves the branch once that is written."""
@@ -313,7 +335,8 @@ class Campaign:
     # -- stored form ---------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {"version": STATE_VERSION, "counter": self.counter, "tip": self.tip, "landed": self.landed,
+        return {"version": STATE_VERSION, "counter": self.counter, "base": self.base, "tip": self.tip,
+                "landed": self.landed, "confirmation": self.confirmation,
                 "statuses": self.statuses, "categories": self.categories, "hypotheses": self.hypotheses.to_dict(),
                 "planners": self.planners,
                 "merges": self.merges.to_dict(), "monitor": self.monitor.to_dict(),
@@ -326,6 +349,8 @@ class Campaign:
             raise ValueError(f"stored campaign state version {data.get('version')}, this farm reads "
                              f"{STATE_VERSION}")
         self.counter, self.tip, self.landed = data["counter"], data["tip"], list(data["landed"])
+        self.base = data.get("base", self.base)
+        self.confirmation = data.get("confirmation")
         self.statuses = dict(data["statuses"])
         self.categories = {key: list(counts) for key, counts in data["categories"].items()}
         self.planners.update({k: dict(v) for k, v in data.get("planners", {}).items() if k in self.planners})
@@ -352,7 +377,12 @@ class Campaign:
 
     def _assignment(self, data: dict) -> Assignment:
         kind = Kind(data["kind"])
-        hypothesis = AA_HYPOTHESIS if kind is Kind.AA else self.hypotheses.by_id[data["hypothesis"]]
+        fixed = {Kind.AA: AA_HYPOTHESIS, Kind.CONFIRM: CONFIRM_HYPOTHESIS}
+        hypothesis = fixed[kind] if kind in fixed else self.hypotheses.by_id[data["hypothesis"]]
         return Assignment(data["experiment_id"], self.name, kind, hypothesis, data["parent_commit"], data["branch"],
                           screened_experiment=data["screened_experiment"], pick_base=data["pick_base"],
                           pick_tip=data["pick_tip"], retry_of=data["retry_of"])
+
+
+def _times(effect: float | None) -> str:
+    return f"{effect:.3f}x" if effect else "-"

@@ -334,7 +334,8 @@ class Coordinator:
 
 
 def _describe(assignment: Assignment) -> str:
-    return {Kind.MERGE: "re-measure on tip", Kind.SCREEN: "screen", Kind.AA: "A/A canary"}[assignment.kind] + \
+    return {Kind.MERGE: "re-measure on tip", Kind.SCREEN: "screen", Kind.AA: "A/A canary",
+            Kind.CONFIRM: f"final confirmation of {(assignment.pick_tip or '')[:10]}"}[assignment.kind] + \
         (f", again after {assignment.retry_of}" if assignment.retry_of else "")
 
 

@@ -55,6 +55,11 @@ def test_demo_campaign_matches_the_manifest(tmp_path):
     assert sorted(h for (h,) in landed) == sorted(kept)
     base, integrated = con.execute("SELECT base_commit, integrated_branch FROM campaigns").fetchone()
     assert len(TargetRepo(workdir / "target").commits_between(base, integrated)) == len(kept)
+    # The headline: the final tip against the base, measured once at the end, printed first.
+    tip = TargetRepo(workdir / "target").resolve(integrated)
+    assert con.execute("SELECT status, parent_commit, commit FROM experiments WHERE kind = 'confirm'").fetchall() \
+        == [("keep", base, tip)]
+    assert done.stdout.index("final confirmation (") < done.stdout.index("experiment  hypothesis")
 
     status = subprocess.run([str(farm), "status", "--db", str(workdir / "farm.duckdb")], capture_output=True,
                             text=True)

@@ -6,6 +6,7 @@ import duckdb
 import pytest
 
 from farm.config import CampaignConfig
+from farm.report import confirmation_summary
 from scheduler import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import TargetRepo
@@ -49,7 +50,8 @@ def test_campaign_lands_the_win_and_records_every_bad_input(local_ray, tmp_path)
     # Every measured experiment has both arms in every block, on its worker's own CPU set.
     per_arm = con.execute("""SELECT e.id, s.arm, count(*), any_value(e.blocks) FROM samples s
                              JOIN experiments e ON e.id = s.experiment_id
-                             WHERE e.status IN ('keep', 'discard') GROUP BY e.id, s.arm""").fetchall()
+                             WHERE e.status IN ('keep', 'discard') AND e.kind <> 'confirm'
+                             GROUP BY e.id, s.arm""").fetchall()
     assert per_arm and all(n == blocks and 3 <= blocks <= 4 for _, _, n, blocks in per_arm)
     # Each worker measured the parent against itself first (A/A: its noise floor and a canary).
     canaries = con.execute("SELECT worker, status, blocks FROM experiments WHERE kind = 'aa' ORDER BY 1").fetchall()
@@ -89,8 +91,19 @@ def test_campaign_lands_the_win_and_records_every_bad_input(local_ray, tmp_path)
     target = TargetRepo(repo)
     assert len(target.commits_between(summary.base_commit, summary.integrated_branch)) == 1
     assert "N = 100000" in target.git("show", f"{summary.integrated_branch}:prog.py")
-    assert summary.statuses["keep"] == 2  # the screen and its re-measurement
+    assert summary.statuses["keep"] == 3  # the screen, its re-measurement, and the final confirmation
     assert any("landed fewer_iterations" in line for line in lines)
+
+    # At the end, once: the final tip against the base, the summary's headline next to the landed product.
+    confirm = con.execute("SELECT id, status, parent_commit, commit, blocks FROM experiments WHERE kind = 'confirm'"
+                          ).fetchall()
+    assert [row[1:] for row in confirm] == [("keep", summary.base_commit, summary.tip, 12)]
+    assert con.execute("SELECT max(started_at) FROM experiments WHERE kind <> 'confirm'").fetchone()[0] < \
+        con.execute("SELECT started_at FROM experiments WHERE kind = 'confirm'").fetchone()[0]
+    headline = confirmation_summary(con, "tiny").splitlines()
+    assert re.fullmatch(rf"final confirmation \({confirm[0][0]}: the final tip against the base, 12 blocks\): "
+                        r"overall 0\.\d+x \[0\.\d+, [01]\.\d+\]; loop 0\.\d+x \[.*\]", headline[0]), headline
+    assert headline[1].startswith("product of the landed re-measured ratios: loop 0.")
 
 
 def test_a_build_that_does_not_rebuild_is_stale_build_with_an_artifact_row(local_ray, tmp_path):

@@ -228,3 +228,60 @@ def test_a_pack_of_patches_is_measured_whole_whatever_its_categories_did(tmp_pat
     campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
     campaign.finish(_result(campaign.assign("w0", (0,)), Status.DISCARD))
     assert campaign.assign("w0", (0,)).hypothesis.id == "h2"
+
+
+def test_the_final_confirmation_runs_once_at_the_end_the_tip_against_the_base(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1", "h2"), workers=("w0", "w1"))
+    recorder = Recorder(tmp_path, campaign)
+    for worker in ("w0", "w1"):
+        campaign.finish(_result(campaign.assign(worker, (0,)), Status.AA_CLEAN))
+    first, second = campaign.assign("w0", (0,)), campaign.assign("w1", (1,))
+    campaign.finish(_result(first, Status.KEEP, effect=0.8, commit="c" * 40, ratio=0.8))
+    merge = campaign.assign("w0", (0,))
+    assert merge.kind is Kind.MERGE and campaign.assign("w0", (0,)) is None  # nothing else while h2 runs
+    campaign.finish(_result(merge, Status.KEEP, effect=0.8, commit="d" * 40, ratio=0.8))
+    assert campaign.assign("w0", (0,)) is None  # h2 still runs: the tip may still move
+    campaign.finish(_result(second, Status.DISCARD))
+    confirm = campaign.assign("w1", (1,))
+    assert confirm.kind is Kind.CONFIRM and confirm.parent_commit == BASE and confirm.pick_tip == "d" * 40
+    assert campaign.assign("w0", (0,)) is None  # once
+    recorder.save()
+    # A lost confirmation runs again, and the stored state knows it started.
+    campaign.lose(confirm.experiment_id, "worker w1 died")
+    again = campaign.assign("w0", (0,))
+    assert again.kind is Kind.CONFIRM and again.retry_of == confirm.experiment_id and again.pick_tip == "d" * 40
+    recorder.save()
+    resumed = _campaign(tmp_path, ids=("h1", "h2"), workers=("w0", "w1"))
+    resumed.restore(json.loads(json.dumps(campaign.to_dict())))
+    resumed.resume()
+    retried = resumed.assign("w0", (0,))
+    assert retried.kind is Kind.CONFIRM and retried.parent_commit == BASE and resumed.assign("w1", (1,)) is None
+    resumed.finish(_result(retried, Status.KEEP, effect=0.8, ratio=0.8))
+    assert resumed.assign("w0", (0,)) is None and not resumed.in_flight
+
+
+def test_nothing_landed_means_no_final_confirmation(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1",), workers=("w0",))
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.DISCARD))
+    assert campaign.assign("w0", (0,)) is None
+
+
+def test_a_winner_whose_gain_vanishes_on_top_of_earlier_winners_is_reported_as_such(tmp_path):
+    campaign = _campaign(tmp_path, ids=("h1", "h2"), workers=("w0", "w1"))
+    recorder = Recorder(tmp_path, campaign)
+    for worker in ("w0", "w1"):
+        campaign.finish(_result(campaign.assign(worker, (0,)), Status.AA_CLEAN))
+    first, second = campaign.assign("w0", (0,)), campaign.assign("w1", (1,))  # both screened on the base
+    campaign.finish(_result(first, Status.KEEP, effect=0.7, commit="c" * 40, ratio=0.7))
+    campaign.finish(_result(second, Status.KEEP, effect=0.8, commit="e" * 40, ratio=0.8))
+    merge = campaign.assign("w0", (0,))
+    assert merge.screened_experiment == first.experiment_id  # the larger win lands first
+    campaign.finish(_result(merge, Status.KEEP, effect=0.7, commit="d" * 40, ratio=0.7))
+    late = campaign.assign("w1", (1,))
+    assert late.screened_experiment == second.experiment_id and late.parent_commit == "d" * 40
+    campaign.finish(_result(late, Status.DISCARD, effect=0.99, ratio=0.99))
+    recorder.save()
+    assert recorder.rows("SELECT reason FROM merges WHERE NOT landed")[0][0].startswith(
+        "its gain vanished on top of the winners landed since it was screened (screened 0.800x, re-measured "
+        "0.990x against the tip)")
