@@ -33,7 +33,7 @@ def test_existing_commits_get_each_its_verdict_against_its_own_parent(local_ray,
     repo = make_repo(tmp_path / "repo")
     base = git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "-qb", "feature/half")
-    half = commit_edit(repo, "prog.py", "N = 400000", "N = 200000", "halve the loop")
+    commit_edit(repo, "prog.py", "N = 400000", "N = 200000", "halve the loop")
     git(repo, "checkout", "-q", "main")
     fast = commit_edit(repo, "prog.py", "N = 400000", "N = 100000", "a quarter of the loop")
     slow = commit_edit(repo, "prog.py", "N = 100000", "N = 400000", "the whole loop again")
