@@ -101,7 +101,7 @@ class ExperimentPipeline:
     def run(self, assignment: Assignment) -> ExperimentResult:
         started = time.time()
         state = {"commit": None, "ref_fp": None, "cand_fp": None, "decisions": (), "blocks": 0, "reworked": 0,
-                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None}
+                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None, "rebased": False}
         try:
             run = {Kind.AA: self._run_aa, Kind.CONFIRM: self._run_confirm}.get(assignment.kind, self._run)
             status, reason = run(assignment, state)
@@ -146,6 +146,8 @@ class ExperimentPipeline:
         state["decisions"] = decisions
         state["effect"] = geometric_effect(decisions)
         reason = f"{outcome.reason} ({state['blocks']} blocks)"
+        if state["rebased"]:
+            reason = f"made again by its agent on the tip after a conflict; {reason}"
         if state["reworked"]:
             reason = f"reworked {state['reworked']}x after a guard failure; {reason}"
         return (Status.KEEP if outcome.outlook is Outlook.KEEP else Status.DISCARD), reason
@@ -239,8 +241,20 @@ class ExperimentPipeline:
             else:
                 self._apply_text(cand, a.hypothesis.patch)
         except ApplyError as error:
+            if a.kind is Kind.MERGE and a.hypothesis.agent == "command":
+                self._rebase_by_agent(cand, a, state, str(error))
+                return
             what = "the kept change" if a.kind is Kind.MERGE else "the patch"
             raise Outcome(Status.CONFLICT, f"{what} does not apply on {a.parent_commit[:10]}: {error}") from None
+
+    def _rebase_by_agent(self, cand: Slot, a: Assignment, state: dict, conflict: str) -> None:
+        """A kept agent change that conflicts with the tip goes back to its agent once: the agent gets git's
+        message and the kept diff (as data) and makes the change again on the tip. It is then checked and
+        measured against the tip like any candidate."""
+        kept_diff = cand.git("diff", a.pick_base, a.pick_tip)
+        self.send_event(a.experiment_id, "agent", "the kept change conflicts with the tip: its agent makes it again")
+        self._run_agent(cand, a, state, attempt=0, conflict=(conflict, kept_diff))
+        state["rebased"] = True
 
     def _protected(self, a: Assignment) -> list[str]:
         """The protected paths, and the env file for every change but a knob setting: the phases run with its
@@ -251,7 +265,8 @@ class ExperimentPipeline:
     def _strategy(self, a: Assignment) -> StrategyConfig:
         return next(s for s in self.config.strategies if s.name == a.hypothesis.strategy)
 
-    def _run_agent(self, cand: Slot, a: Assignment, state: dict, attempt: int, guard_failure: str | None = None):
+    def _run_agent(self, cand: Slot, a: Assignment, state: dict, attempt: int, guard_failure: str | None = None,
+                   conflict: tuple[str, str] | None = None):
         """Run the strategy's coding agent in the cand worktree (see farm/agents.py for what it sees), then check
         that it stayed inside: its worktree's .git link intact, nothing written beside the worktree, still on
         the experiment's branch. Commits the agent made are folded back into the work tree: the farm commits."""
@@ -262,7 +277,8 @@ class ExperimentPipeline:
         prompt_file = log_dir / f"prompt-{attempt}.md"
         memory_file = log_dir / "memory.md"
         memory_file.write_text(a.memory or "# Strategy memory\n\nNothing recorded for this experiment.\n")
-        prompt_file.write_text(agents.prompt(self.config, a.hypothesis, guard_failure, stuck=a.stuck))
+        prompt_file.write_text(agents.prompt(self.config, a.hypothesis, guard_failure, stuck=a.stuck,
+                                             conflict=conflict))
         notes_file = log_dir / "notes.md"
         start = cand.head()
         outside = agents.tree_state(self.slots.root, cand.path)

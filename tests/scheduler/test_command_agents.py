@@ -14,6 +14,7 @@ from farm.config import CampaignConfig
 from scheduler import run_campaign
 from tests.marked import marked_pids, new_marker
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
+from worktrees import TargetRepo
 
 pytestmark = pytest.mark.slow
 AGENTS = pathlib.Path(__file__).resolve().parents[1] / "agents"
@@ -101,3 +102,32 @@ def test_presets_render_their_command_lines_and_a_missing_cli_is_a_validate_erro
     assert result.exit_code == 0, result.output
     assert ('agent of claude: claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns 12 '
             "--dangerously-skip-permissions --model opus") in result.output
+
+
+def test_a_kept_agent_change_that_conflicts_with_the_tip_is_made_again_by_its_agent(local_ray, tmp_path):
+    # Both agents edit the same line; whichever lands second no longer cherry-picks onto the tip. On main that
+    # was `conflict`; now its agent makes it again on the tip (halving N there), and it is measured and lands.
+    repo = make_repo(tmp_path / "repo")
+    data = config_dict(repo, [], measurement={"mode": "exclusive"})
+    data["acceptance"]["max_blocks"] = 10
+    data["merge"] = {"confirm_blocks": 0}
+    data["strategies"] = [{"name": name, "agent": "command",
+                           "command": {"command": f"{sys.executable} {AGENTS / 'loop_cut.py'} {divisor}"},
+                           "hypotheses": [{"id": name, "category": "loop", "text": f"cut the loop to 1/{divisor}"}]}
+                          for name, divisor in (("quarter", 4), ("half", 2))]
+    summary = run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb",
+                           echo=lambda line: None)
+
+    con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)
+    merges = con.execute("""SELECT e.hypothesis_id, m.landed, r.reason, r.id FROM merges m
+                            JOIN experiments e ON e.id = m.experiment_id
+                            JOIN experiments r ON r.id = m.remeasure_experiment_id ORDER BY m.position""").fetchall()
+    assert [(h, landed) for h, landed, _, _ in merges] in ([("quarter", True), ("half", True)],
+                                                           [("half", True), ("quarter", True)])
+    first, second = merges
+    assert "made again" not in first[2] and second[2].startswith("made again by its agent on the tip after a "
+                                                                   "conflict; improved")
+    prompt = (tmp_path / "work" / "logs" / second[3] / "prompt-0.md").read_text()
+    assert "## Your change no longer applies" in prompt and "-N = 400000" in prompt
+    final_n = {"quarter": 100000 // 2, "half": 200000 // 2}[first[0]]
+    assert f"N = {final_n}" in TargetRepo(repo).git("show", f"{summary.tip}:prog.py")
