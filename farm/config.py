@@ -479,6 +479,9 @@ class CampaignConfig(Model):
             raise ValueError(f"strategy names must be unique, got {names}")
         return self
 
+    def strategy(self, name: str) -> StrategyConfig:
+        return next(s for s in self.strategies if s.name == name)
+
     def problem(self, where: str, message: str) -> str:
         """One error line in the loader's style, `file: field.path: message` (no file when built in code)."""
         return f"{self.source_file}: {where}: {message}" if self.source_file else f"{where}: {message}"

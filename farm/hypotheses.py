@@ -124,16 +124,11 @@ def _refs_records(config: CampaignConfig, strategy: StrategyConfig, repo: Target
     found: list[tuple[str, str, str | None, str]] = []  # (id suffix, commit, parent, subject)
     try:
         if refs.range:
-            lines = repo.git("log", "--reverse", "--first-parent", "--format=%H%x09%P%x09%s", refs.range)
+            lines = repo.git("log", "--reverse", "--first-parent", LOG_FORMAT, refs.range)
             if not lines:
                 raise ConfigError(config.problem(f"{where}.range", f"{refs.range!r} holds no commit"))
-            for line in lines.splitlines():
-                commit, parents, subject = line.split("\t", 2)
-                found.append((commit[:10], commit, (parents.split() or [None])[0], subject))
-        for ref in refs.commits:
-            commit, parents, subject = repo.git("log", "-1", "--format=%H%x09%P%x09%s", repo.resolve(ref)
-                                                ).split("\t", 2)
-            found.append((commit[:10], commit, (parents.split() or [None])[0], subject))
+            found += [_commit_line(line) for line in lines.splitlines()]
+        found += [_commit_line(repo.git("log", "-1", LOG_FORMAT, repo.resolve(ref))) for ref in refs.commits]
         base = repo.resolve(config.target.base_ref)
         for branch in refs.branches:
             tip = repo.resolve(f"refs/heads/{branch}")
@@ -150,6 +145,15 @@ def _refs_records(config: CampaignConfig, strategy: StrategyConfig, repo: Target
     return [Hypothesis(id=f"{strategy.name}-{suffix}", strategy=strategy.name, category=refs.category, text=subject,
                        agent="refs", patch="", commit=commit, parent=parent, source=f"commit {commit}")
             for suffix, commit, parent, subject in found]
+
+
+LOG_FORMAT = "--format=%H%x09%P%x09%s"  # commit, parents, subject
+
+
+def _commit_line(line: str) -> tuple[str, str, str | None, str]:
+    """(id suffix, commit, first parent or None for a root commit, subject) of a LOG_FORMAT line."""
+    commit, parents, subject = line.split("\t", 2)
+    return commit[:10], commit, (parents.split() or [None])[0], subject
 
 
 def load_hypotheses(config: CampaignConfig, repo: TargetRepo | None = None) -> list[Hypothesis]:

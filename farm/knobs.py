@@ -53,7 +53,7 @@ def read_env_file(path: pathlib.Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    return dict(_variable(line) for line in text.splitlines() if _variable(line))
+    return dict(filter(None, map(_variable, text.splitlines())))
 
 
 def _variable(line: str) -> tuple[str, str] | None:

@@ -263,7 +263,7 @@ class ExperimentPipeline:
         return self.config.protected_paths + env_file
 
     def _strategy(self, a: Assignment) -> StrategyConfig:
-        return next(s for s in self.config.strategies if s.name == a.hypothesis.strategy)
+        return self.config.strategy(a.hypothesis.strategy)
 
     def _run_agent(self, cand: Slot, a: Assignment, state: dict, attempt: int, guard_failure: str | None = None,
                    conflict: tuple[str, str] | None = None):

@@ -55,7 +55,7 @@ def confirmation_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str |
     if row is None:
         return None
     experiment, blocks = row
-    config = json.loads(con.execute("SELECT config_json FROM campaigns WHERE id = ?", [campaign]).fetchone()[0])
+    config = _stored_config(con, campaign)
     alpha = config.get("acceptance", {}).get("alpha", 0.05)
     decisions = con.execute("SELECT benchmark, ratio, ci_low, ci_high FROM decisions WHERE experiment_id = ? "
                             "ORDER BY benchmark", [experiment]).fetchall()
@@ -75,6 +75,11 @@ def confirmation_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str |
     if products:
         lines.append(f"product of the landed re-measured ratios: {'; '.join(products)}")
     return "\n".join(lines)
+
+
+def _stored_config(con: duckdb.DuckDBPyConnection, campaign: str) -> dict:
+    """The campaign file as the store recorded it at the start."""
+    return json.loads(con.execute("SELECT config_json FROM campaigns WHERE id = ?", [campaign]).fetchone()[0])
 
 
 def _overall(con, experiment: str, config: dict, benchmarks: list[str], alpha: float) -> str:
@@ -100,8 +105,7 @@ def acceptance_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str:
     """Blocks spent, canaries, artifacts, and the expected number of false keeps: every measured experiment
     whose change is not a real win beyond its floors is kept with probability at most alpha, so alpha x the
     measured experiments bounds the expected false keeps of the campaign."""
-    config = json.loads(con.execute("SELECT config_json FROM campaigns WHERE id = ?", [campaign]).fetchone()[0])
-    alpha = config.get("acceptance", {}).get("alpha", 0.05)
+    alpha = _stored_config(con, campaign).get("acceptance", {}).get("alpha", 0.05)
     measured, keeps, blocks = con.execute(
         "SELECT count(*), count(*) FILTER (status = 'keep'), coalesce(sum(blocks), 0) FROM experiments "
         "WHERE campaign = ? AND kind IN ('screen', 'merge') AND status IN ('keep', 'discard', 'invalidated')",

@@ -164,7 +164,7 @@ class Campaign:
         planner, as does an empty answer or reaching max_hypotheses."""
         state = self.planners[strategy]
         state["calls"] += 1
-        limit = next(s.planner.max_hypotheses for s in self.config.strategies if s.name == strategy)
+        limit = self.config.strategy(strategy).planner.max_hypotheses
         new = plan.hypotheses[:max(0, limit - state["proposed"])]
         rejected = plan.rejected + [(h.id, f"beyond max_hypotheses ({limit})") for h in plan.hypotheses[len(new):]]
         failure = plan.error or (None if new or not rejected else f"none of its {len(rejected)} line(s) was a "

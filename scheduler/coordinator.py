@@ -283,7 +283,7 @@ class Coordinator:
         strategy = self.campaign.planner_due()
         if strategy is None:
             return
-        config = next(s for s in self.config.strategies if s.name == strategy)
+        config = self.config.strategy(strategy)
         call = self.campaign.planners[strategy]["calls"] + 1
         self.progress.say(f"planner of {strategy}: call {call}, asking for {config.planner.batch} hypotheses")
         future = self.planner_thread.submit(

@@ -22,6 +22,7 @@ class HypothesisQueue:
         self.started = 0  # screens started (not counting again_ids), for --max-experiments
         self.max_screens = max_screens
         self.planned: list[Hypothesis] = []  # added by planners, not in the campaign file
+        self.digests = {h.id: _digest(h) for h in hypotheses}  # of the campaign file's: checked on resume
 
     def add(self, hypotheses: list[Hypothesis]) -> None:
         """Planned hypotheses, interleaved with those pending (one after each), so that a long list of other
@@ -69,10 +70,7 @@ class HypothesisQueue:
         return self.again_ids + self.pending
 
     def to_dict(self) -> dict:
-        planned = {h.id for h in self.planned}
-        return {"all": [i for i in self.by_id if i not in planned],
-                "digests": {i: _digest(h) for i, h in self.by_id.items() if i not in planned},
-                "pending": self.pending, "again": self.again_ids,
+        return {"all": list(self.digests), "digests": self.digests, "pending": self.pending, "again": self.again_ids,
                 "settled": sorted(self.settled), "started": self.started,
                 "planned": [dataclasses.asdict(h) for h in self.planned]}
 
@@ -83,7 +81,7 @@ class HypothesisQueue:
             raise ValueError(f"the campaign file's hypotheses changed since the campaign started (missing now: "
                              f"{sorted(stored - configured)}, new: {sorted(configured - stored)}); put them back, "
                              f"or run the new ones as a new campaign")
-        changed = sorted(i for i, digest in data.get("digests", {}).items() if digest != _digest(self.by_id[i]))
+        changed = sorted(i for i, digest in data.get("digests", {}).items() if digest != self.digests[i])
         if changed:
             raise ValueError(f"hypotheses {changed} are not what they were when the campaign started (their text, "
                              f"patch, knob setting or commit changed); put them back, or start a new campaign")

@@ -170,8 +170,10 @@ def test_resuming_with_other_hypotheses_in_the_campaign_file_is_refused(tmp_path
     with pytest.raises(ValueError, match=r"missing now: \[\], new: \['h3'\]"):
         _campaign(tmp_path, ids=("h1", "h2", "h3")).restore(state)
     # The same ids doing something else (a knob's values reordered, a branch that moved, an edited patch).
-    edited = _campaign(tmp_path, ids=("h1", "h2"))
-    edited.hypotheses.by_id["h2"] = dataclasses.replace(edited.hypotheses.by_id["h2"], knobs=(("opt", "-O2"),))
+    config = _campaign(tmp_path, ids=("h1", "h2")).config
+    h1, h2 = _hypotheses("h1", "h2")
+    edited = Campaign(config, [h1, dataclasses.replace(h2, knobs=(("opt", "-O2"),))], BASE, ["w0", "w1"],
+                      say=lambda line: None)
     with pytest.raises(ValueError, match=r"hypotheses \['h2'\] are not what they were"):
         edited.restore(state)
     _campaign(tmp_path, ids=("h1", "h2")).restore(state)  # unchanged: resumes
