@@ -1,8 +1,6 @@
 """The `farm` command line."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import pathlib
 import shutil
@@ -13,7 +11,7 @@ import click
 
 from farm.config import CampaignConfig, load_config
 from farm.errors import ConfigError, FarmError, StoreError
-from farm.report import acceptance_summary, confirmation_summary, format_table, summary_table, write_progress_png
+from farm.report import campaign_status, final_summary, write_progress_png
 from farm.store import open_readonly
 
 
@@ -122,13 +120,10 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
 
         summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
                                max_experiments=max_experiments, echo=lambda line: click.echo(line), resume=resume,
-                               fresh=fresh)
+                               fresh=fresh, live=sys.stdout.isatty())
     con = open_readonly(db_path)
-    headline = confirmation_summary(con, config.campaign)
-    if headline:
-        click.echo("\n" + headline)
-    click.echo("\n" + summary_table(con, config.campaign))
-    click.echo("\n" + acceptance_summary(con, config.campaign))
+    click.echo()
+    final_summary(con, config.campaign)
     png = write_progress_png(con, config.campaign, workdir_path / "progress.png")
     con.close()
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items()))
@@ -204,64 +199,158 @@ def schema():
     click.echo(json.dumps(CampaignConfig.model_json_schema(), indent=2))
 
 
-def _default_db(db: str | None) -> pathlib.Path:
-    if db:
-        return pathlib.Path(db)
+def _stores(dbs: tuple[str, ...]) -> list[pathlib.Path]:
+    """The stores named with --db, else every .farm/*/farm.duckdb under the current directory."""
+    if dbs:
+        return [pathlib.Path(db) for db in dbs]
     found = sorted(pathlib.Path.cwd().glob(".farm/*/farm.duckdb"))
-    if len(found) == 1:
-        return found[0]
     if not found:
         raise StoreError("no store found under .farm/: pass --db FILE")
-    raise StoreError(f"several stores under .farm/ ({', '.join(map(str, found))}): pass --db FILE")
+    return found
+
+
+def _note_snapshot(path: pathlib.Path, age: float) -> None:
+    click.echo(f"(the campaign is running: reading its snapshot {path.name}, {age:.0f} s old)", err=True)
+
+
+def _open_campaign(dbs: tuple[str, ...], campaign: str | None):
+    """(connection, campaign, store): the store holding `campaign` among the given or found stores; without
+    --campaign, the one store there is and its latest campaign."""
+    stores = _stores(dbs)
+    if campaign is None:
+        if len(stores) > 1:
+            raise StoreError(f"several stores ({', '.join(map(str, stores))}): pass --campaign NAME or --db FILE")
+        con = open_readonly(stores[0], _note_snapshot)
+        row = con.execute("SELECT id FROM campaigns ORDER BY started_at DESC LIMIT 1").fetchone()
+        return con, row[0] if row else None, stores[0]
+    held = []
+    for store in stores:
+        con = open_readonly(store, _note_snapshot)
+        names = [name for (name,) in con.execute("SELECT id FROM campaigns").fetchall()]
+        if campaign in names:
+            return con, campaign, store
+        held += names
+        con.close()
+    raise StoreError(f"no campaign {campaign!r} in {', '.join(map(str, stores))} (campaigns there: "
+                     f"{', '.join(sorted(held)) or 'none'})")
+
+
+DB_OPTION = click.option("--db", multiple=True, help="DuckDB file; repeat for several (default: every "
+                                                     ".farm/*/farm.duckdb here).")
+CAMPAIGN_OPTION = click.option("--campaign", help="The campaign (default: the latest in the only store).")
 
 
 @main.command()
-@click.argument("sql")
-@click.option("--db", help="DuckDB file (default: the only .farm/*/farm.duckdb).")
+@click.argument("sql", required=False)
+@click.option("--recipe", help="A named post-mortem query instead of SQL (see --recipes).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A recipe's or the SQL's $NAME, e.g. --param experiment=demo-0003 ($campaign is filled in).")
+@click.option("--recipes", "list_recipes", is_flag=True, help="List the recipes and what each answers.")
+@DB_OPTION
+@CAMPAIGN_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def query(sql, db, fmt):
-    """Run SQL on a campaign store (opened read-only). Tables: campaigns, strategies,
-    hypotheses, experiments, samples, blocks, decisions, merges, artifacts, events."""
-    import duckdb
+def query(sql, recipe, params, list_recipes, db, campaign, fmt):
+    """Run SQL (or a recipe) on a campaign store, read-only; a running campaign is read from its snapshot.
+    The tables and their columns are described in farm/schema.sql.
 
-    con = open_readonly(_default_db(db))
-    try:
-        cursor = con.execute(sql)
-    except duckdb.Error as error:
-        raise FarmError(f"query failed: {str(error).splitlines()[0]}") from None
-    columns = [d[0] for d in cursor.description or []]
-    rows = cursor.fetchall()
-    if fmt == "table":
-        click.echo(format_table(columns, rows, max_width=80))
-    elif fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        click.echo(out.getvalue().rstrip("\n"))
-    else:
-        click.echo(json.dumps([dict(zip(columns, row)) for row in rows], default=str, indent=1))
+    \b
+    farm query "SELECT id, status, effect FROM experiments"
+    farm query --recipe why-discarded --format csv
+    farm query --recipe samples --param experiment=demo-0003 --param benchmark=idw2d
+    """
+    from farm.cookbook import RECIPES
+    from farm.report import print_result
+
+    if list_recipes:
+        for name, entry in RECIPES.items():
+            needs = " ".join(f"--param {p}=..." for p in entry.params if p != "campaign")
+            click.echo(f"{name:14} {entry.question}" + (f" ({needs})" if needs else ""))
+        return
+    if (sql is None) == (recipe is None):
+        raise click.UsageError("give SQL or --recipe NAME (farm query --recipes lists them)")
+    if recipe is not None:
+        if recipe not in RECIPES:
+            raise click.UsageError(f"no recipe {recipe!r}; one of {', '.join(RECIPES)}")
+        sql = RECIPES[recipe].sql
+    values = {}
+    for param in params:
+        name, equals, value = param.partition("=")
+        if not equals:
+            raise click.UsageError(f"--param {param!r}: give NAME=VALUE")
+        values[name] = value
+    con, chosen, _ = _open_campaign(db, campaign)
+    values.setdefault("campaign", chosen)
+    print_result(con, sql, values, fmt)
 
 
 @main.command()
-@click.option("--db", help="DuckDB file (default: the only .farm/*/farm.duckdb).")
-def status(db):
-    """Campaigns in the store, their experiments by status, and what landed."""
-    con = open_readonly(_default_db(db))
-    for campaign, state, started, finished, branch in con.execute(
-            "SELECT id, status, started_at, finished_at, integrated_branch FROM campaigns ORDER BY started_at"
-    ).fetchall():
-        counts = con.execute("SELECT status, count(*) FROM experiments WHERE campaign = ? GROUP BY 1 ORDER BY 1",
-                             [campaign]).fetchall()
-        landed = con.execute("SELECT count(*) FROM merges WHERE campaign = ? AND landed", [campaign]).fetchone()[0]
-        click.echo(f"campaign {campaign}: {state} (started {started:%Y-%m-%d %H:%M:%S}"
-                   f"{f', finished {finished:%H:%M:%S}' if finished else ''}); "
-                   + ", ".join(f"{n} {s}" for s, n in counts) + f"; {landed} landed on {branch}")
-        headline = confirmation_summary(con, campaign)
-        if headline:
-            click.echo(headline)
-        click.echo(summary_table(con, campaign))
-        click.echo(acceptance_summary(con, campaign) + "\n")
+@DB_OPTION
+@CAMPAIGN_OPTION
+def status(db, campaign):
+    """Campaigns in the stores, their experiments by status, and what landed; a running campaign from its
+    snapshot."""
+    from rich.console import Console
+
+    from farm.live import board_phases, from_store, render
+
+    for store in _stores(db):
+        snapshots = []
+        con = open_readonly(store, lambda path, age: (snapshots.append(path), _note_snapshot(path, age)))
+        names = [name for (name,) in con.execute("SELECT id FROM campaigns ORDER BY started_at").fetchall()]
+        for name in names:
+            if campaign in (None, name):
+                click.echo(f"store {store}")
+                campaign_status(con, name)
+                if snapshots and con.execute("SELECT status FROM campaigns WHERE id = ?", [name]).fetchall() == [
+                        ("running",)]:
+                    Console().print(render(from_store(con, name), board_phases(store.parent / "workers")))
+        con.close()
+
+
+@main.command()
+@DB_OPTION
+@CAMPAIGN_OPTION
+@click.option("--png", type=click.Path(dir_okay=False), help="Also write the plot: per benchmark, every screened "
+                                                             "candidate by status and the integration tip.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write one self-contained page (tables, the plot, every experiment's reason, the final "
+                   "confirmation) that opens in a browser without a server.")
+def report(db, campaign, png, html_path):
+    """A campaign's report: the final confirmation, the race, every experiment, the acceptance figures."""
+    from farm.report import write_html
+
+    con, chosen, _ = _open_campaign(db, campaign)
+    if chosen is None:
+        raise FarmError("the store holds no campaign yet")
+    campaign_status(con, chosen)
+    if png:
+        written = write_progress_png(con, chosen, pathlib.Path(png))
+        click.echo(f"plot: {written}" if written else "plot: nothing measured yet, no plot written")
+    if html_path:
+        click.echo(f"page: {write_html(con, chosen, pathlib.Path(html_path))}")
+
+
+@main.command()
+@DB_OPTION
+@CAMPAIGN_OPTION
+@click.option("--out", type=click.Path(file_okay=False), help="Directory to write (default: export/ beside the "
+                                                              "store); it must not hold an export already.")
+def export(db, campaign, out):
+    """Write the store for other tools: every table as Parquet (<table>.parquet, with DuckDB's schema.sql and
+    load.sql), and the campaign's screens as karpathy/autoresearch's results.tsv and pi-autoresearch's
+    autoresearch.jsonl (metric: the experiment's effect, < 1 is better)."""
+    from farm.export import export_autoresearch_jsonl, export_parquet, export_results_tsv
+
+    con, chosen, store = _open_campaign(db, campaign)
+    directory = pathlib.Path(out) if out else store.parent / "export"
+    if directory.exists() and any(directory.iterdir()):
+        raise FarmError(f"{directory} is not empty: pass --out with a new directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    tables = export_parquet(con, directory)
+    screens = export_results_tsv(con, chosen, directory / "results.tsv")
+    export_autoresearch_jsonl(con, chosen, directory / "autoresearch.jsonl")
+    click.echo(f"{directory}: {len(tables)} tables as Parquet; results.tsv and autoresearch.jsonl with the "
+               f"{screens} screens of {chosen}")
 
 
 if __name__ == "__main__":

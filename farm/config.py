@@ -224,6 +224,25 @@ class MergeConfig(Model):
         return blocks
 
 
+class RaceConfig(Model):
+    mode: Literal["shared", "race"] = Field("shared", description=(
+        "`shared`: every strategy builds on the one integration branch. `race`: each strategy has its own lineage "
+        "branch farm/<campaign>/<strategy>, starting at the base; its winners land there, re-measured against "
+        "that lineage's tip. At the end the best lineage becomes the integration branch and the other lineages' "
+        "winners are offered on top of it, each re-measured."))
+    rung: int | None = Field(None, ge=0, description=(
+        "Successive halving: every time each racing strategy has finished this many more screens (and its "
+        "merges are done), the strategies whose landed gain is below the better half's lose their workers. "
+        "0: no reallocation (hypotheses run in file order). Default: 4 in `race` mode, 0 in `shared` mode."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rung(cls, data):
+        if isinstance(data, dict) and data.get("rung") is None:
+            data = {**data, "rung": 4 if data.get("mode") == "race" else 0}
+        return data
+
+
 class HypothesisConfig(Model):
     id: str = Field(pattern=NAME_PATTERN, description="Unique id within the campaign.")
     category: str = Field("uncategorised", description="E.g. micro-opt, parallelism, memory, algorithm.")
@@ -467,6 +486,8 @@ class CampaignConfig(Model):
     merge: MergeConfig = Field(default_factory=MergeConfig, description="How kept experiments land.")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="The strategy memory command agents "
                                                                            "read, and when categories are given up.")
+    race: RaceConfig = Field(default_factory=RaceConfig, description="How several strategies share the workers "
+                                                                     "and the integration branch.")
     strategies: list[StrategyConfig] = Field(min_length=1, description="Hypothesis sources.")
     source_dir: str = Field("", description="Set by the loader: the directory of the config file.", exclude=True)
     source_file: str = Field("", description="Set by the loader: the config file, named in error messages.",
@@ -477,6 +498,13 @@ class CampaignConfig(Model):
         names = [s.name for s in self.strategies]
         if len(names) != len(set(names)):
             raise ValueError(f"strategy names must be unique, got {names}")
+        if self.race.mode == "race":
+            # A lineage branch farm/<campaign>/<strategy> must not be the integration branch or an experiment's.
+            clashes = [n for n in names if n == "integrated" or re.fullmatch(rf"{re.escape(self.campaign)}-\d+", n)]
+            if clashes:
+                raise ValueError(f"race mode: strategy names {clashes} would clash with the campaign's own branches "
+                                 f"(farm/{self.campaign}/integrated, farm/{self.campaign}/{self.campaign}-NNNN); "
+                                 f"rename them")
         return self
 
     def strategy(self, name: str) -> StrategyConfig:

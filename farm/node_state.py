@@ -12,6 +12,7 @@ import os
 import pathlib
 import re
 import time
+from collections.abc import Callable
 
 # The phases a worker reports: what it is doing to the machine right now. wait: for the measurement lock;
 # idle: no phase command running (the farm's own bookkeeping at most: git, decisions).
@@ -21,10 +22,14 @@ PHASES = ("agent", "build", "guard", "wait", "measure", "idle")
 class PhaseBoard:
     """The phase files of one node's workers: `<root>/phases/<worker>.json`, one per worker of a campaign."""
 
-    def __init__(self, root: str | os.PathLike, campaign: str, worker: str):
+    def __init__(self, root: str | os.PathLike, campaign: str, worker: str,
+                 on_phase: Callable[[str, str | None, float, float], None] | None = None):
         self.dir = pathlib.Path(root) / "phases"
         self.campaign = campaign
         self.worker = worker
+        # Told (phase, experiment, start, end) of every phase this worker leaves: where its time went.
+        self.on_phase = on_phase
+        self.current: tuple[str, str | None, float] | None = None
 
     def set(self, phase: str, experiment_id: str | None = None) -> None:
         """Publish this worker's phase (one of PHASES) with the time; atomic, readers never see half a file.
@@ -32,7 +37,12 @@ class PhaseBoard:
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; one of {', '.join(PHASES)}")
         self.dir.mkdir(parents=True, exist_ok=True)
-        record = {"campaign": self.campaign, "worker": self.worker, "phase": phase, "since": time.time(),
+        now = time.time()
+        if self.current is not None and self.on_phase is not None and self.current[:2] != (phase, experiment_id):
+            self.on_phase(*self.current, now)
+        if self.current is None or self.current[:2] != (phase, experiment_id):
+            self.current = (phase, experiment_id, now)
+        record = {"campaign": self.campaign, "worker": self.worker, "phase": phase, "since": now,
                   "experiment": experiment_id}
         temporary = self.dir / f".{self.worker}.json.tmp"
         temporary.write_text(json.dumps(record))

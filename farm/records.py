@@ -58,6 +58,9 @@ class Hypothesis:
     knobs: tuple[tuple[str, str], ...] = ()  # agent `knobs`: (name, value) of every knob of the strategy
 
 
+INTEGRATED = "integrated"  # the lineage of the integration branch farm/<campaign>/integrated
+
+
 @dataclass(frozen=True)
 class Assignment:
     """What the coordinator sends a worker: run one experiment."""
@@ -79,6 +82,7 @@ class Assignment:
     retry_of: str | None = None  # the lost attempt this one runs again
     memory: str = ""  # for a command agent: the strategy memory (farm/memory.py), written to $FARM_MEMORY_FILE
     stuck: bool = False  # the strategy's last screens were all not kept: the prompt asks for another approach
+    lineage: str = INTEGRATED  # the branch a kept screen lands on: a strategy's own in race mode
 
 
 @dataclass(frozen=True)

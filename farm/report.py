@@ -1,14 +1,20 @@
 """End-of-campaign reports: the final confirmation, the summary table and progress.png, from the store."""
 from __future__ import annotations
 
+import base64
+import html
 import json
 import math
 import pathlib
+import shutil
+import tempfile
 
 import duckdb
 import numpy as np
 from scipy import stats as scipy_stats
 
+from farm.cookbook import RECIPES, bound
+from farm.errors import FarmError
 from stats.decision import ratio_interval
 
 STATUS_STYLE = {  # status -> (marker, colour) in progress.png
@@ -17,33 +23,60 @@ STATUS_STYLE = {  # status -> (marker, colour) in progress.png
 }
 
 
-def format_table(columns: list[str], rows: list[tuple], max_width: int = 60) -> str:
-    """A plain text table; long cells are cut to max_width."""
-    def cell(value) -> str:
-        if isinstance(value, float):
-            text = f"{value:.4g}"
-        else:
-            text = "" if value is None else str(value)
-        return text if len(text) <= max_width else text[: max_width - 1] + "…"
-    body = [[cell(v) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, body)])
+def print_result(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None, fmt: str = "table",
+                 title: str | None = None) -> None:
+    """A query's result on standard output: DuckDB's own table (long cells wrapped to the terminal), or CSV or
+    JSON written by DuckDB's COPY. `params` fill the query's $names (only those it uses)."""
+    params = bound(sql, params or {})
+    try:
+        if fmt == "table":
+            if title:
+                print(title)
+            width = shutil.get_terminal_size((160, 24)).columns
+            con.cursor().sql(sql, params=params).show(max_width=width, max_rows=100_000)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            out = pathlib.Path(directory) / f"result.{fmt}"
+            options = "FORMAT csv, HEADER" if fmt == "csv" else "FORMAT json, ARRAY true"
+            con.cursor().execute(f"COPY ({sql}) TO '{out}' ({options})", params)
+            print(out.read_text(), end="")
+    except duckdb.Error as error:
+        raise FarmError(f"query failed: {str(error).splitlines()[0]}") from None
 
+
+# A merges row `m` on the integration branch's history: landed there, or (race mode) on the winning lineage,
+# which became the integration branch at the end of the race.
+ON_INTEGRATION = """coalesce(m.lineage, 'integrated') IN ('integrated', coalesce(
+    (SELECT any_value(r.strategy) FROM race_results r WHERE r.campaign = m.campaign AND r.status = 'winner'),
+    'integrated'))"""
 
 SUMMARY_SQL = """
 SELECT e.id AS experiment, e.hypothesis_id AS hypothesis, e.kind, e.worker, e.status,
        round(e.effect, 3) AS effect, e.blocks, m.position AS landed, e.reason
 FROM experiments e
 LEFT JOIN merges m ON m.remeasure_experiment_id = e.id AND m.landed
-WHERE e.campaign = ?
+WHERE e.campaign = $campaign
 ORDER BY e.id
 """
 
 
-def summary_table(con: duckdb.DuckDBPyConnection, campaign: str) -> str:
-    cursor = con.execute(SUMMARY_SQL, [campaign])
-    return format_table([d[0] for d in cursor.description], cursor.fetchall())
+def final_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> None:
+    """What `farm run` prints at the end, and `farm status` per campaign: the final confirmation first, the
+    race, every experiment, the acceptance figures."""
+    headline = confirmation_summary(con, campaign)
+    if headline:
+        print(headline + "\n")
+    if con.execute("SELECT count(*) FROM allocations WHERE campaign = ?", [campaign]).fetchone()[0]:
+        print_result(con, RECIPES["race"].sql, {"campaign": campaign}, title="race:")
+    print_result(con, SUMMARY_SQL, {"campaign": campaign})
+    print(acceptance_summary(con, campaign))
+
+
+def campaign_status(con: duckdb.DuckDBPyConnection, campaign: str) -> None:
+    """One campaign of `farm status`: its state and counts, then its summary."""
+    print(_status_line(con, campaign))
+    final_summary(con, campaign)
+    print()
 
 
 def confirmation_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str | None:
@@ -62,19 +95,33 @@ def confirmation_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str |
     shown = "; ".join(f"{name} {ratio:.3f}x [{low:.3f}, {high:.3f}]" for name, ratio, low, high in decisions)
     lines = [f"final confirmation ({experiment}: the final tip against the base, {blocks} blocks): "
              f"overall {_overall(con, experiment, config, [d[0] for d in decisions], alpha)}; {shown}"]
-    landed = con.execute("""SELECT d.benchmark, d.ratio, d.ci_low, d.ci_high FROM merges m
-                            JOIN decisions d ON d.experiment_id = m.remeasure_experiment_id
-                            WHERE m.campaign = ? AND m.landed ORDER BY d.benchmark""", [campaign]).fetchall()
-    z = scipy_stats.norm.ppf(1 - alpha / 2)
-    products = []
-    for name in sorted({r[0] for r in landed}):
-        logs = [(math.log(r), (math.log(high) - math.log(low)) / (2 * z)) for b, r, low, high in landed if b == name]
-        centre, se = sum(c for c, _ in logs), math.sqrt(sum(e * e for _, e in logs))
-        products.append(f"{name} {math.exp(centre):.3f}x [{math.exp(centre - z * se):.3f}, "
-                        f"{math.exp(centre + z * se):.3f}]")
+    products = [f"{name} {ratio:.3f}x [{low:.3f}, {high:.3f}]"
+                for name, (ratio, low, high) in landed_product(con, campaign, alpha).items()]
     if products:
         lines.append(f"product of the landed re-measured ratios: {'; '.join(products)}")
     return "\n".join(lines)
+
+
+def landed_product(con: duckdb.DuckDBPyConnection, campaign: str, alpha: float) -> dict[str, tuple]:
+    """Per benchmark: the product of the re-measured ratios landed on the integration branch's history, with an
+    interval that combines theirs as independent normal errors of the log ratios."""
+    landed = con.execute(f"""SELECT d.benchmark, d.ratio, d.ci_low, d.ci_high FROM merges m
+                             JOIN decisions d ON d.experiment_id = m.remeasure_experiment_id
+                             WHERE m.campaign = ? AND m.landed AND {ON_INTEGRATION} ORDER BY d.benchmark""",
+                         [campaign]).fetchall()
+    z = scipy_stats.norm.ppf(1 - alpha / 2)
+    products = {}
+    for name in sorted({r[0] for r in landed}):
+        logs = [(math.log(r), (math.log(high) - math.log(low)) / (2 * z)) for b, r, low, high in landed if b == name]
+        centre, se = sum(c for c, _ in logs), math.sqrt(sum(e * e for _, e in logs))
+        products[name] = (math.exp(centre), math.exp(centre - z * se), math.exp(centre + z * se))
+    return products
+
+
+def landed_count(con: duckdb.DuckDBPyConnection, campaign: str) -> int:
+    """Experiments landed on the integration branch's history."""
+    return con.execute(f"SELECT count(*) FROM merges m WHERE m.campaign = ? AND m.landed AND {ON_INTEGRATION}",
+                       [campaign]).fetchone()[0]
 
 
 def _stored_config(con: duckdb.DuckDBPyConnection, campaign: str) -> dict:
@@ -122,39 +169,109 @@ def acceptance_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str:
 
 
 def write_progress_png(con: duckdb.DuckDBPyConnection, campaign: str, path: pathlib.Path) -> pathlib.Path | None:
-    """Per benchmark: the candidate's median value in each experiment (marked by
-    status) and the parent's median (the line), in experiment order."""
+    """Per benchmark, over the campaign's minutes: every screened candidate's median (marked by its status, ringed
+    when an artifact was flagged in it) and the integration tip (the line: the base, then each landing's
+    re-measured candidate). None when nothing was measured."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = con.execute("""
-        SELECT e.id, e.status, s.benchmark, s.arm, median(s.value) AS value, any_value(s.unit) AS unit
+    start = con.execute("SELECT started_at FROM campaigns WHERE id = ?", [campaign]).fetchall()[0][0]
+    points = con.execute("""
+        SELECT s.benchmark, epoch(e.started_at - $start) / 60 AS minute, e.status, any_value(s.unit) AS unit,
+               median(s.value) AS value, e.id IN (SELECT experiment_id FROM artifacts WHERE campaign = $campaign
+                                                  AND experiment_id IS NOT NULL) AS flagged
         FROM samples s JOIN experiments e ON e.id = s.experiment_id
-        WHERE e.campaign = ? GROUP BY ALL ORDER BY e.id""", [campaign]).fetchall()
-    if not rows:
+        WHERE e.campaign = $campaign AND e.kind = 'screen' AND s.arm = 'cand' GROUP BY ALL ORDER BY minute""",
+                         {"campaign": campaign, "start": start}).fetchall()
+    if not points:
         return None
-    experiments = sorted({r[0] for r in rows})
-    position = {exp: i for i, exp in enumerate(experiments)}
-    benchmarks = sorted({r[2] for r in rows})
-    fig, axes = plt.subplots(len(benchmarks), 1, figsize=(max(6.0, 0.5 * len(experiments) + 3), 2.2 * len(benchmarks)),
-                             sharex=True, squeeze=False)
+    base = dict(con.execute("""
+        SELECT s.benchmark, median(s.value) FROM samples s JOIN experiments e ON e.id = s.experiment_id
+        JOIN campaigns c ON c.id = e.campaign
+        WHERE e.campaign = ? AND s.arm = 'ref' AND e.parent_commit = c.base_commit GROUP BY ALL""",
+                            [campaign]).fetchall())
+    landings = con.execute(f"""
+        SELECT s.benchmark, epoch(m.merged_at - $start) / 60 AS minute, median(s.value)
+        FROM merges m JOIN samples s ON s.experiment_id = m.remeasure_experiment_id AND s.arm = 'cand'
+        WHERE m.campaign = $campaign AND m.landed AND {ON_INTEGRATION} GROUP BY ALL ORDER BY minute""",
+                           {"campaign": campaign, "start": start}).fetchall()
+    end = max(p[1] for p in points)
+    benchmarks = sorted({p[0] for p in points})
+    fig, axes = plt.subplots(len(benchmarks), 1, figsize=(9, 2.3 * len(benchmarks)), sharex=True, squeeze=False)
     for ax, benchmark in zip(axes[:, 0], benchmarks):
-        mine = [r for r in rows if r[2] == benchmark]
-        ref = sorted((position[r[0]], r[4]) for r in mine if r[3] == "ref")
-        ax.plot([p for p, _ in ref], [v for _, v in ref], color="grey", lw=1, label="parent")
+        mine = [p for p in points if p[0] == benchmark]
         for status, (marker, colour) in STATUS_STYLE.items():
-            points = [(position[r[0]], r[4]) for r in mine if r[3] == "cand" and r[1] == status]
-            if points:
-                ax.scatter(*zip(*points), marker=marker, color=colour, label=status, zorder=3)
-        ax.set_ylabel(f"{benchmark}\n({mine[0][5]})")
+            shown = [(p[1], p[4]) for p in mine if p[2] == status]
+            if shown:
+                ax.scatter(*zip(*shown), marker=marker, color=colour, label=status, zorder=3)
+        flagged = [(p[1], p[4]) for p in mine if p[5]]
+        if flagged:
+            ax.scatter(*zip(*flagged), s=160, facecolors="none", edgecolors="tab:orange", label="artifact flagged",
+                       zorder=2)
+        steps = [(0.0, base[benchmark])] if benchmark in base else []
+        steps += [(minute, value) for name, minute, value in landings if name == benchmark]
+        if steps:
+            ax.step([m for m, _ in steps] + [max(end, steps[-1][0])], [v for _, v in steps] + [steps[-1][1]],
+                    where="post", color="black", lw=1.5, label="integration tip", zorder=4)
+        ax.set_ylabel(f"{benchmark}\n({mine[0][3]})")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper right", fontsize="small", ncols=4)
-    axes[0, 0].set_title(f"{campaign}: candidate (marker) vs parent (line)", fontsize="medium")
-    axes[-1, 0].set_xticks(range(len(experiments)), [e.rsplit("-", 1)[-1] for e in experiments], rotation=90)
-    axes[-1, 0].set_xlabel("experiment")
+    axes[0, 0].set_title(f"{campaign}: screened candidates and the integration tip", fontsize="medium")
+    axes[-1, 0].set_xlabel("minutes since the campaign started")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def write_html(con: duckdb.DuckDBPyConnection, campaign: str, path: pathlib.Path) -> pathlib.Path:
+    """One self-contained page (no server, no other file): the final confirmation, the race, what landed, the
+    plot, every experiment with its reason, the acceptance figures."""
+    with tempfile.TemporaryDirectory() as directory:
+        png = write_progress_png(con, campaign, pathlib.Path(directory) / "progress.png")
+        image = base64.b64encode(png.read_bytes()).decode() if png else None
+    sections = [f"<h1>Campaign {html.escape(campaign)}</h1>",
+                f"<p>{html.escape(_status_line(con, campaign))}</p>"]
+    headline = confirmation_summary(con, campaign)
+    if headline:
+        sections += ["<h2>Final confirmation</h2>"] + [f"<p>{html.escape(line)}</p>" for line in headline.splitlines()]
+    if con.execute("SELECT count(*) FROM allocations WHERE campaign = ?", [campaign]).fetchall()[0][0]:
+        sections += ["<h2>Race</h2>", _html_table(con, RECIPES["race"].sql, campaign)]
+
+    sections += ["<h2>Landed</h2>", _html_table(con, RECIPES["landed"].sql, campaign)]
+    if image:
+        sections += ["<h2>Progress</h2>", f'<img alt="progress per benchmark" src="data:image/png;base64,{image}">']
+    sections += ["<h2>Experiments</h2>", _html_table(con, SUMMARY_SQL, campaign),
+                 "<h2>Acceptance</h2>", f"<p>{html.escape(acceptance_summary(con, campaign))}</p>",
+                 "<h2>Artifacts</h2>", _html_table(con, RECIPES["artifacts"].sql, campaign)]
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left;vertical-align:top}"
+             "th{background:#eee}img{max-width:100%}")
+    path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>farm report: "
+                    f"{html.escape(campaign)}</title><style>{style}</style></head><body>"
+                    + "\n".join(sections) + "</body></html>\n")
+    return path
+
+
+def _html_table(con: duckdb.DuckDBPyConnection, sql: str, campaign: str) -> str:
+    cursor = con.cursor().execute(sql, {"campaign": campaign})
+    columns = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    if not rows:
+        return "<p>none</p>"
+    cell = lambda v: html.escape("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+    return ("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows) + "</table>")
+
+
+def _status_line(con: duckdb.DuckDBPyConnection, campaign: str) -> str:
+    state, started, finished, branch = con.execute(
+        "SELECT status, started_at, finished_at, integrated_branch FROM campaigns WHERE id = ?",
+        [campaign]).fetchall()[0]
+    counts = con.execute("SELECT status, count(*) FROM experiments WHERE campaign = ? GROUP BY 1 ORDER BY 1",
+                         [campaign]).fetchall()
+    return (f"campaign {campaign}: {state} (started {started:%Y-%m-%d %H:%M:%S}"
+            f"{f', finished {finished:%H:%M:%S}' if finished else ''}); "
+            + ", ".join(f"{n} {s}" for s, n in counts) + f"; {landed_count(con, campaign)} landed on {branch}")

@@ -1,6 +1,8 @@
--- The farm's DuckDB schema, version 3. Bump SCHEMA_VERSION in farm/store.py and add a
+-- The farm's DuckDB schema, version 4. Bump SCHEMA_VERSION in farm/store.py and add a
 -- migration there when this file changes. Version 2 added `blocks`; version 3 `experiments.retry_of`,
--- `experiments.agent_notes` and `campaign_state`.
+-- `experiments.agent_notes` and `campaign_state`; version 4 `experiments.lineage`, `merges.lineage`,
+-- `allocations` and the view `race_results`; version 5 `phases`. Added columns go last (ALTER TABLE adds
+-- them there).
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -16,21 +18,21 @@ CREATE TABLE IF NOT EXISTS campaigns (
     finished_at TIMESTAMP
 );
 
-CREATE TABLE IF NOT EXISTS strategies (
+CREATE TABLE IF NOT EXISTS strategies (  -- the campaign file's strategies
     campaign VARCHAR NOT NULL,
     name VARCHAR NOT NULL,
-    agent VARCHAR NOT NULL,
-    hypotheses INTEGER NOT NULL,
+    agent VARCHAR NOT NULL,          -- patch | command | knobs | refs
+    hypotheses INTEGER NOT NULL,     -- how many it has (planned ones added as a planner proposes them)
     PRIMARY KEY (campaign, name)
 );
 
-CREATE TABLE IF NOT EXISTS hypotheses (
+CREATE TABLE IF NOT EXISTS hypotheses (  -- what each experiment tries: a patch, an agent's task, a setting, a commit
     campaign VARCHAR NOT NULL,
-    id VARCHAR NOT NULL,
+    id VARCHAR NOT NULL,             -- unique in the campaign; experiments.hypothesis_id
     strategy VARCHAR NOT NULL,
-    category VARCHAR NOT NULL,
-    text VARCHAR NOT NULL,
-    agent VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,       -- e.g. micro-opt, algorithm (the strategy memory counts per category)
+    text VARCHAR NOT NULL,           -- what the change is and why it should help
+    agent VARCHAR NOT NULL,          -- the agent that realises it
     source VARCHAR NOT NULL,         -- where the patch came from
     PRIMARY KEY (campaign, id)
 );
@@ -61,7 +63,9 @@ CREATE TABLE IF NOT EXISTS experiments (
     started_at TIMESTAMP,
     finished_at TIMESTAMP,
     retry_of VARCHAR,                -- the lost attempt this experiment runs again
-    agent_notes VARCHAR              -- what a command agent left in $FARM_NOTES_FILE (why, what it expects)
+    agent_notes VARCHAR,             -- what a command agent left in $FARM_NOTES_FILE (why, what it expects)
+    lineage VARCHAR                  -- the branch a kept screen lands on / a merge lands on: 'integrated', or
+                                     -- in race mode the strategy's lineage farm/<campaign>/<strategy>
 );
 
 CREATE TABLE IF NOT EXISTS samples (
@@ -113,25 +117,61 @@ CREATE TABLE IF NOT EXISTS merges (
     landed BOOLEAN NOT NULL,
     integrated_commit VARCHAR,
     reason VARCHAR,
-    merged_at TIMESTAMP NOT NULL
+    merged_at TIMESTAMP NOT NULL,
+    lineage VARCHAR                  -- where it landed (or not): 'integrated' or a race lineage (a strategy).
+                                     -- At the end of a race the winning lineage becomes the integration
+                                     -- branch, and the others' winners get a row here each, lineage
+                                     -- 'integrated', screening_ratio their re-measured ratio on their lineage
 );
 
-CREATE TABLE IF NOT EXISTS artifacts (
+CREATE TABLE IF NOT EXISTS allocations (  -- the race (scheduler/race.py): every strategy, after each change
     campaign VARCHAR NOT NULL,
-    experiment_id VARCHAR,
-    kind VARCHAR NOT NULL,           -- canary | control_chart | suspect_baseline | stale_build
+    ts TIMESTAMP NOT NULL,
+    rung INTEGER NOT NULL,           -- rungs passed so far
+    strategy VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,         -- racing | dropped | finished (nothing left to run) | winner
+    workers DOUBLE NOT NULL,         -- its share of the workers from now on (racing strategies share them equally)
+    started INTEGER NOT NULL,        -- screens started
+    screens INTEGER NOT NULL,        -- screens with a verdict
+    kept INTEGER NOT NULL,
+    landed INTEGER NOT NULL,         -- landed on its lineage (shared mode: on the integration branch)
+    landed_ratio DOUBLE NOT NULL,    -- product of those landings' re-measured ratios (< 1: faster)
+    reason VARCHAR NOT NULL          -- why this change (also an `events` row of kind 'reallocation')
+);
+
+CREATE VIEW IF NOT EXISTS race_results AS  -- each strategy's latest allocations row: who won, and by how much
+    SELECT * EXCLUDE (last) FROM (
+        SELECT *, row_number() OVER (PARTITION BY campaign, strategy ORDER BY ts DESC, rung DESC) AS last
+        FROM allocations) WHERE last = 1;
+
+CREATE TABLE IF NOT EXISTS artifacts (  -- measurement artifacts the farm flagged
+    campaign VARCHAR NOT NULL,
+    experiment_id VARCHAR,           -- where it was seen (NULL: about a parent, e.g. a suspect baseline)
+    kind VARCHAR NOT NULL,           -- canary | control_chart | suspect_baseline | stale_build | build_bias
     benchmark VARCHAR,
-    reason VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,         -- what was seen and what the farm did about it
     created_at TIMESTAMP NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS events (  -- the campaign's log: what the workers and the coordinator did, when
     campaign VARCHAR NOT NULL,
     ts TIMESTAMP NOT NULL,
-    worker VARCHAR,
+    worker VARCHAR,                  -- NULL: the coordinator
     experiment_id VARCHAR,
-    kind VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,           -- agent | build | guard | measure | lock | verdict (workers); reallocation |
+                                     -- planner | planner_rejected | skipped (the coordinator)
     message VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS phases (  -- where each worker's time went: one row per phase it left
+    campaign VARCHAR NOT NULL,
+    worker VARCHAR NOT NULL,
+    experiment_id VARCHAR,           -- NULL: between experiments
+    phase VARCHAR NOT NULL,          -- agent (with checkout and commit) | build | guard | wait (for the node's
+                                     -- measurement lock) | measure | idle (no command: bookkeeping, or nothing
+                                     -- to do)
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS campaign_state (  -- the coordinator's whole state, saved with every change: --resume

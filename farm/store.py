@@ -2,7 +2,10 @@
 
 In a campaign the store actor (scheduler/store_actor.py) owns a Store; every
 other process sends it whole batches. `farm query`, `farm status` and
-reports open the file read-only with `open_readonly`.
+reports open the file read-only with `open_readonly`. DuckDB lets no other
+process open a file that one is writing, so while a campaign runs the store
+actor keeps a consistent copy beside it (`snapshot_path`, a few seconds old),
+which `open_readonly` reads instead.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import datetime
 import json
 import os
 import pathlib
+import time
 from collections.abc import Iterable
 
 import duckdb
@@ -17,7 +21,7 @@ import duckdb
 from farm.errors import StoreError
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 SCHEMA_FILE = pathlib.Path(__file__).with_name("schema.sql")
 # version -> SQL that upgrades a store from version - 1. Frozen history: a later change to a table gets its own
 # migration rather than an edit here.
@@ -39,6 +43,32 @@ MIGRATIONS: dict[int, str] = {
               campaign VARCHAR PRIMARY KEY,
               state JSON NOT NULL,
               saved_at TIMESTAMP NOT NULL)""",
+    4: """ALTER TABLE experiments ADD COLUMN lineage VARCHAR;
+          ALTER TABLE merges ADD COLUMN lineage VARCHAR;
+          CREATE TABLE allocations (
+              campaign VARCHAR NOT NULL,
+              ts TIMESTAMP NOT NULL,
+              rung INTEGER NOT NULL,
+              strategy VARCHAR NOT NULL,
+              status VARCHAR NOT NULL,
+              workers DOUBLE NOT NULL,
+              started INTEGER NOT NULL,
+              screens INTEGER NOT NULL,
+              kept INTEGER NOT NULL,
+              landed INTEGER NOT NULL,
+              landed_ratio DOUBLE NOT NULL,
+              reason VARCHAR NOT NULL);
+          CREATE VIEW race_results AS
+              SELECT * EXCLUDE (last) FROM (
+                  SELECT *, row_number() OVER (PARTITION BY campaign, strategy ORDER BY ts DESC, rung DESC) AS last
+                  FROM allocations) WHERE last = 1""",
+    5: """CREATE TABLE phases (
+              campaign VARCHAR NOT NULL,
+              worker VARCHAR NOT NULL,
+              experiment_id VARCHAR,
+              phase VARCHAR NOT NULL,
+              started_at TIMESTAMP NOT NULL,
+              finished_at TIMESTAMP NOT NULL)""",
 }
 
 
@@ -50,8 +80,29 @@ def now() -> datetime.datetime:
     return datetime.datetime.now()
 
 
-def open_readonly(path: str | os.PathLike) -> duckdb.DuckDBPyConnection:
-    """A read-only connection; StoreError with what to do if the file is missing or busy."""
+def snapshot_path(path: str | os.PathLike) -> pathlib.Path:
+    """Where the store actor keeps the copy of a running campaign's store."""
+    path = pathlib.Path(path)
+    return path.with_name(path.name + ".snapshot")
+
+
+def write_snapshot(con: duckdb.DuckDBPyConnection, path: pathlib.Path) -> None:
+    """A consistent copy of the database `con` writes, replacing the previous one atomically: a reader that
+    opened the old copy keeps reading it."""
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    (database,) = con.execute("SELECT current_database()").fetchone()
+    con.execute("ATTACH ? AS farm_snapshot", [str(partial)])
+    try:
+        con.execute(f'COPY FROM DATABASE "{database}" TO farm_snapshot')
+    finally:
+        con.execute("DETACH farm_snapshot")
+    os.replace(partial, path)
+
+
+def open_readonly(path: str | os.PathLike, on_snapshot=None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection; StoreError with what to do if the file is missing or busy. A store that a
+    running campaign writes is read from its snapshot; `on_snapshot(path, seconds_old)` is told so."""
     path = pathlib.Path(path)
     if not path.exists():
         raise StoreError(f"no store at {path}: run a campaign first or pass --db FILE")
@@ -59,8 +110,13 @@ def open_readonly(path: str | os.PathLike) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as error:
         if isinstance(error, duckdb.IOException) and "lock" in str(error).lower():
-            raise StoreError(f"{path} is being written by a running campaign; query a copy "
-                             f"(cp {path} /tmp/snapshot.duckdb) or wait for it to finish") from None
+            snapshot = snapshot_path(path)
+            if not snapshot.exists():
+                raise StoreError(f"{path} is being written by a running campaign that keeps no snapshot yet; "
+                                 f"try again in a few seconds") from None
+            if on_snapshot:
+                on_snapshot(snapshot, time.time() - snapshot.stat().st_mtime)
+            return open_readonly(snapshot)
         raise StoreError(f"cannot open {path}: {str(error).splitlines()[0]}") from None
     # Another program's DuckDB file opens fine but has none of the farm's tables: say so here rather than
     # fail in the first query (and keep `farm run --db` from adding the farm's tables to it).
@@ -158,13 +214,14 @@ class Store:
 
     def start_experiment(self, experiment_id: str, campaign: str, hypothesis: Hypothesis, kind: str,
                          parent_commit: str, branch: str, worker: str, cpus: tuple[int, ...],
-                         screened_experiment: str | None = None, retry_of: str | None = None) -> None:
+                         screened_experiment: str | None = None, retry_of: str | None = None,
+                         lineage: str | None = None) -> None:
         self.con.execute(
             "INSERT INTO experiments (id, campaign, strategy, hypothesis_id, kind, screened_experiment, "
-            "parent_commit, branch, status, worker, cpus, started_at, retry_of) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "parent_commit, branch, status, worker, cpus, started_at, retry_of, lineage) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [experiment_id, campaign, hypothesis.strategy, hypothesis.id, kind, screened_experiment, parent_commit,
-             branch, Status.RUNNING.value, worker, list(cpus), now(), retry_of])
+             branch, Status.RUNNING.value, worker, list(cpus), now(), retry_of, lineage])
 
     def finish_experiment(self, result: ExperimentResult) -> None:
         self.con.execute(
@@ -210,10 +267,16 @@ class Store:
 
     def add_merge(self, experiment_id: str, campaign: str, position: int | None, screening_ratio: float | None,
                   remeasured_ratio: float | None, remeasure_experiment_id: str | None, landed: bool,
-                  integrated_commit: str | None, reason: str) -> None:
-        self.con.execute("INSERT INTO merges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  integrated_commit: str | None, reason: str, lineage: str = "integrated") -> None:
+        self.con.execute("INSERT INTO merges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          [experiment_id, campaign, position, screening_ratio, remeasured_ratio,
-                          remeasure_experiment_id, landed, integrated_commit, reason, now()])
+                          remeasure_experiment_id, landed, integrated_commit, reason, now(), lineage])
+
+    def add_allocations(self, campaign: str, at: float, rung: int, rows: list[tuple]) -> None:
+        """Every strategy's share of the workers after a change of the race (scheduler/race.py): (strategy,
+        status, workers, started, screens, kept, landed, landed_ratio, reason)."""
+        self.con.executemany("INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [[campaign, _ts(at), rung, *row] for row in rows])
 
     def add_artifact(self, campaign: str, experiment_id: str | None, kind: str, benchmark: str | None,
                      reason: str) -> None:
@@ -225,6 +288,13 @@ class Store:
         if events:
             self.con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
                                  [[campaign, _ts(at), worker, exp, kind, msg] for at, worker, exp, kind, msg in events])
+
+    def add_phases(self, campaign: str, phases: list[tuple[str, str | None, str, float, float]]) -> None:
+        """phases: (worker, experiment_id, phase, unix start, unix end)."""
+        if phases:
+            self.con.executemany("INSERT INTO phases VALUES (?, ?, ?, ?, ?, ?)",
+                                 [[campaign, worker, exp, phase, _ts(start), _ts(end)]
+                                  for worker, exp, phase, start, end in phases])
 
     def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
         cursor = self.con.execute(sql, params or [])

@@ -1,9 +1,12 @@
 """Everything the coordinator decides, without Ray: what each idle worker runs next, what a result means,
 what a lost experiment becomes.
 
-Screening experiments start from the current integration tip; kept ones wait in the merge queue and land
-one at a time after a re-measurement against the tip (a MERGE experiment), so the integration branch only
-ever moves forward by commits measured against exactly the commit they land on.
+Screening experiments start from the tip of their lineage (the integration branch; in race mode their
+strategy's own branch); kept ones wait in that lineage's merge queue and land one at a time after a
+re-measurement against its tip (a MERGE experiment), so a branch only ever moves forward by commits measured
+against exactly the commit they land on. With several strategies, scheduler/race.py decides which one an
+idle worker serves; at the end of a race the best lineage becomes the integration branch and the other
+lineages' winners are offered on top of it, each re-measured.
 
 Every experiment id is used once. An attempt that did not end (its worker died, the coordinator died, the
 campaign was abandoned) is `lost`: its row and partial samples stay in the store, marked by that status,
@@ -22,9 +25,10 @@ from dataclasses import replace
 from farm.acceptance_monitor import AcceptanceMonitor
 from farm.config import CampaignConfig
 from farm.planner import Plan
-from farm.records import Assignment, ExperimentResult, Hypothesis, Kind, Status
+from farm.records import INTEGRATED, Assignment, ExperimentResult, Hypothesis, Kind, Status
 from scheduler.hypothesis_queue import HypothesisQueue
-from scheduler.merge_queue import Kept, MergeQueue
+from scheduler.merge_queue import Kept, Lineage
+from scheduler.race import DROPPED, RACING, WINNER, Race
 
 AA_HYPOTHESIS = Hypothesis(id="aa", strategy="farm", category="canary", agent="aa",
                            text="A/A: the parent against a second build of itself (build bias, false-positive canary)",
@@ -32,7 +36,7 @@ AA_HYPOTHESIS = Hypothesis(id="aa", strategy="farm", category="canary", agent="a
 CONFIRM_HYPOTHESIS = Hypothesis(id="confirm", strategy="farm", category="confirmation", agent="confirm",
                                 text="the final integration tip against the campaign base", patch="")
 MEASURED = (Status.KEEP, Status.DISCARD)
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 class Campaign:
@@ -43,12 +47,15 @@ class Campaign:
         self.workers = list(workers)
         self.say = say
         self.hypotheses = HypothesisQueue(hypotheses, max_experiments)
-        self.merges = MergeQueue()
         self.monitor = AcceptanceMonitor(config.acceptance.alpha, config.acceptance.canary_every)
         self.base = base_commit
-        self.tip = base_commit
+        self.race_mode = config.race.mode == "race"
+        names = [s.name for s in config.strategies]
+        # The integration branch, and in race mode one lineage branch per strategy, all starting at the base.
+        self.lineages = {name: Lineage(name, base_commit) for name in [INTEGRATED] + (names if self.race_mode else [])}
+        self.race = (Race(names, config.race.rung, config.memory.stuck_after)
+                     if self.race_mode or (config.race.rung and len(names) > 1) else None)
         self.confirmation: str | None = None  # the final confirmation's experiment id, once it started
-        self.landed: list[str] = []  # screened experiment ids, in landing order
         self.counter = 0  # experiment ids handed out
         self.in_flight: dict[str, tuple[str, Assignment]] = {}  # experiment id -> (worker, assignment)
         self.retry: list[Assignment] = []  # lost attempts to run again (a new id each)
@@ -61,6 +68,21 @@ class Campaign:
         # is done (proposed max_hypotheses, proposed nothing new, or failed twice in a row).
         self.planners = {s.name: {"calls": 0, "proposed": 0, "failures": 0, "done": False}
                          for s in config.strategies if s.planner}
+        if self.race:
+            self._reallocated([("", RACING, "start: the workers are shared equally")])
+
+    @property
+    def tip(self) -> str:
+        """The integration branch's tip."""
+        return self.lineages[INTEGRATED].tip
+
+    @property
+    def landed(self) -> list[str]:
+        """The screened experiments on the integration branch, in landing order."""
+        return [kept.experiment_id for kept in self.lineages[INTEGRATED].landed]
+
+    def branch(self, lineage: str) -> str:
+        return f"farm/{self.name}/{lineage}"
 
     # -- assignment ----------------------------------------------------------
 
@@ -84,7 +106,7 @@ class Campaign:
             self.confirmation = experiment_id
         self._write("start_experiment", experiment_id, self.name, assignment.hypothesis, assignment.kind.value,
                     assignment.parent_commit, assignment.branch, worker, cpus, assignment.screened_experiment,
-                    assignment.retry_of)
+                    assignment.retry_of, assignment.lineage if assignment.kind in (Kind.SCREEN, Kind.MERGE) else None)
         return assignment
 
     def _new(self, kind: Kind, hypothesis: Hypothesis, parent: str, **fields) -> Assignment:
@@ -111,33 +133,131 @@ class Campaign:
 
     def _next(self) -> Assignment | None:
         self._skip_exhausted()
-        kept = self.merges.next()
-        while kept is not None and self._lands_as_is(kept):
-            kept = self.merges.next()
-        if kept is not None:
-            self.merges.in_flight = kept.experiment_id
-            return self._new(Kind.MERGE, self.hypotheses.by_id[kept.hypothesis_id], self.tip,
-                             screened_experiment=kept.experiment_id, pick_base=kept.parent_commit,
-                             pick_tip=kept.commit)
-        hypothesis = self.hypotheses.next()
+        if self.race and not self.race.ended:
+            self._race_step()
+        merge = self._next_merge()
+        if merge is not None:
+            return merge
+        hypothesis = self._next_hypothesis()
         if hypothesis is None:
             return self._confirmation()
-        # An existing commit (agent refs) is measured against its own parent, everything else against the tip.
-        return self._new(Kind.SCREEN, hypothesis, hypothesis.parent or self.tip)
+        # An existing commit (agent refs) is measured against its own parent, everything else against the tip
+        # of its lineage.
+        lineage = self.lineages[hypothesis.strategy if self.race_mode else INTEGRATED]
+        return self._new(Kind.SCREEN, hypothesis, hypothesis.parent or lineage.tip, lineage=lineage.name)
+
+    def _next_merge(self) -> Assignment | None:
+        """The largest win waiting on a lineage with no merge in flight, as a re-measurement on its tip."""
+        for lineage in self.lineages.values():
+            kept = lineage.merges.next()
+            while kept is not None and self._lands_as_is(lineage, kept):
+                kept = lineage.merges.next()
+            if kept is not None:
+                lineage.merges.in_flight = kept.experiment_id
+                return self._new(Kind.MERGE, self.hypotheses.by_id[kept.hypothesis_id], lineage.tip,
+                                 screened_experiment=kept.experiment_id, pick_base=kept.parent_commit,
+                                 pick_tip=kept.commit, lineage=lineage.name)
+        return None
+
+    def _next_hypothesis(self) -> Hypothesis | None:
+        """In file order; in a race, of the racing strategy that has started the fewest (scheduler/race.py)."""
+        if self.race is None or self.hypotheses.again_ids:
+            return self.hypotheses.next()
+        strategy = self.race.pick(self.hypotheses.ready_strategies())
+        if strategy is None:
+            return None
+        self.race.started(strategy)
+        return self.hypotheses.next(strategy)
+
+    # -- racing ----------------------------------------------------------------
+
+    def _race_step(self) -> None:
+        """Apply the race's rule; once no strategy races and nothing runs, end the race."""
+        changes = self.race.step(self._has_work, self._screening, self._merging)
+        for index, (strategy, status, reason) in enumerate(changes):
+            if status == DROPPED:
+                skipped = self.hypotheses.drop(strategy)
+                if strategy in self.planners:
+                    self.planners[strategy]["done"] = True
+                reason = self.race.strategies[strategy]["reason"] = \
+                    f"{reason}; {len(skipped)} of its hypotheses will not run"
+                changes[index] = (strategy, status, reason)
+        if changes:
+            self._reallocated(changes)
+        if not self.race.racing() and not self.in_flight and not self.retry and not self.reserved \
+                and not self.hypotheses.again_ids and self._lineages_idle():
+            self._end_race()
+
+    def _has_work(self, strategy: str) -> bool:
+        """Hypotheses of the strategy that would still run, a planner that may propose more, or a lost attempt
+        to run again."""
+        planner = self.planners.get(strategy)
+        return (any(self.hypotheses.by_id[h].strategy == strategy for h in self.hypotheses.waiting())
+                or (planner is not None and not planner["done"] and not self.hypotheses.budget_spent())
+                or any(a.hypothesis.strategy == strategy for a in self.retry + list(self.reserved.values())))
+
+    def _screening(self, strategy: str) -> bool:
+        return any(a.kind is Kind.SCREEN and a.hypothesis.strategy == strategy for _, a in self.in_flight.values())
+
+    def _merging(self, strategy: str) -> bool:
+        """A kept screen of the strategy waits to land or is landing."""
+        if self.race_mode:
+            return not self.lineages[strategy].idle()
+        merges = self.lineages[INTEGRATED].merges
+        kept = merges.waiting + ([merges.by_id[merges.in_flight]] if merges.in_flight else [])
+        return any(self.hypotheses.by_id[k.hypothesis_id].strategy == strategy for k in kept)
+
+    def _end_race(self) -> None:
+        """The winner's lineage becomes the integration branch; the others' winners wait to land on top of it."""
+        winner = self.race.end()
+        ratios = ", ".join(f"{s} {self.race.ratio(s):.3f}x" for s in self.race.order)
+        if winner is None:
+            self._reallocated([("", "ended", f"race over: nothing landed (landed ratios {ratios})")])
+            return
+        offered = []
+        if self.race_mode:
+            integrated, won = self.lineages[INTEGRATED], self.lineages[winner]
+            integrated.tip, integrated.landed = won.tip, list(won.landed)
+            for lineage in self.lineages.values():
+                if lineage.name not in (INTEGRATED, winner):
+                    offered += lineage.landed
+                    for kept in lineage.landed:
+                        integrated.merges.add(kept)
+        reason = f"race over: {winner} wins with the largest landed gain (landed ratios {ratios})" + (
+            f"; its lineage is the integration branch, and {len(offered)} winner(s) of the others are offered on "
+            f"top, each re-measured" if self.race_mode else "")
+        self.race.strategies[winner]["reason"] = reason
+        self._reallocated([(winner, WINNER, reason)])
+
+    def _reallocated(self, changes: list[tuple[str, str, str]]) -> None:
+        """Changes of the race: an `events` row each, and every strategy's share of the workers now (with the
+        reason of its own last change)."""
+        now = time.time()
+        self._write("add_events", self.name, [(now, None, None, "reallocation", reason) for _, _, reason in changes])
+        self._write("add_allocations", self.name, now, self.race.rungs_passed, [
+            (s, state["status"], self.race.workers(s, len(self.workers)), state["started"], state["finished"],
+             state["kept"], state["landed"], self.race.ratio(s), state["reason"])
+            for s, state in self.race.strategies.items()])
+        for _, _, reason in changes:
+            self.say(f"race: {reason}")
 
     def _confirmation(self) -> Assignment | None:
         """Once everything else is done and something landed: the final tip against the base, once."""
         if (not self.config.merge.confirm_blocks or not self.landed or self.confirmation is not None
-                or self.in_flight or self.merges.waiting or self.merges.in_flight or self.planner_due()
-                or self.hypotheses.waiting()):
+                or self.in_flight or not self._lineages_idle()
+                or self.planner_due() or self.hypotheses.waiting() or (self.race and not self.race.ended)):
             return None
         return self._new(Kind.CONFIRM, CONFIRM_HYPOTHESIS, self.base, pick_base=self.base, pick_tip=self.tip)
 
-    def _lands_as_is(self, kept: Kept) -> bool:
+    def _lineages_idle(self) -> bool:
+        """No kept screen waits to land, or is landing, on any lineage."""
+        return all(lineage.idle() for lineage in self.lineages.values())
+
+    def _lands_as_is(self, lineage: Lineage, kept: Kept) -> bool:
         """With merge.remeasure off, a kept commit whose parent is still the tip lands as it is."""
-        if self.config.merge.remeasure or kept.parent_commit != self.tip:
+        if self.config.merge.remeasure or kept.parent_commit != lineage.tip:
             return False
-        self._land(kept, kept.commit, remeasured=None)
+        self._land(lineage, kept, kept.commit, remeasured=None)
         return True
 
     def blocked(self) -> list[str]:
@@ -215,7 +335,8 @@ class Campaign:
             for name, reason in flagged:
                 self._artifact(result.experiment_id, "control_chart", name, reason)
             if flagged and self._measure_again(result.experiment_id, result.status, a.kind, a.hypothesis.id,
-                                               a.screened_experiment, "the reference run was off its control chart"):
+                                               a.screened_experiment, a.lineage,
+                                               "the reference run was off its control chart"):
                 return
         if a.kind is Kind.SCREEN:
             self._on_screen(a, result)
@@ -227,9 +348,11 @@ class Campaign:
         counts[0] += result.status is Status.DISCARD
         counts[1] += result.status is Status.KEEP
         lands = self.config.merge.enabled and a.hypothesis.commit is None  # an existing commit is screen-only
+        if self.race:
+            self.race.screened(a.hypothesis.strategy, result.status is Status.KEEP, result.effect, lands)
         if result.status is Status.KEEP and lands:
-            self.merges.add(Kept(result.experiment_id, a.hypothesis.id, result.effect, result.commit,
-                                 a.parent_commit))
+            self.lineages[a.lineage].merges.add(Kept(result.experiment_id, a.hypothesis.id, result.effect,
+                                                     result.commit, a.parent_commit))
         else:
             self.hypotheses.settle(a.hypothesis.id)
         if result.status in MEASURED:
@@ -237,10 +360,11 @@ class Campaign:
             self._check_baseline(a.parent_commit, result)
 
     def _on_merge(self, a: Assignment, result: ExperimentResult) -> None:
-        self.merges.in_flight = None
-        kept = self.merges.by_id[a.screened_experiment]
+        lineage = self.lineages[a.lineage]
+        lineage.merges.in_flight = None
+        kept = lineage.merges.by_id[a.screened_experiment]
         if result.status is Status.KEEP:
-            self._land(kept, result.commit, remeasured=result)
+            self._land(lineage, kept, result.commit, remeasured=result)
             return
         vanished = result.status is Status.DISCARD and kept.parent_commit != a.parent_commit
         why = (f"its gain vanished on top of the winners landed since it was screened (screened "
@@ -248,20 +372,25 @@ class Campaign:
                else f"{result.status.value} against the tip")
         self._write("add_merge", kept.experiment_id, self.name, None, kept.effect, result.effect,
                     result.experiment_id, False, None, f"{why}: {result.reason}" if vanished
-                    else f"{result.status.value}: {result.reason}")
+                    else f"{result.status.value}: {result.reason}", lineage.name)
         self.hypotheses.settle(kept.hypothesis_id)
-        self.say(f"not landed: {kept.hypothesis_id} ({why})")
+        self.say(f"not landed on {lineage.name}: {kept.hypothesis_id} ({why})")
 
-    def _land(self, kept: Kept, commit: str, remeasured: ExperimentResult | None) -> None:
+    def _land(self, lineage: Lineage, kept: Kept, commit: str, remeasured: ExperimentResult | None) -> None:
         """The store records the landing; the coordinator moves the branch once that is written."""
-        self.tip = commit
-        self.landed.append(kept.experiment_id)
-        self._write("add_merge", kept.experiment_id, self.name, len(self.landed), kept.effect,
+        effect = remeasured.effect if remeasured else kept.effect
+        lineage.landed.append(Kept(kept.experiment_id, kept.hypothesis_id, effect, commit, lineage.tip))
+        lineage.tip = commit
+        self._write("add_merge", kept.experiment_id, self.name, len(lineage.landed), kept.effect,
                     remeasured.effect if remeasured else None, remeasured.experiment_id if remeasured else None,
                     True, commit,
-                    remeasured.reason if remeasured else "parent is the tip; landed on the screening measurement")
+                    remeasured.reason if remeasured else "parent is the tip; landed on the screening measurement",
+                    lineage.name)
         self.hypotheses.settle(kept.hypothesis_id)
-        self.say(f"landed {kept.hypothesis_id} as #{len(self.landed)}: integrated tip {commit[:10]}")
+        if self.race and not self.race.ended:
+            self.race.landed(self.hypotheses.by_id[kept.hypothesis_id].strategy, effect)
+        self.say(f"landed {kept.hypothesis_id} as #{len(lineage.landed)} on {self.branch(lineage.name)}: tip "
+                 f"{commit[:10]}")
 
     def _check_baseline(self, parent: str, result: ExperimentResult) -> None:
         """(c): everyone "improves" one benchmark on this parent: rebuild the reference and measure again."""
@@ -272,14 +401,15 @@ class Campaign:
             for experiment_id in experiments:
                 if experiment_id not in self.monitor.screens.get(parent, {}):
                     continue  # voided for another benchmark of the same parent just now
-                if experiment_id in self.merges.by_id and not self.merges.is_waiting(experiment_id):
+                if any(experiment_id in lineage.merges.by_id and not lineage.merges.is_waiting(experiment_id)
+                       for lineage in self.lineages.values()):
                     continue  # already landing or landed: its re-measurement against the tip decides
                 screen = self.monitor.forget_screen(parent, experiment_id)
                 self._measure_again(experiment_id, Status(screen["status"]), Kind.SCREEN, screen["hypothesis"],
-                                    None, f"suspect baseline on {benchmark}")
+                                    None, INTEGRATED, f"suspect baseline on {benchmark}")
 
     def _measure_again(self, experiment_id: str, status: Status, kind: Kind, hypothesis_id: str,
-                       screened: str | None, why: str) -> bool:
+                       screened: str | None, lineage: str, why: str) -> bool:
         """Void a measured verdict and measure the hypothesis again, once per hypothesis. False: it was
         measured again already, and this verdict stands."""
         if hypothesis_id in self.monitor.remeasured:
@@ -290,10 +420,12 @@ class Campaign:
         self._count(status, -1)
         self._count(Status.INVALIDATED, +1)
         if kind is Kind.MERGE:
-            self.merges.in_flight = None
-            self.merges.add(self.merges.by_id[screened])
+            merges = self.lineages[lineage].merges
+            merges.in_flight = None
+            merges.add(merges.by_id[screened])
         else:
-            self.merges.withdraw(experiment_id)
+            for each in self.lineages.values():
+                each.merges.withdraw(experiment_id)
             self.hypotheses.again(hypothesis_id)
         self.say(f"{experiment_id} {hypothesis_id}: verdict voided ({why}); measuring again")
         return True
@@ -335,11 +467,11 @@ class Campaign:
     # -- stored form ---------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {"version": STATE_VERSION, "counter": self.counter, "base": self.base, "tip": self.tip,
-                "landed": self.landed, "confirmation": self.confirmation,
+        return {"version": STATE_VERSION, "counter": self.counter, "base": self.base,
+                "lineages": {name: lineage.to_dict() for name, lineage in self.lineages.items()},
+                "race": self.race.to_dict() if self.race else None, "confirmation": self.confirmation,
                 "statuses": self.statuses, "categories": self.categories, "hypotheses": self.hypotheses.to_dict(),
-                "planners": self.planners,
-                "merges": self.merges.to_dict(), "monitor": self.monitor.to_dict(),
+                "planners": self.planners, "monitor": self.monitor.to_dict(),
                 "in_flight": {e: [w, self._assignment_dict(a)] for e, (w, a) in self.in_flight.items()},
                 "retry": [self._assignment_dict(a) for a in self.retry],
                 "reserved": {w: self._assignment_dict(a) for w, a in self.reserved.items()}}
@@ -347,15 +479,18 @@ class Campaign:
     def restore(self, data: dict) -> None:
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"stored campaign state version {data.get('version')}, this farm reads "
-                             f"{STATE_VERSION}")
-        self.counter, self.tip, self.landed = data["counter"], data["tip"], list(data["landed"])
-        self.base = data.get("base", self.base)
+                             f"{STATE_VERSION}; finish it with the farm version that started it, or start over "
+                             f"with --fresh")
+        self.writes.clear()  # a new campaign's opening rows: stored when it started
+        self.counter, self.base = data["counter"], data["base"]
+        self.lineages = {name: Lineage.from_dict(name, lineage) for name, lineage in data["lineages"].items()}
+        if self.race and data["race"]:
+            self.race.restore(data["race"])
         self.confirmation = data.get("confirmation")
         self.statuses = dict(data["statuses"])
         self.categories = {key: list(counts) for key, counts in data["categories"].items()}
         self.planners.update({k: dict(v) for k, v in data.get("planners", {}).items() if k in self.planners})
         self.hypotheses.restore(data["hypotheses"])
-        self.merges.restore(data["merges"])
         acceptance = self.config.acceptance
         self.monitor = AcceptanceMonitor.from_dict(acceptance.alpha, acceptance.canary_every, data["monitor"])
         self.in_flight = {e: (w, self._assignment(a)) for e, (w, a) in data["in_flight"].items()}
@@ -373,7 +508,7 @@ class Campaign:
     def _assignment_dict(a: Assignment) -> dict:
         return {"experiment_id": a.experiment_id, "kind": a.kind.value, "hypothesis": a.hypothesis.id,
                 "parent_commit": a.parent_commit, "branch": a.branch, "screened_experiment": a.screened_experiment,
-                "pick_base": a.pick_base, "pick_tip": a.pick_tip, "retry_of": a.retry_of}
+                "pick_base": a.pick_base, "pick_tip": a.pick_tip, "retry_of": a.retry_of, "lineage": a.lineage}
 
     def _assignment(self, data: dict) -> Assignment:
         kind = Kind(data["kind"])
@@ -381,7 +516,7 @@ class Campaign:
         hypothesis = fixed[kind] if kind in fixed else self.hypotheses.by_id[data["hypothesis"]]
         return Assignment(data["experiment_id"], self.name, kind, hypothesis, data["parent_commit"], data["branch"],
                           screened_experiment=data["screened_experiment"], pick_base=data["pick_base"],
-                          pick_tip=data["pick_tip"], retry_of=data["retry_of"])
+                          pick_tip=data["pick_tip"], retry_of=data["retry_of"], lineage=data["lineage"])
 
 
 def _times(effect: float | None) -> str:

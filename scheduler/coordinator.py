@@ -19,6 +19,7 @@ import os
 import pathlib
 import signal
 import threading
+import time
 from dataclasses import dataclass, field, replace
 
 import ray
@@ -28,9 +29,10 @@ from farm import memory
 from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
+from farm.live import LiveState, Running, board_phases
 from farm.planner import Plan, run_planner
 from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers, kill_tagged, run_key
-from farm.records import Assignment, ExperimentResult, Kind, Status
+from farm.records import INTEGRATED, Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
 from scheduler.cpusets import affinity, allocate_cpu_sets, exclusive_measurement, spare_cpus
@@ -76,12 +78,16 @@ def claim_branches(repo: TargetRepo, campaign: str, fresh: bool, check_only: boo
 
 class Coordinator:
     def __init__(self, config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path, workers: int | None,
-                 max_experiments: int | None, echo=print, resume: bool = False, fresh: bool = False):
+                 max_experiments: int | None, echo=print, resume: bool = False, fresh: bool = False,
+                 live: bool = False):
         self.config = config
         self.workdir = workdir
         self.db = db
         self.resume = resume
-        self.progress = Progress(echo)
+        self.progress = Progress(echo, live)
+        self.started_at: dict[str, float] = {}  # experiment id -> when it was sent to its worker
+        self.best: tuple[str, float] | None = None  # the best kept screen: (hypothesis, effect)
+        self.blocks = 0  # blocks measured
         self.name = config.campaign
         self.integrated = f"farm/{self.name}/integrated"
         self.repo = prepare_target(config, workdir)
@@ -92,7 +98,9 @@ class Coordinator:
         self.fresh = fresh
         if not resume:
             claim_branches(self.repo, self.name, fresh, check_only=True)  # refused before anything starts
-        self.branch_tip: str | None = None  # where the integration branch is; None: not created yet
+        # Where each lineage's branch is (the integration branch, and in race mode one per strategy); a lineage
+        # missing here has no branch yet.
+        self.branch_tips: dict[str, str] = {}
         self.cpu_sets = allocate_cpu_sets(workers or config.workers.count, config.workers.cpus_per_worker,
                                           None if workers else config.workers.cpu_sets)
         self.exclusive = exclusive_measurement(config.measurement.mode, self.cpu_sets)
@@ -123,7 +131,7 @@ class Coordinator:
                 raise FarmError(f"--resume: {error}") from None
             self.campaign.resume()
             ray.get(self.store.call.remote("resume_campaign", self.name))
-            self.branch_tip = self._branch()
+            self.branch_tips = self._branches()
         else:
             # The campaign's row, its hypotheses and its first state land together; the branches only after.
             self.campaign.writes[:0] = [
@@ -131,7 +139,8 @@ class Coordinator:
                                     self.config.target.base_ref, self.base_commit, self.integrated,
                                     len(self.cpu_sets))),
                 ("add_hypotheses", (self.name, self.hypotheses, {s.name: s.agent for s in self.config.strategies}))]
-            self.branch_tip = self.base_commit  # so that _save leaves the branches alone: made just below
+            # So that _save leaves the branches alone: made just below.
+            self.branch_tips = dict.fromkeys(self.campaign.lineages, self.base_commit)
         self._save()
         if not self.resume:
             self.create_branches()
@@ -146,25 +155,29 @@ class Coordinator:
                           f"store {self.db}; {placement}; measurement{auto} {measurement}")
 
     def create_branches(self) -> None:
-        """A new campaign's integration branch at the base (an earlier run's branches archived with --fresh)."""
+        """A new campaign's integration branch (and race lineages) at the base (an earlier run's branches
+        archived with --fresh)."""
         claim_branches(self.repo, self.name, self.fresh)
-        self.branch_tip = self.base_commit
-        self.repo.git("branch", "--no-track", self.integrated, self.base_commit)
+        for lineage in self.campaign.lineages:
+            self.repo.git("branch", "--no-track", self.campaign.branch(lineage), self.base_commit)
+            self.branch_tips[lineage] = self.base_commit
 
-    def _branch(self) -> str | None:
-        try:
-            return self.repo.resolve(f"refs/heads/{self.integrated}")
-        except WorktreeError:
-            return None  # the driver died before it made the branch: _save makes it
+    def _branches(self) -> dict[str, str]:
+        tips = {}
+        for lineage in self.campaign.lineages:
+            with contextlib.suppress(WorktreeError):  # the driver died before it made the branch: _save makes it
+                tips[lineage] = self.repo.resolve(f"refs/heads/{self.campaign.branch(lineage)}")
+        return tips
 
     def _save(self) -> None:
         """The campaign's writes and state to the store in one transaction; then the branch follows. The writes
         are dropped only once they are stored."""
         ray.get(self.store.apply.remote(list(self.campaign.writes), self.campaign.to_dict()))
         self.campaign.writes.clear()
-        if self.campaign.tip != self.branch_tip:
-            self.repo.git("update-ref", f"refs/heads/{self.integrated}", self.campaign.tip)
-            self.branch_tip = self.campaign.tip
+        for name, lineage in self.campaign.lineages.items():
+            if lineage.tip != self.branch_tips.get(name):
+                self.repo.git("update-ref", f"refs/heads/{self.campaign.branch(name)}", lineage.tip)
+                self.branch_tips[name] = lineage.tip
 
     # -- the loop ----------------------------------------------------------
 
@@ -186,7 +199,7 @@ class Coordinator:
         be half-way through a step: the store keeps its last saved state (which --resume continues), and only
         the experiments that were running are marked lost. Each step runs even if an earlier one fails; the
         error that ended the campaign is the one raised."""
-        steps = [self.pool.kill_all, self._stop_planner]
+        steps = [self.progress.stop, self.pool.kill_all, self._stop_planner]
         if status == "failed":
             steps += [lambda: ray.get([self.store.call.remote("mark_lost", experiment_id, "the campaign failed")
                                        for experiment_id in self.campaign.in_flight])]
@@ -240,6 +253,7 @@ class Coordinator:
             self._print_events()
             for ref in ready:
                 self._collect(ref)
+            self.progress.show(self._live_state, lambda: board_phases(self.workdir / "workers"))
         self.progress.say("interrupted again: abandoning the running experiments")
 
     def _assign_idle(self) -> None:
@@ -254,6 +268,7 @@ class Coordinator:
             ref = worker.actor.run.remote(assignment)
             worker.busy = ref
             self.running[ref] = (worker, assignment.experiment_id)
+            self.started_at[assignment.experiment_id] = time.time()
             self.progress.say(f"{worker.name} {assignment.experiment_id} {assignment.hypothesis.id}: "
                               f"{_describe(assignment)} (parent {assignment.parent_commit[:10]})")
 
@@ -289,12 +304,13 @@ class Coordinator:
         future = self.planner_thread.submit(
             run_planner, config, self.name, self._memory(strategy)[0], set(self.campaign.hypotheses.by_id),
             self.config.resolve("."), self.workdir / "logs" / "planner" / strategy, call, self.repo.path,
-            self.campaign.tip, self._planner_tag())
+            self.campaign.lineages.get(strategy, self.campaign.lineages[INTEGRATED]).tip, self._planner_tag())
         self.planning = (strategy, future)
 
     def _collect(self, ref) -> None:
         worker, experiment_id = self.running.pop(ref)
         worker.busy = None
+        self.started_at.pop(experiment_id, None)
         try:
             result = ray.get(ref)
         except RayActorError as error:
@@ -308,8 +324,22 @@ class Coordinator:
             return
         except RayTaskError as error:
             result = _internal_error(worker, experiment_id, error)
+        self.blocks += result.blocks or 0
+        assignment = self.campaign.in_flight[experiment_id][1]
+        if assignment.kind is Kind.SCREEN and result.status is Status.KEEP and result.effect and \
+                (self.best is None or result.effect < self.best[1]):
+            self.best = (assignment.hypothesis.id, result.effect)
         self.campaign.finish(result)
         self._save()
+
+    def _live_state(self) -> LiveState:
+        c = self.campaign
+        running = [Running(worker, e, a.hypothesis.id, a.kind.value, self.started_at.get(e, time.time()))
+                   for e, (worker, a) in c.in_flight.items()]
+        merging = sum(len(lineage.merges.waiting) + (lineage.merges.in_flight is not None)
+                      for lineage in c.lineages.values())
+        return LiveState(self.name, running, len(c.hypotheses.waiting()), merging, dict(c.statuses), self.best,
+                         self.blocks, len(c.landed))
 
     def _print_events(self) -> None:
         self.progress.events(ray.get(self.store.drain_events.remote()))
@@ -349,7 +379,7 @@ def _internal_error(worker: PoolWorker, experiment_id: str, error: Exception) ->
 
 def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path, *, workers: int | None = None,
                  address: str | None = None, max_experiments: int | None = None, echo=print, resume: bool = False,
-                 fresh: bool = False) -> CampaignSummary:
+                 fresh: bool = False, live: bool = False) -> CampaignSummary:
     """Run a whole campaign on Ray (local unless `address` or RAY_ADDRESS names a cluster); `resume`
     continues the one in `db`; `fresh` archives an earlier run's branches in the target repository.
 
@@ -361,7 +391,8 @@ def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path
     leftovers = kill_campaign_leftovers(config.campaign, workdir)
     if leftovers:
         echo(f"killed {leftovers} process(es) left running by an earlier run of {config.campaign}")
-    coordinator = Coordinator(config, workdir, db, workers, max_experiments, echo, resume=resume, fresh=fresh)
+    coordinator = Coordinator(config, workdir, db, workers, max_experiments, echo, resume=resume, fresh=fresh,
+                              live=live)
     address = address or os.environ.get("RAY_ADDRESS")
     started_ray = not ray.is_initialized()
     spare = spare_cpus(coordinator.cpu_sets) if started_ray and not address else []

@@ -40,19 +40,34 @@ class HypothesisQueue:
         """Whether a hypothesis of `strategy` still waits to run."""
         return any(self.by_id[h].strategy == strategy for h in self.again_ids + self.pending)
 
-    def next(self) -> Hypothesis | None:
-        """A hypothesis to measure again, else the first pending one whose predecessor is settled, or None."""
+    def next(self, strategy: str | None = None) -> Hypothesis | None:
+        """A hypothesis to measure again, else the first pending one (of `strategy`, if given) whose
+        predecessor is settled, or None."""
         if self.again_ids:
             return self.by_id[self.again_ids.pop(0)]
-        if self.budget_spent():
-            return None
-        for hypothesis_id in self.pending:
-            after = self.by_id[hypothesis_id].after
-            if after is None or after in self.settled:
+        for hypothesis_id in self._ready():
+            if strategy is None or self.by_id[hypothesis_id].strategy == strategy:
                 self.pending.remove(hypothesis_id)
                 self.started += 1
                 return self.by_id[hypothesis_id]
         return None
+
+    def _ready(self) -> list[str]:
+        """Pending hypotheses that may start now: their predecessor settled, the budget not spent."""
+        if self.budget_spent():
+            return []
+        return [h for h in self.pending if self.by_id[h].after is None or self.by_id[h].after in self.settled]
+
+    def ready_strategies(self) -> set[str]:
+        """Strategies with a hypothesis that may start now."""
+        return {self.by_id[h].strategy for h in self._ready()}
+
+    def drop(self, strategy: str) -> list[str]:
+        """A strategy's pending hypotheses are not run: settled, returned."""
+        dropped = [h for h in self.pending if self.by_id[h].strategy == strategy]
+        self.pending = [h for h in self.pending if h not in dropped]
+        self.settled.update(dropped)
+        return dropped
 
     def settle(self, hypothesis_id: str) -> None:
         self.settled.add(hypothesis_id)

@@ -1,4 +1,5 @@
-"""Kept experiments waiting to land on the integration branch, one at a time.
+"""Kept experiments waiting to land on a lineage branch (the integration branch, or in race mode a strategy's
+own), one at a time.
 
 The largest effect lands first (the smallest ratio: ratios are cand/ref in every benchmark's own
 direction, see stats/decision.py). At most one re-measurement against the tip is in flight, so each lands
@@ -6,7 +7,7 @@ on exactly the commit it was measured against. Plain data: stored and restored o
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,26 @@ class MergeQueue:
         self.by_id = {k["experiment_id"]: Kept(**k) for k in data["kept"]}
         self.waiting = [self.by_id[e] for e in data["waiting"]]
         self.in_flight = data["in_flight"]
+
+
+@dataclass
+class Lineage:
+    """A branch experiments land on: its tip, what landed (each as Kept of the landed commit, its parent the tip
+    before it, its effect the re-measured one) and its merge queue."""
+
+    name: str
+    tip: str
+    landed: list[Kept] = field(default_factory=list)
+    merges: MergeQueue = field(default_factory=MergeQueue)
+
+    def idle(self) -> bool:
+        return not self.merges.waiting and self.merges.in_flight is None
+
+    def to_dict(self) -> dict:
+        return {"tip": self.tip, "landed": [asdict(k) for k in self.landed], "merges": self.merges.to_dict()}
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> Lineage:
+        lineage = cls(name, data["tip"], [Kept(**k) for k in data["landed"]])
+        lineage.merges.restore(data["merges"])
+        return lineage

@@ -1,22 +1,45 @@
-"""Progress lines of a running campaign: time since start, then what happened."""
+"""Progress of a running campaign: log lines (time since start, then what happened) and, on a terminal, the
+live view of farm/live.py redrawn in place below them."""
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+from rich.console import Console
+from rich.live import Live
+
+from farm.live import LiveState, render
+
 SHOWN_EVENTS = ("build", "guard", "measure")  # the workers' events worth a line; all of them are in the store
 
 
 class Progress:
-    def __init__(self, echo: Callable[[str], None] = print):
+    def __init__(self, echo: Callable[[str], None] = print, live: bool = False):
         self.echo = echo
         self.started = time.monotonic()
+        self.live = Live(console=Console(), auto_refresh=False, transient=True) if live else None
 
     def say(self, message: str) -> None:
-        self.echo(f"[{time.monotonic() - self.started:6.0f}s] {message}")
+        line = f"[{time.monotonic() - self.started:6.0f}s] {message}"
+        if self.live is not None and self.live.is_started:
+            self.live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            self.echo(line)
 
     def events(self, rows) -> None:
         """Rows of the store actor's drain_events: (time, worker, experiment id, kind, message)."""
         for _at, worker, experiment_id, kind, message in rows:
             if kind in SHOWN_EVENTS:
                 self.say(f"{worker} {experiment_id}: {message}")
+
+    def show(self, state: Callable[[], LiveState], phases: Callable[[], dict]) -> None:
+        """Redraw the live view (only on a terminal: the callables are not called otherwise)."""
+        if self.live is None:
+            return
+        if not self.live.is_started:
+            self.live.start()
+        self.live.update(render(state(), phases()), refresh=True)
+
+    def stop(self) -> None:
+        if self.live is not None and self.live.is_started:
+            self.live.stop()

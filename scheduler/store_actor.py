@@ -10,7 +10,9 @@ import time
 import ray
 
 from farm.records import Block, ExperimentResult, Hypothesis, Sample
-from farm.store import Store
+from farm.store import Store, snapshot_path, write_snapshot
+
+SNAPSHOT_SECONDS = 5.0  # the snapshot for readers is at most about this old (longer when copying takes long)
 
 
 @ray.remote(num_cpus=0, max_concurrency=1)
@@ -18,8 +20,11 @@ class StoreActor:
     def __init__(self, path: str, campaign: str):
         self.store = Store(path)
         self.campaign = campaign
+        self.snapshot = snapshot_path(path)
+        self.snapshot_due = 0.0  # when the next snapshot may be written
         self.pending_events: list[tuple] = []  # not yet drained by the coordinator
         self.unwritten_events: list[tuple] = []  # not yet in the file: written in batches
+        self.unwritten_phases: list[tuple] = []  # (worker, experiment, phase, start, end), written with events
 
     def call(self, method: str, *args, **kwargs):
         """Run one Store method (the coordinator's writes: campaign, experiments, merges)."""
@@ -35,6 +40,7 @@ class StoreActor:
     def apply(self, writes: list[tuple[str, tuple]], state: dict) -> None:
         """The coordinator's writes of one step and the campaign state they lead to, in one transaction."""
         self.store.apply(self.campaign, writes, state)
+        self._snapshot()
 
     def add_hypotheses(self, hypotheses: list[Hypothesis], agents: dict[str, str]) -> None:
         self.store.add_hypotheses(self.campaign, hypotheses, agents)
@@ -44,15 +50,30 @@ class StoreActor:
         self.pending_events.append(row)
         self.unwritten_events.append(row)
 
+    def phase(self, worker: str, experiment_id: str | None, phase: str, start: float, end: float) -> None:
+        """A phase a worker left (farm/node_state.py): where its time went."""
+        self.unwritten_phases.append((worker, experiment_id, phase, start, end))
+
     def _flush_events(self) -> None:
         self.store.add_events(self.campaign, self.unwritten_events)
-        self.unwritten_events = []
+        self.store.add_phases(self.campaign, self.unwritten_phases)
+        self.unwritten_events, self.unwritten_phases = [], []
 
     def drain_events(self) -> list[tuple]:
         """Events since the last call, oldest first (and writes them to the file as one batch)."""
         self._flush_events()
+        self._snapshot()
         events, self.pending_events = self.pending_events, []
         return events
+
+    def _snapshot(self) -> None:
+        """A copy of the store for `farm query` and `farm status` while the campaign runs (DuckDB lets nobody
+        else open the file): at most every SNAPSHOT_SECONDS, and never more than a tenth of the time."""
+        now = time.time()
+        if now < self.snapshot_due:
+            return
+        write_snapshot(self.store.con, self.snapshot)
+        self.snapshot_due = now + max(SNAPSHOT_SECONDS, 10 * (time.time() - now))
 
     def query(self, sql: str, params: list | None = None):
         return self.store.query(sql, params)
@@ -61,3 +82,4 @@ class StoreActor:
         self._flush_events()
         self.store.con.execute("CHECKPOINT")
         self.store.close()
+        self.snapshot.unlink(missing_ok=True)  # the store itself can be opened now

@@ -40,7 +40,7 @@ class WorkerActor:
         root_path = pathlib.Path(root)
         slots = SlotPool(TargetRepo(repo_path), root_path / name)
         lock = MeasurementLock(root_path / "measure.lock" if exclusive else None)
-        board = PhaseBoard(root_path, config.campaign, name)
+        board = PhaseBoard(root_path, config.campaign, name, on_phase=self._send_phase)
         board.set("idle")
         self.pipeline = ExperimentPipeline(config, slots, self.pinning, name, root_path.parent / "logs", lock,
                                            board, self._send_block, self._send_event, tag=self.tag)
@@ -50,6 +50,9 @@ class WorkerActor:
 
     def _send_event(self, experiment_id: str, kind: str, message: str) -> None:
         self.store.event.remote(self.name, experiment_id, kind, message)
+
+    def _send_phase(self, phase: str, experiment_id: str | None, start: float, end: float) -> None:
+        self.store.phase.remote(self.name, experiment_id, phase, start, end)
 
     def run(self, assignment: Assignment) -> ExperimentResult:
         return self.pipeline.run(assignment)

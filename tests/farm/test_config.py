@@ -72,7 +72,7 @@ def test_validate_cli_exit_2_and_one_line_per_problem(tmp_path):
 def test_validate_demo_config_and_schema_has_descriptions():
     result = CliRunner().invoke(main, ["validate", str(REPO_ROOT / "configs" / "demo.yaml")])
     assert result.exit_code == 0, result.output
-    assert "5 hypotheses" in result.output
+    assert "6 hypotheses" in result.output
     schema = CliRunner().invoke(main, ["schema"])
     assert schema.exit_code == 0 and '"description"' in schema.output
 

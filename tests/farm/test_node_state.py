@@ -37,3 +37,14 @@ def test_cpu_clock_from_cpufreq_else_cpuinfo_else_unknown(tmp_path):
     assert cpu_mhz((0, 1), str(sysfs), str(cpuinfo)) == pytest.approx(2500.25)
     assert cpu_mhz((2,), str(sysfs), str(cpuinfo)) is None
     assert cpu_mhz((1,), str(sysfs), str(tmp_path / "missing")) is None
+
+
+def test_every_phase_a_worker_leaves_is_reported_once_with_its_times(tmp_path):
+    left = []
+    board = PhaseBoard(tmp_path, "c", "w0", on_phase=lambda *phase: left.append(phase))
+    board.set("agent", "c-0001")
+    board.set("build", "c-0001")
+    board.set("build", "c-0001")  # the same phase again: still one
+    board.set("idle")
+    assert [(phase, exp) for phase, exp, _, _ in left] == [("agent", "c-0001"), ("build", "c-0001")]
+    assert all(start <= end for _, _, start, end in left) and left[0][3] == left[1][2]

@@ -9,7 +9,7 @@ from farm.store import SCHEMA_VERSION, Store, open_readonly
 from stats import decide_benchmark
 
 TABLES = {"campaigns", "strategies", "hypotheses", "experiments", "samples", "blocks", "decisions", "merges",
-          "artifacts", "events", "schema_version"}
+          "artifacts", "events", "schema_version", "allocations", "race_results", "phases"}
 
 
 def block(experiment_id: str, number: int, at: float) -> Block:
@@ -53,8 +53,8 @@ def test_a_block_that_fails_to_store_leaves_neither_it_nor_its_samples(tmp_path)
 
 
 def test_a_version_1_store_is_upgraded_in_place(tmp_path):
-    # A version-1 file is today's schema without `blocks`, `experiments.retry_of` and `campaign_state`, at
-    # version 1 (with data in it).
+    # A version-1 file is today's schema without `blocks`, `experiments.retry_of` and `campaign_state` (version
+    # 3) and the lineages and allocations of version 4, at version 1 (with data in it).
     path = tmp_path / "old.duckdb"
     store = Store(path)
     now = time.time()
@@ -63,6 +63,11 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     store.con.execute("DROP TABLE campaign_state")
     store.con.execute("ALTER TABLE experiments DROP COLUMN retry_of")
     store.con.execute("ALTER TABLE experiments DROP COLUMN agent_notes")
+    store.con.execute("ALTER TABLE experiments DROP COLUMN lineage")
+    store.con.execute("ALTER TABLE merges DROP COLUMN lineage")
+    store.con.execute("DROP VIEW race_results")
+    store.con.execute("DROP TABLE allocations")
+    store.con.execute("DROP TABLE phases")
     store.con.execute("DELETE FROM schema_version")
     store.con.execute("INSERT INTO schema_version VALUES (1)")
     store.close()

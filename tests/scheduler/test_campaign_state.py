@@ -159,7 +159,7 @@ def test_a_merge_whose_hypothesis_was_measured_again_still_lands_or_settles(tmp_
     result = _result(merge, Status.KEEP, effect=0.8, commit="d" * 40, ratio=0.8)
     result = ExperimentResult(**{**result.__dict__, "ref_means": (("loop", 5.0),)})  # far off its chart
     campaign.finish(result)
-    assert campaign.landed == [screen.experiment_id] and campaign.merges.in_flight is None
+    assert campaign.landed == [screen.experiment_id] and campaign.lineages["integrated"].idle()
     assert campaign.assign("w0", (0,)).hypothesis.id == "h2"
 
 
