@@ -60,10 +60,17 @@ class TargetConfig(Model):
 
 class WorkersConfig(Model):
     count: int | None = Field(None, ge=1, description="Number of worker actors; default: one per available CPU "
-                                                       "(divided by cpus_per_worker).")
+                                                       "(divided by cpus_per_worker). On a cluster, the total, "
+                                                       "spread over the nodes in turn.")
     cpus_per_worker: int = Field(1, ge=1, description="CPUs in each worker's pinned set when sets are allocated.")
     cpu_sets: list[list[int]] | None = Field(None, description="Explicit, disjoint CPU sets, one per worker "
-                                                                "(overrides count and cpus_per_worker).")
+                                                                "(overrides count and cpus_per_worker; one "
+                                                                "machine only, not a cluster).")
+    node_dir: str = Field("{tmp}/autoresearch-farm/{node}", description=(
+        "On a cluster: where the workers of a node other than the coordinator's keep that node's clone of the "
+        "target, their slots, phases and logs, on the node itself (nothing is shared between nodes; the "
+        "coordinator's node uses the workdir). `{tmp}` is the node's temporary directory, `{node}` the start "
+        "of its Ray node id, `~` the home directory there; each run gets a subdirectory."))
 
     @field_validator("cpu_sets")
     @classmethod

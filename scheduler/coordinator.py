@@ -35,11 +35,13 @@ from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers, kill_tagge
 from farm.records import INTEGRATED, Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
-from scheduler.cpusets import affinity, allocate_cpu_sets, exclusive_measurement, spare_cpus
+from scheduler.cpusets import affinity, available_cpus, spare_cpus
+from scheduler.nodes import Place, cluster_nodes, local_node, on_node, place_workers
 from scheduler.progress import Progress
 from scheduler.store_actor import StoreActor
 from scheduler.worker_pool import PoolWorker, WorkerPool
 from worktrees import TargetRepo, WorktreeError
+from worktrees.transport import NodeCommits, fetch_bundle
 
 WAIT_SECONDS = 1.0  # the loop wakes at least this often to print events and notice signals
 
@@ -79,7 +81,8 @@ def claim_branches(repo: TargetRepo, campaign: str, fresh: bool, check_only: boo
 class Coordinator:
     def __init__(self, config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path, workers: int | None,
                  max_experiments: int | None, echo=print, resume: bool = False, fresh: bool = False,
-                 live: bool = False):
+                 live: bool = False, places: list[Place] | None = None):
+        """`places`: where each worker runs (scheduler/nodes.py); default, this machine's CPUs."""
         self.config = config
         self.workdir = workdir
         self.db = db
@@ -101,12 +104,13 @@ class Coordinator:
         # Where each lineage's branch is (the integration branch, and in race mode one per strategy); a lineage
         # missing here has no branch yet.
         self.branch_tips: dict[str, str] = {}
-        self.cpu_sets = allocate_cpu_sets(workers or config.workers.count, config.workers.cpus_per_worker,
-                                          None if workers else config.workers.cpu_sets)
-        self.exclusive = exclusive_measurement(config.measurement.mode, self.cpu_sets)
+        self.places = places or place_workers([local_node()], workers or config.workers.count,
+                                              config.workers.cpus_per_worker,
+                                              None if workers else config.workers.cpu_sets, config.measurement.mode)
+        self.cpu_sets = [p.cpus for p in self.places if p.node.hub]  # this machine's worker CPUs
         self.hypotheses = load_hypotheses(config, self.repo)
         self.campaign = Campaign(config, self.hypotheses, self.base_commit,
-                                 [f"w{i}" for i in range(len(self.cpu_sets))], max_experiments, self.progress.say)
+                                 [p.worker for p in self.places], max_experiments, self.progress.say)
         self.running: dict[object, tuple[PoolWorker, str]] = {}  # ObjectRef -> (worker, experiment id)
         self.signals = 0
         # A planner runs in a thread of the driver (it waits on a command), one at a time: (strategy, future).
@@ -117,7 +121,10 @@ class Coordinator:
 
     def start(self, placement: str) -> None:
         """Start the store (and restore the campaign from it on resume) and the workers."""
-        self.store = StoreActor.options(name=f"farm-store-{self.name}").remote(str(self.db), self.name)
+        # The store actor stays on this node, with the DuckDB file.
+        here = ray.get_runtime_context().get_node_id()
+        self.store = StoreActor.options(name=f"farm-store-{self.name}", **on_node(here)).remote(str(self.db),
+                                                                                                  self.name)
         if self.resume:
             state = ray.get(self.store.call.remote("load_state", self.name))
             if state is None:
@@ -137,21 +144,24 @@ class Coordinator:
             self.campaign.writes[:0] = [
                 ("start_campaign", (self.name, self.config.model_dump_json(), str(self.repo.path),
                                     self.config.target.base_ref, self.base_commit, self.integrated,
-                                    len(self.cpu_sets))),
+                                    len(self.places))),
                 ("add_hypotheses", (self.name, self.hypotheses, {s.name: s.agent for s in self.config.strategies}))]
             # So that _save leaves the branches alone: made just below.
             self.branch_tips = dict.fromkeys(self.campaign.lineages, self.base_commit)
         self._save()
         if not self.resume:
             self.create_branches()
-        self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, self.exclusive, self.cpu_sets)
+        self.commits = NodeCommits(self.repo)
+        self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, self.places, self.commits)
         auto = " (auto)" if self.config.measurement.mode is MeasurementMode.AUTO else ""
-        measurement = ("exclusive: one worker of a node measures at a time, no build or guard meanwhile"
-                       if self.exclusive else "parallel")
+        exclusive = {p.exclusive for p in self.places}
+        measurement = ("per node" if len(exclusive) > 1 else
+                       "exclusive: one worker of a node measures at a time, no build or guard meanwhile"
+                       if exclusive == {True} else "parallel")
         resumed = (f"resumed at experiment {self.campaign.counter}, {len(self.campaign.landed)} landed, "
                    f"{len(self.campaign.retry)} to run again; " if self.resume else "")
-        self.progress.say(f"campaign {self.name}: {resumed}{len(self.hypotheses)} hypotheses, {len(self.cpu_sets)} "
-                          f"workers on CPU sets {[list(c) for c in self.cpu_sets]}, base {self.base_commit[:10]}, "
+        self.progress.say(f"campaign {self.name}: {resumed}{len(self.hypotheses)} hypotheses, {len(self.places)} "
+                          f"workers {_describe_places(self.places)}, base {self.base_commit[:10]}, "
                           f"store {self.db}; {placement}; measurement{auto} {measurement}")
 
     def create_branches(self) -> None:
@@ -265,7 +275,8 @@ class Coordinator:
             self._save()  # recorded as running before it runs
             if assignment.kind is Kind.SCREEN and assignment.hypothesis.agent == "command":
                 assignment = self._with_memory(assignment)
-            ref = worker.actor.run.remote(assignment)
+            bundle = None if worker.node.hub else self.commits.bundle_for(worker.node.node_id, _needs(assignment))
+            ref = worker.actor.run.remote(assignment, bundle)
             worker.busy = ref
             self.running[ref] = (worker, assignment.experiment_id)
             self.started_at[assignment.experiment_id] = time.time()
@@ -312,7 +323,7 @@ class Coordinator:
         worker.busy = None
         self.started_at.pop(experiment_id, None)
         try:
-            result = ray.get(ref)
+            result, branch = ray.get(ref)
         except RayActorError as error:
             self.campaign.lose(experiment_id, f"worker {worker.name} died: {type(error).__name__}")
             if not self.pool.replace(worker):
@@ -323,9 +334,15 @@ class Coordinator:
             self._save()
             return
         except RayTaskError as error:
-            result = _internal_error(worker, experiment_id, error)
-        self.blocks += result.blocks or 0
+            result, branch = _internal_error(worker, experiment_id, error), None
         assignment = self.campaign.in_flight[experiment_id][1]
+        if branch is not None:  # from another node: its experiment branch into the hub, before anything lands
+            try:
+                fetch_bundle(self.repo, branch, f"+refs/heads/{assignment.branch}:refs/heads/{assignment.branch}")
+                self.commits.received(worker.node.node_id, result.commit)
+            except WorktreeError as error:
+                result = _internal_error(worker, experiment_id, error)
+        self.blocks += result.blocks or 0
         if assignment.kind is Kind.SCREEN and result.status is Status.KEEP and result.effect and \
                 (self.best is None or result.effect < self.best[1]):
             self.best = (assignment.hypothesis.id, result.effect)
@@ -369,6 +386,21 @@ def _describe(assignment: Assignment) -> str:
         (f", again after {assignment.retry_of}" if assignment.retry_of else "")
 
 
+def _needs(assignment: Assignment) -> list[str]:
+    """The commits a worker needs for an assignment: its parent, the kept change it picks, the commit it reads."""
+    h = assignment.hypothesis
+    wanted = [assignment.parent_commit, assignment.pick_base, assignment.pick_tip, h.commit, h.parent]
+    return list(dict.fromkeys(c for c in wanted if c))
+
+
+def _describe_places(places: list[Place]) -> str:
+    hosts = {p.node.node_id for p in places}
+    if len(hosts) == 1:
+        return f"on CPU sets {[list(p.cpus) for p in places]}"
+    return "on " + ", ".join(f"{p.worker}@{p.node.host}[{(p.node.node_id or '')[:6]}]:{list(p.cpus)}"
+                             for p in places)
+
+
 def _internal_error(worker: PoolWorker, experiment_id: str, error: Exception) -> ExperimentResult:
     """A bug in the farm while running an experiment: recorded as a crash, the campaign goes on."""
     last = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
@@ -385,35 +417,43 @@ def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path
 
     Starting a local Ray, the driver moves to the CPUs no worker owns first, so that Ray's daemons, the store
     actor and the worker actors (which inherit its affinity) stay off the benchmark CPUs; its affinity is
-    restored afterwards. Without a spare CPU it is left alone.
+    restored afterwards. Without a spare CPU it is left alone. On a cluster (`address`, RAY_ADDRESS, or a Ray
+    this process already joined) the workers are placed on its nodes instead (scheduler/nodes.py).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     leftovers = kill_campaign_leftovers(config.campaign, workdir)
     if leftovers:
         echo(f"killed {leftovers} process(es) left running by an earlier run of {config.campaign}")
-    coordinator = Coordinator(config, workdir, db, workers, max_experiments, echo, resume=resume, fresh=fresh,
-                              live=live)
     address = address or os.environ.get("RAY_ADDRESS")
-    started_ray = not ray.is_initialized()
-    spare = spare_cpus(coordinator.cpu_sets) if started_ray and not address else []
-    if not started_ray or address:
-        placement = "the farm's own processes not placed (Ray was not started here by this campaign)"
-    elif spare:
-        placement = f"Ray and the farm's own processes on spare CPU(s) {spare}"
-    else:
-        placement = "no spare CPU: Ray and the farm's own processes share the workers' CPUs"
+    options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                   namespace="autoresearch-farm")
     with contextlib.ExitStack() as stack:  # unwinds in reverse: Ray stops before the affinity is restored
+        if address or ray.is_initialized():
+            # A cluster (or a Ray someone else started): the workers are placed on its nodes' own CPUs.
+            if not ray.is_initialized():
+                ray.init(address=address, **options)
+                stack.callback(ray.shutdown)
+            places = place_workers(cluster_nodes(available_cpus()), workers or config.workers.count,
+                                   config.workers.cpus_per_worker, None if workers else config.workers.cpu_sets,
+                                   config.measurement.mode)
+            coordinator = Coordinator(config, workdir, db, workers, max_experiments, echo, resume=resume,
+                                      fresh=fresh, live=live, places=places)
+            return coordinator.run("the farm's own processes not placed (Ray was not started here by this "
+                                   "campaign)")
+        coordinator = Coordinator(config, workdir, db, workers, max_experiments, echo, resume=resume, fresh=fresh,
+                                  live=live)
+        spare = spare_cpus(coordinator.cpu_sets)
         if spare:
+            placement = f"Ray and the farm's own processes on spare CPU(s) {spare}"
             stack.enter_context(affinity(spare))
-        if started_ray:
-            # "local": a Ray of this driver's own, never a cluster that `ray start` left running here.
-            context = ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                               logging_level=logging.WARNING, namespace="autoresearch-farm")
-            if not address:  # the next run kills what a killed driver left of its Ray (farm/processes.py)
-                session = workdir / RAY_SESSION_FILE
-                partial = session.with_suffix(".partial")
-                partial.write_text(context.address_info["session_dir"])
-                partial.replace(session)
-                stack.callback(session.unlink, missing_ok=True)
-            stack.callback(ray.shutdown)
+        else:
+            placement = "no spare CPU: Ray and the farm's own processes share the workers' CPUs"
+        # "local": a Ray of this driver's own, never a cluster that `ray start` left running here.
+        context = ray.init(address="local", **options)
+        session = workdir / RAY_SESSION_FILE  # the next run kills what a killed driver left of its Ray
+        partial = session.with_suffix(".partial")
+        partial.write_text(context.address_info["session_dir"])
+        partial.replace(session)
+        stack.callback(session.unlink, missing_ok=True)
+        stack.callback(ray.shutdown)
         return coordinator.run(placement)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import socket
+import tempfile
 
 import ray
 
@@ -12,9 +14,16 @@ from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard
 from farm.pipeline import ExperimentPipeline
 from farm.processes import campaign_tag, run_key
-from farm.records import Assignment, Block, ExperimentResult, Sample
+from farm.records import Assignment, Block, ExperimentResult, Kind, Sample
 from farm.runner import Pinning, run_command
 from worktrees import SlotPool, TargetRepo
+from worktrees.transport import SHIP_PREFIX, branch_bundle, fetch_bundle, node_clone
+
+
+def node_directory(template: str, key: str) -> pathlib.Path:
+    """This node's directory for the run `key` (workers.node_dir, expanded on the node itself)."""
+    node = ray.get_runtime_context().get_node_id()[:12]
+    return pathlib.Path(template.format(tmp=tempfile.gettempdir(), node=node)).expanduser() / key
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -27,18 +36,30 @@ class WorkerActor:
 
     `root` is the node's workers directory: the workers of a node share it, and with it the measurement lock
     (`root`/measure.lock, used when `exclusive`) and the phase board (`root`/phases/).
+
+    On the coordinator's node the worker uses the target repository (`repo_path`) and the workdir (`root`).
+    On any other node both are None: the worker works under that node's own directory (workers.node_dir), in
+    a bare clone seeded from the `seed` bundle, and commits travel as bundles (worktrees/transport.py).
     """
 
-    def __init__(self, name: str, cpus: tuple[int, ...], config: CampaignConfig, repo_path: str, root: str,
-                 store, exclusive: bool):
+    def __init__(self, name: str, cpus: tuple[int, ...], config: CampaignConfig, repo_path: str | None,
+                 root: str | None, store, exclusive: bool, key: str | None = None, seed: bytes | None = None):
         self.name = name
         self.pinning = Pinning(tuple(cpus))
+        key = key or run_key(config.campaign, pathlib.Path(root).parent)
+        if repo_path is None:
+            node_root = node_directory(config.workers.node_dir, key)
+            self.repo = node_clone(node_root / "repo.git", seed)
+            root_path = node_root / "workers"
+        else:
+            self.repo = TargetRepo(repo_path)
+            root_path = pathlib.Path(root)
+        self.remote = repo_path is None
         # "<campaign>:<worker>", the start of the farm tag of every process this worker starts: the coordinator
         # kills what is left of them with kill_tagged(campaign_tag(campaign, name)) when the worker dies.
-        self.tag = campaign_tag(run_key(config.campaign, pathlib.Path(root).parent), name).removesuffix(":")
+        self.tag = campaign_tag(key, name).removesuffix(":")
         self.store = store
-        root_path = pathlib.Path(root)
-        slots = SlotPool(TargetRepo(repo_path), root_path / name)
+        slots = SlotPool(self.repo, root_path / name)
         lock = MeasurementLock(root_path / "measure.lock" if exclusive else None)
         board = PhaseBoard(root_path, config.campaign, name, on_phase=self._send_phase)
         board.set("idle")
@@ -54,8 +75,20 @@ class WorkerActor:
     def _send_phase(self, phase: str, experiment_id: str | None, start: float, end: float) -> None:
         self.store.phase.remote(self.name, experiment_id, phase, start, end)
 
-    def run(self, assignment: Assignment) -> ExperimentResult:
-        return self.pipeline.run(assignment)
+    def run(self, assignment: Assignment, bundle: bytes | None = None) -> tuple[ExperimentResult, bytes | None]:
+        """The experiment's result, and on a node other than the coordinator's its branch as a bundle. `bundle`
+        brings the commits the experiment needs that this node's clone may lack."""
+        if bundle is not None:
+            fetch_bundle(self.repo, bundle, f"+{SHIP_PREFIX}*:{SHIP_PREFIX}*")
+        result = self.pipeline.run(assignment)
+        if not self.remote or result.commit is None or assignment.kind not in (Kind.SCREEN, Kind.MERGE):
+            return result, None
+        return result, branch_bundle(self.repo, assignment.branch, assignment.parent_commit)
+
+    def node(self) -> dict:
+        """Where this worker runs: its Ray node, host, slots directory and repository."""
+        return {"worker": self.name, "node_id": ray.get_runtime_context().get_node_id(),
+                "host": socket.gethostname(), "slots": str(self.pipeline.slots.root), "repo": str(self.repo.path)}
 
     def probe(self) -> dict:
         """What a process started by this worker sees: pid, affinity, OpenMP environment."""

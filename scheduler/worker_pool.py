@@ -1,7 +1,8 @@
-"""The worker actors of a campaign: one per CPU set, replaced when one dies, killed with every process they
-started."""
+"""The worker actors of a campaign: one per placed CPU set, each on its node, replaced when one dies, killed with
+every process they started (on their own node)."""
 from __future__ import annotations
 
+import contextlib
 import pathlib
 from dataclasses import dataclass
 
@@ -9,9 +10,12 @@ import ray
 
 from farm.config import CampaignConfig
 from farm.processes import campaign_tag, kill_tagged, run_key
+from scheduler.nodes import Node, Place, on_node
 from scheduler.worker import WorkerActor
+from worktrees.transport import NodeCommits
 
 MAX_WORKER_RESTARTS = 3
+KILL_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass
@@ -21,40 +25,68 @@ class PoolWorker:
     actor: object
     restarts: int = 0
     busy: object = None  # the ObjectRef of the running experiment
+    place: Place | None = None
+
+    @property
+    def node(self) -> Node | None:
+        return self.place.node if self.place else None
+
+
+@ray.remote(num_cpus=0)
+def _kill_on_node(prefix: str) -> int:
+    return kill_tagged(prefix)
 
 
 class WorkerPool:
     def __init__(self, config: CampaignConfig, repo_path: pathlib.Path, workdir: pathlib.Path, store,
-                 exclusive: bool, cpu_sets: list[tuple[int, ...]]):
+                 places: list[Place], commits: NodeCommits):
         self.config = config
         self.repo_path = repo_path
         self.workdir = workdir
         self.store = store
-        self.exclusive = exclusive
         self.key = run_key(config.campaign, workdir)  # the campaign part of its processes' tags
-        self.workers = {f"w{i}": self._spawn(f"w{i}", cpus) for i, cpus in enumerate(cpu_sets)}
+        # The seed of the clones on the other nodes, made and put into Ray's object store once.
+        self.seed = ray.put(commits.seed_bundle()) if any(not p.node.hub for p in places) else None
+        self.workers = {p.worker: self._spawn(p) for p in places}
 
-    def _spawn(self, name: str, cpus: tuple[int, ...], restarts: int = 0) -> PoolWorker:
-        actor = WorkerActor.options(name=f"farm-{self.config.campaign}-{name}-{restarts}").remote(
-            name, cpus, self.config, str(self.repo_path), str(self.workdir / "workers"), self.store, self.exclusive)
-        return PoolWorker(name, cpus, actor, restarts)
+    def _spawn(self, place: Place, restarts: int = 0) -> PoolWorker:
+        hub = place.node.hub
+        actor = WorkerActor.options(name=f"farm-{self.config.campaign}-{place.worker}-{restarts}",
+                                    **on_node(place.node.node_id)).remote(
+            place.worker, place.cpus, self.config, str(self.repo_path) if hub else None,
+            str(self.workdir / "workers") if hub else None, self.store, place.exclusive, key=self.key,
+            seed=None if hub else self.seed)
+        return PoolWorker(place.worker, place.cpus, actor, restarts, place=place)
 
     def idle(self) -> list[PoolWorker]:
         return [w for w in self.workers.values() if w.busy is None]
 
     def replace(self, worker: PoolWorker) -> bool:
-        """A worker died: kill what it left running, start a new actor on its CPU set (same name and slots).
-        False when it died too often and is retired instead."""
-        kill_tagged(campaign_tag(self.key, worker.name))
+        """A worker died: kill what it left running on its node, start a new actor on its CPU set (same name, node
+        and slots). False when it died too often and is retired instead."""
+        self._kill(campaign_tag(self.key, worker.name), [worker.node])
         if worker.restarts >= MAX_WORKER_RESTARTS:
             del self.workers[worker.name]
             return False
-        self.workers[worker.name] = self._spawn(worker.name, worker.cpus, worker.restarts + 1)
+        self.workers[worker.name] = self._spawn(worker.place, worker.restarts + 1)
         return True
 
     def kill_all(self) -> int:
-        """Kill every actor and every process the campaign started; returns how many processes were killed."""
+        """Kill every actor and every process the campaign started, on every node; returns how many processes
+        were killed."""
         for worker in self.workers.values():
             ray.kill(worker.actor, no_restart=True)
             worker.busy = None
-        return kill_tagged(campaign_tag(self.key))
+        return self._kill(campaign_tag(self.key), [w.node for w in self.workers.values()])
+
+    @staticmethod
+    def _kill(prefix: str, nodes: list[Node | None]) -> int:
+        """kill_tagged on the driver's node, and in a task on each other node among `nodes` (a node that is gone
+        has nothing left to kill)."""
+        killed = kill_tagged(prefix)
+        remote = {node.node_id for node in nodes if node is not None and not node.hub}
+        for node_id in remote:
+            with contextlib.suppress(ray.exceptions.RayError, TimeoutError):
+                killed += ray.get(_kill_on_node.options(**on_node(node_id)).remote(prefix),
+                                  timeout=KILL_TIMEOUT_SECONDS)
+        return killed
