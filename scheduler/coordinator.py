@@ -275,7 +275,7 @@ class Coordinator:
             self._save()  # recorded as running before it runs
             if assignment.kind is Kind.SCREEN and assignment.hypothesis.agent == "command":
                 assignment = self._with_memory(assignment)
-            bundle = None if worker.node.hub else self.commits.bundle_for(worker.node.node_id, _needs(assignment))
+            bundle = None if worker.node.hub else self.commits.bundle_for(worker.name, _needs(assignment))
             ref = worker.actor.run.remote(assignment, bundle)
             worker.busy = ref
             self.running[ref] = (worker, assignment.experiment_id)
@@ -326,6 +326,7 @@ class Coordinator:
             result, branch = ray.get(ref)
         except RayActorError as error:
             self.campaign.lose(experiment_id, f"worker {worker.name} died: {type(error).__name__}")
+            self.commits.forget(worker.name)
             if not self.pool.replace(worker):
                 self.progress.say(f"{worker.name} died {worker.restarts + 1} times; not restarted")
                 self.campaign.lose_worker(worker.name)
@@ -339,7 +340,7 @@ class Coordinator:
         if branch is not None:  # from another node: its experiment branch into the hub, before anything lands
             try:
                 fetch_bundle(self.repo, branch, f"+refs/heads/{assignment.branch}:refs/heads/{assignment.branch}")
-                self.commits.received(worker.node.node_id, result.commit)
+                self.commits.received(worker.name, result.commit)
             except WorktreeError as error:
                 result = _internal_error(worker, experiment_id, error)
         self.blocks += result.blocks or 0

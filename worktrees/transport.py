@@ -97,9 +97,10 @@ def node_clone(path: pathlib.Path, seed: bytes) -> TargetRepo:
 
 
 class NodeCommits:
-    """The coordinator's account of what each node's clone holds: the hub's ref tips when the seed bundle was
-    made, and every commit shipped to the node or received from it since. What a node may lack is shipped
-    with its next assignment."""
+    """The coordinator's account of what each remote worker can find in its node's clone: the hub's ref tips when
+    the seed bundle was made, and every commit shipped to that worker or made by it since. Kept per worker, not
+    per node: a commit shipped to the other worker of a node may not be fetched yet when this one starts. What
+    a worker may lack is shipped with its next assignment."""
 
     def __init__(self, hub: TargetRepo):
         self.hub = hub
@@ -108,24 +109,27 @@ class NodeCommits:
         self.known: dict[str, list[str]] = {}
 
     def seed_bundle(self) -> bytes:
-        """The seed of every new node's clone, made once (its tips are what each node is then known to hold)."""
+        """The seed of every new node's clone, made once (its tips are what each worker is then known to hold)."""
         if self.seed is None:
             self.seed_tips = ref_tips(self.hub)
             self.seed = seed_bundle(self.hub)
         return self.seed
 
-    def bundle_for(self, node: str, wanted: list[str]) -> bytes | None:
-        """The commits `wanted` on `node` beyond what it holds; None when it holds them all."""
-        known = self.known.setdefault(node, list(self.seed_tips))
-        data = commits_bundle(self.hub, wanted, known)
-        self._add(node, wanted)
+    def bundle_for(self, worker: str, wanted: list[str]) -> bytes | None:
+        """The commits `wanted` by `worker` beyond what it holds; None when it holds them all."""
+        data = commits_bundle(self.hub, wanted, self.known.setdefault(worker, list(self.seed_tips)))
+        self._add(worker, wanted)
         return data
 
-    def received(self, node: str, commit: str) -> None:
-        self._add(node, [commit])
+    def received(self, worker: str, commit: str) -> None:
+        self._add(worker, [commit])
 
-    def _add(self, node: str, commits: list[str]) -> None:
-        known = self.known.setdefault(node, list(self.seed_tips))
+    def forget(self, worker: str) -> None:
+        """A worker died, perhaps before it fetched what was shipped: its replacement is known to hold the seed."""
+        self.known.pop(worker, None)
+
+    def _add(self, worker: str, commits: list[str]) -> None:
+        known = self.known.setdefault(worker, list(self.seed_tips))
         known += [c for c in commits if c not in known]
         if len(known) > MAX_KNOWN:
-            self.known[node] = independent(self.hub, known)
+            self.known[worker] = independent(self.hub, known)

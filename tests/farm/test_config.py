@@ -77,6 +77,15 @@ def test_validate_demo_config_and_schema_has_descriptions():
     assert schema.exit_code == 0 and '"description"' in schema.output
 
 
+def test_the_cluster_config_validates_and_names_each_nodes_directory(tmp_path):
+    result = CliRunner().invoke(main, ["validate", str(REPO_ROOT / "configs" / "cluster.yaml"), "--workdir",
+                                       str(tmp_path / "w")])
+    assert result.exit_code == 0, result.output
+    assert "6 hypotheses" in result.output
+    config = load_config(REPO_ROOT / "configs" / "cluster.yaml")
+    assert config.workers.node_dir == "{tmp}/autoresearch-farm/{node}" and config.workers.count is None
+
+
 def test_the_knob_config_validates_against_the_fixture_and_a_wrong_knob_file_is_refused(tmp_path):
     result = CliRunner().invoke(main, ["validate", str(REPO_ROOT / "configs" / "knobs.yaml"), "--workdir",
                                        str(tmp_path / "w")])

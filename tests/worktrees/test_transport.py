@@ -25,18 +25,20 @@ def test_a_node_clone_gets_what_it_lacks_and_sends_its_branch_back(tmp_path):
     change = cand.commit_all("farm: change")
     fetch_bundle(hub, branch_bundle(node, "farm/c/c-0001", base), "+refs/heads/farm/c/c-0001:refs/heads/farm/c/c-0001")
     assert hub.resolve("farm/c/c-0001") == change
-    commits.received("n1", change)
+    commits.received("w1", change)
 
     # Nothing to ship for what the node holds; a new tip on the hub is shipped, and only once.
-    assert commits.bundle_for("n1", [base, change]) is None
+    assert commits.bundle_for("w1", [base, change]) is None
     tip = _commit(hub, change, "landed")
-    bundle = commits.bundle_for("n1", [tip, base])
-    assert bundle is not None and commits.bundle_for("n1", [tip]) is None
+    bundle = commits.bundle_for("w1", [tip, base])
+    assert bundle is not None and commits.bundle_for("w1", [tip]) is None
     fetch_bundle(node, bundle, f"+{SHIP_PREFIX}*:{SHIP_PREFIX}*")
     assert node.git("cat-file", "-t", tip) == "commit"
     assert hub.git("for-each-ref", SHIP_PREFIX) == ""  # the hub keeps no transfer refs
-    # A node never seen gets everything beyond the seed.
-    assert commits.bundle_for("n2", [tip]) is not None
+    # Another worker (of this node or another) is known to hold the seed only, and so is a replaced one.
+    assert commits.bundle_for("w3", [tip]) is not None
+    commits.forget("w1")
+    assert commits.bundle_for("w1", [tip]) is not None
 
 
 def test_many_known_commits_are_reduced_to_the_independent_ones(tmp_path):
@@ -46,6 +48,6 @@ def test_many_known_commits_are_reduced_to_the_independent_ones(tmp_path):
     chain = [hub.resolve("main")]
     for i in range(70):
         chain.append(_commit(hub, chain[-1], f"c{i}"))
-        commits.received("n", chain[-1])
-    assert len(commits.known["n"]) < 10 and chain[-1] in commits.known["n"]
-    assert commits.bundle_for("n", chain[30:40]) is None  # ancestors of a known commit are held
+        commits.received("w", chain[-1])
+    assert len(commits.known["w"]) < 10 and chain[-1] in commits.known["w"]
+    assert commits.bundle_for("w", chain[30:40]) is None  # ancestors of a known commit are held
