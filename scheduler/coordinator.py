@@ -31,7 +31,7 @@ from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
 from farm.live import LiveState, Running, board_phases
 from farm.planner import Plan, run_planner
-from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers, kill_tagged, run_key
+from farm.processes import RAY_SESSION_FILE, campaign_tag, kill_campaign_leftovers, kill_tagged, run_key
 from farm.records import INTEGRATED, Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
@@ -39,7 +39,7 @@ from scheduler.cpusets import affinity, available_cpus, spare_cpus
 from scheduler.nodes import Place, cluster_nodes, local_node, on_node, place_workers
 from scheduler.progress import Progress
 from scheduler.store_actor import StoreActor
-from scheduler.worker_pool import PoolWorker, WorkerPool
+from scheduler.worker_pool import PoolWorker, WorkerPool, kill_on_nodes
 from worktrees import TargetRepo, WorktreeError
 from worktrees.transport import NodeCommits, fetch_bundle
 
@@ -434,9 +434,14 @@ def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path
             if not ray.is_initialized():
                 ray.init(address=address, **options)
                 stack.callback(ray.shutdown)
-            places = place_workers(cluster_nodes(available_cpus()), workers or config.workers.count,
-                                   config.workers.cpus_per_worker, None if workers else config.workers.cpu_sets,
-                                   config.measurement.mode)
+            nodes = cluster_nodes(available_cpus())
+            # What a killed driver's workers left running on the other nodes (this node's is killed above).
+            remote = kill_on_nodes(campaign_tag(run_key(config.campaign, workdir)), [n for n in nodes if not n.hub])
+            if remote:
+                echo(f"killed {remote} process(es) left running on other nodes by an earlier run of "
+                     f"{config.campaign}")
+            places = place_workers(nodes, workers or config.workers.count, config.workers.cpus_per_worker,
+                                   None if workers else config.workers.cpu_sets, config.measurement.mode)
             coordinator = Coordinator(config, workdir, db, workers, max_experiments, echo, resume=resume,
                                       fresh=fresh, live=live, places=places)
             return coordinator.run("the farm's own processes not placed (Ray was not started here by this "

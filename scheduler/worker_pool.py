@@ -64,7 +64,7 @@ class WorkerPool:
     def replace(self, worker: PoolWorker) -> bool:
         """A worker died: kill what it left running on its node, start a new actor on its CPU set (same name, node
         and slots). False when it died too often and is retired instead."""
-        self._kill(campaign_tag(self.key, worker.name), [worker.node])
+        kill_on_nodes(campaign_tag(self.key, worker.name), [worker.node])
         if worker.restarts >= MAX_WORKER_RESTARTS:
             del self.workers[worker.name]
             return False
@@ -77,16 +77,16 @@ class WorkerPool:
         for worker in self.workers.values():
             ray.kill(worker.actor, no_restart=True)
             worker.busy = None
-        return self._kill(campaign_tag(self.key), [w.node for w in self.workers.values()])
+        return kill_on_nodes(campaign_tag(self.key), [w.node for w in self.workers.values()])
 
-    @staticmethod
-    def _kill(prefix: str, nodes: list[Node | None]) -> int:
-        """kill_tagged on the driver's node, and in a task on each other node among `nodes` (a node that is gone
-        has nothing left to kill)."""
-        killed = kill_tagged(prefix)
-        remote = {node.node_id for node in nodes if node is not None and not node.hub}
-        for node_id in remote:
-            with contextlib.suppress(ray.exceptions.RayError, TimeoutError):
-                killed += ray.get(_kill_on_node.options(**on_node(node_id)).remote(prefix),
-                                  timeout=KILL_TIMEOUT_SECONDS)
-        return killed
+
+
+def kill_on_nodes(prefix: str, nodes: list[Node | None]) -> int:
+    """kill_tagged on the driver's node, and in a task on each other node among `nodes` (a node that is gone has
+    nothing left to kill)."""
+    killed = kill_tagged(prefix)
+    remote = {node.node_id for node in nodes if node is not None and not node.hub}
+    for node_id in remote:
+        with contextlib.suppress(ray.exceptions.RayError, TimeoutError):
+            killed += ray.get(_kill_on_node.options(**on_node(node_id)).remote(prefix), timeout=KILL_TIMEOUT_SECONDS)
+    return killed
