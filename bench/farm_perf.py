@@ -29,9 +29,11 @@ what limits each. Keep other work off the machine while the full suite runs (abo
 from __future__ import annotations
 
 import argparse
+import copy
 import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import logging
 import os
@@ -353,9 +355,563 @@ def part_slots(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
     return figures
 
 
+# -- 3. store ingest and post-mortem recipes ----------------------------------------------------------------
+
+BENCHMARKS = 5  # the fixture's (and the demo's) benchmarks: a block is 2 arms x 5 = 10 samples
+BLOCKS_PER_EXPERIMENT = 10  # a measured experiment's blocks (the default looks run from 3 to 20)
+WORKERS_SENDING = 64  # blocks in flight at once: 64 workers, each waiting for its own block to be stored
+STORE_CAMPAIGN = "perfstore"
+
+
+@contextlib.contextmanager
+def _ray_session():
+    """A local Ray for this part, unless one is running already (the tests start one); shut down after."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 namespace="farm-perf")
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _synthetic_experiments(count: int) -> list[dict]:
+    """A long campaign's experiments over a week on 64 workers: an A/A canary every 16 experiments of a
+    worker, 5 % of the screens kept (each followed by its re-measurement on the tip, which lands), 5 % that
+    never measure (crash, guard failure, conflict), the rest discards. Deterministic."""
+    start = time.time() - 7 * 86400
+    experiments = []
+    for index in range(count):
+        worker = f"w{index % 64}"
+        if (index // 64) % 16 == 0:
+            kind, status = "aa", "aa_clean"
+        elif index % 20 == 3:
+            kind, status = "screen", "keep"
+        elif index % 20 == 4 and experiments and experiments[-1]["status"] == "keep":
+            kind, status = "merge", "keep"  # the re-measurement of the screen just kept (same hypothesis)
+        elif index % 20 in (7, 13):
+            kind, status = "screen", ("crash", "guard_fail", "conflict")[index % 3]
+        else:
+            kind, status = "screen", "discard"
+        began = start + index * 7 * 86400 / count
+        experiments.append({"id": f"{STORE_CAMPAIGN}-{index + 1:06d}", "index": index, "worker": worker,
+                            "kind": kind, "status": status, "measured": status in ("keep", "discard", "aa_clean"),
+                            "hypothesis": f"h{index:06d}" if kind == "screen" else
+                            experiments[-1]["hypothesis"] if kind == "merge" else None, "started": began,
+                            "finished": began + 60.0})
+    return experiments
+
+
+def _block(experiment_id: str, worker: str, number: int):
+    """One block as a worker sends it: its record and 2 arms x BENCHMARKS samples."""
+    from farm.records import Block, Sample
+
+    now = time.time()
+    order = ("ref", "cand") if number % 2 == 0 else ("cand", "ref")
+    cpus = (int(worker[1:]),)
+    samples = [Sample(experiment_id, arm, number, f"b{k}", 0.1 * (k + 1) * (1.0 + 0.01 * ((number + k) % 3)), "s",
+                      cpus, 1000 + number, now, now) for arm in order for k in range(BENCHMARKS)]
+    return Block(experiment_id, number, worker, ",".join(order), now, now, 1.0, 2400.0, None, 0.0), samples
+
+
+def _result(e: dict, decisions: bool):
+    """The ExperimentResult a worker would return for a synthetic experiment (with a decision per benchmark
+    for a measured one)."""
+    from farm.records import ExperimentResult, Status
+    from stats import BenchmarkDecision, Verdict
+
+    verdict = Verdict.IMPROVED if e["status"] == "keep" else Verdict.SAME
+    ratio = 0.9 if e["status"] == "keep" else 1.0
+    made = tuple(BenchmarkDecision(f"b{k}", ratio, ratio - 0.02, ratio + 0.02, verdict, BLOCKS_PER_EXPERIMENT, 0.02)
+                 for k in range(BENCHMARKS)) if decisions else ()
+    return ExperimentResult(e["id"], Status(e["status"]), f"synthetic {e['status']}", e["worker"],
+                            (int(e["worker"][1:]),), e["started"], e["finished"], commit="c" * 40, decisions=made,
+                            blocks=BLOCKS_PER_EXPERIMENT if e["measured"] else 0,
+                            effect=ratio if e["measured"] else None)
+
+
+def _populate(store, ray, experiments: list[dict]) -> None:
+    """The campaign's rows through the store actor's calls the coordinator makes: its start, its
+    hypotheses, every experiment's start (apply, in batches of 500 rather than one step each, to keep this
+    short), later their results with decisions, the landings and artifacts, and the race's allocations."""
+    from farm.records import Hypothesis
+
+    hypotheses = [Hypothesis(e["hypothesis"], "s", f"cat{e['index'] % 7}", "a synthetic change", "patch", "")
+                  for e in experiments if e["kind"] == "screen"]
+    hypotheses += [Hypothesis("aa", "farm", "canary", "A/A", "aa", "")]
+    state = {"version": 2, "synthetic": True}
+    ray.get(store.apply.remote([
+        ("start_campaign", (STORE_CAMPAIGN, "{}", "/repo", "main", "b" * 40, f"farm/{STORE_CAMPAIGN}/integrated",
+                            64)),
+        ("add_hypotheses", (STORE_CAMPAIGN, hypotheses, {"s": "patch"}))], state))
+    by_id = {h.id: h for h in hypotheses}
+    for first in range(0, len(experiments), 500):
+        ray.get(store.apply.remote([
+            ("start_experiment", (e["id"], STORE_CAMPAIGN, by_id[e["hypothesis"] or "aa"], e["kind"], "b" * 40,
+                                  f"farm/{STORE_CAMPAIGN}/{e['id']}", e["worker"], (int(e["worker"][1:]),)))
+            for e in experiments[first:first + 500]], state))
+
+
+def _finish(store, ray, experiments: list[dict]) -> None:
+    """Results, merges, artifacts and allocations (apply, in batches); events and phases, 8 and 6 rows per
+    experiment, generated by SQL in the store actor (sent row by row as workers do, they would take most of
+    this part's time to write: see the ingest figure)."""
+    state = {"version": 2, "synthetic": True}
+    writes = []
+    position = 0
+    for e in experiments:
+        writes.append(("finish_experiment", (_result(e, e["measured"]),)))
+        if e["kind"] == "merge":
+            position += 1
+            screened = f"{STORE_CAMPAIGN}-{e['index']:06d}"
+            writes.append(("add_merge", (screened, STORE_CAMPAIGN, position, 0.9, 0.92, e["id"], True, "c" * 40,
+                                         "re-measured on the tip")))
+        if e["index"] % 500 == 99:
+            writes.append(("add_artifact", (STORE_CAMPAIGN, e["id"], "control_chart", "b1",
+                                            "the reference run was off its control chart")))
+        if len(writes) >= 500:
+            ray.get(store.apply.remote(writes, state))
+            writes = []
+    writes.append(("add_allocations", (STORE_CAMPAIGN, time.time(), 2, [
+        ("s", "winner", 64.0, len(experiments), len(experiments), 1, position, 0.9 ** position, "won"),
+        ("other", "dropped", 0.0, 10, 10, 0, 0, 1.0, "dropped at rung 1")])))
+    ray.get(store.apply.remote(writes, state))
+    ray.get(store.query.remote(
+        "INSERT INTO events SELECT e.campaign, e.started_at + k * INTERVAL 5 SECOND, e.worker, e.id, "
+        "['agent', 'build', 'guard', 'measure', 'measure', 'measure', 'measure', 'verdict'][k + 1], "
+        "'synthetic event ' || k FROM experiments e, range(8) r(k) WHERE e.campaign = ?", [STORE_CAMPAIGN]))
+    ray.get(store.query.remote(
+        "INSERT INTO phases SELECT e.campaign, e.worker, e.id, "
+        "['idle', 'agent', 'build', 'guard', 'wait', 'measure'][k + 1], e.started_at + k * INTERVAL 10 SECOND, "
+        "e.started_at + (k + 1) * INTERVAL 10 SECOND FROM experiments e, range(6) r(k) WHERE e.campaign = ?",
+        [STORE_CAMPAIGN]))
+
+
+def _top_up(store, ray, pending: list[dict]) -> int:
+    """The samples (and blocks) of the measured experiments the timed ingest did not reach, generated by SQL
+    in the store actor: the recipes then run on the whole store. Returns the samples added."""
+    ids = [e["id"] for e in pending]
+    if not ids:
+        return 0
+    ray.get(store.query.remote(
+        "INSERT INTO blocks SELECT x.id, b, x.worker, CASE WHEN b % 2 = 0 THEN 'ref,cand' ELSE 'cand,ref' END, "
+        "now()::TIMESTAMP, now()::TIMESTAMP, 1.0, 2400.0, NULL, 0.0 "
+        "FROM (SELECT id, worker FROM experiments WHERE list_contains(?, id)) x, range(?) r(b)",
+        [ids, BLOCKS_PER_EXPERIMENT]))
+    _, rows = ray.get(store.query.remote(
+        "INSERT INTO samples SELECT x.id, arm, b, 'b' || k, 0.1 * (k + 1) * (1 + 0.01 * ((b + k) % 3)), 's', "
+        "[CAST(substr(x.worker, 2) AS INTEGER)], 1000 + b, x.worker, now()::TIMESTAMP, now()::TIMESTAMP "
+        "FROM (SELECT id, worker FROM experiments WHERE list_contains(?, id)) x, range(?) r(b), "
+        "(VALUES ('ref'), ('cand')) a(arm), range(?) q(k)", [ids, BLOCKS_PER_EXPERIMENT, BENCHMARKS]))
+    return int(rows[0][0])
+
+
+def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float) -> dict:
+    """Blocks of the measured experiments, in order, through add_block, with WORKERS_SENDING in flight and
+    every one awaited, until `samples` samples are stored or `deadline_s` has passed. Returns what was
+    stored, how long it took and the experiments whose blocks were not sent."""
+    in_flight: list = []
+    stored = 0
+    sent_blocks = 0
+    halfway: tuple[float, int] | None = None
+    measured = [e for e in experiments if e["measured"]]
+    started = time.perf_counter()
+    reached = 0
+    for e in measured:
+        if stored + len(in_flight) * 2 * BENCHMARKS >= samples or time.perf_counter() - started > deadline_s:
+            break
+        for number in range(BLOCKS_PER_EXPERIMENT):
+            in_flight.append(store.add_block.remote(*_block(e["id"], e["worker"], number)))
+            sent_blocks += 1
+            if len(in_flight) >= WORKERS_SENDING:
+                stored += ray.get(in_flight.pop(0))
+        reached += 1
+        if halfway is None and stored >= samples / 2:
+            halfway = (time.perf_counter() - started, stored)
+    stored += sum(ray.get(in_flight))
+    elapsed = time.perf_counter() - started
+    rate = stored / elapsed
+    second_half = ((stored - halfway[1]) / (elapsed - halfway[0])) if halfway and elapsed > halfway[0] else None
+    return {"samples_ingested": stored, "blocks_sent": sent_blocks, "seconds": elapsed, "samples_per_s": rate,
+            "samples_per_s_second_half": second_half, "pending": measured[reached:]}
+
+
+def _direct_rate(path: pathlib.Path, blocks: int) -> float:
+    """Samples per second of Store.add_block called directly (no Ray) on a scratch copy of the schema: how
+    much of the actor's time is DuckDB's."""
+    from farm.store import Store
+
+    store = Store(path)
+    try:
+        started = time.perf_counter()
+        stored = sum(store.add_block(*_block("direct-000001", "w0", number)) for number in range(blocks))
+        return stored / (time.perf_counter() - started)
+    finally:
+        store.close()
+
+
+def _recipe_timings(path: pathlib.Path, experiment: str, repetitions: int) -> dict[str, dict]:
+    """Each cookbook recipe on the store opened read-only as `farm query` opens it: one untimed run (DuckDB
+    reads the file's blocks in), then the median of `repetitions` runs, each fetching every row."""
+    from farm.cookbook import RECIPES, bound
+    from farm.store import open_readonly
+
+    con = open_readonly(path)
+    values = {"campaign": STORE_CAMPAIGN, "experiment": experiment, "benchmark": "b2"}
+    timings = {}
+    try:
+        for name, recipe in RECIPES.items():
+            params = bound(recipe.sql, values)
+            rows = len(con.execute(recipe.sql, params).fetchall())
+            runs = []
+            for _ in range(repetitions):
+                started = time.perf_counter()
+                con.execute(recipe.sql, params).fetchall()
+                runs.append(time.perf_counter() - started)
+            timings[name] = {"median_s": _median(runs), "rows": rows, "runs_s": runs}
+    finally:
+        con.close()
+    return timings
+
+
+def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -> list[Figure]:
+    """1,000,000 samples through the store actor into a DuckDB file, then every recipe on that store.
+
+    The ingest stops at a deadline (120 s; the rate it measures is steady, see the details) and the figure
+    is then the time the whole 1,000,000 take at the measured rate, said in its name; the samples it did
+    not reach are generated by SQL in the store actor so that the recipes run on the full store."""
+    from farm.store import write_snapshot
+    from scheduler.store_actor import StoreActor
+
+    samples, deadline, repetitions = (2_000, 5.0, 2) if tiny else (20_000, 10.0, 3) if quick else \
+        (1_000_000, 120.0, 5)
+    per_experiment = 2 * BENCHMARKS * BLOCKS_PER_EXPERIMENT
+    measured_share = 1 - 1 / 10  # _synthetic_experiments: 2 in 20 never measure
+    experiments = _synthetic_experiments(int(samples / per_experiment / measured_share) + 64)
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "farm.duckdb"
+    with _ray_session() as ray:
+        store = StoreActor.options(name=f"farm-perf-store-{os.getpid()}-{time.time_ns()}").remote(
+            str(path), STORE_CAMPAIGN)
+        started = time.perf_counter()
+        _populate(store, ray, experiments)
+        populate_s = time.perf_counter() - started
+        ingest = _ingest(store, ray, experiments, samples, deadline)
+        started = time.perf_counter()
+        # Only as many experiments as make up the figure's sample count: the store ends at `samples`, give or
+        # take one experiment.
+        room = max(0, samples - ingest["samples_ingested"]) // per_experiment
+        generated = _top_up(store, ray, ingest["pending"][:room])
+        _finish(store, ray, experiments)
+        finish_s = time.perf_counter() - started
+        total = ray.get(store.query.remote("SELECT count(*) FROM samples"))[1][0][0]
+        ray.get(store.close.remote())
+        ray.kill(store)
+    direct = _direct_rate(workdir / "direct.duckdb", 100 if tiny else 1000)
+    # The store actor copies the whole file for readers every SNAPSHOT_SECONDS, on the caller's time: how
+    # long one copy of this store takes.
+    from farm.store import Store
+
+    scratch = Store(path)
+    started = time.perf_counter()
+    write_snapshot(scratch.con, workdir / "snapshot.duckdb")
+    snapshot_s = time.perf_counter() - started
+    scratch.close()
+    projected = ingest["seconds"] * samples / ingest["samples_ingested"]
+    capped = ingest["samples_ingested"] < samples
+    details = {"samples_target": samples, "samples_in_store": total, "samples_generated_by_sql": generated,
+               "samples_per_block": 2 * BENCHMARKS, "blocks_in_flight": WORKERS_SENDING,
+               "experiments": len(experiments), "deadline_s": deadline, "populate_s": populate_s,
+               "finish_s": finish_s, "direct_store_samples_per_s": direct, "snapshot_s": snapshot_s,
+               "file_mb": path.stat().st_size / 1e6, **{k: v for k, v in ingest.items() if k != "pending"}}
+    name = (f"{samples:,} samples through the store actor" +
+            (f" (projected from {ingest['samples_ingested']:,} in {ingest['seconds']:.0f} s)" if capped else ""))
+    figures = [Figure("store", name, projected, "s", "<", 5.0, details)]
+    middle = next(e["id"] for e in experiments[len(experiments) // 2:] if e["measured"])
+    for recipe, timing in _recipe_timings(path, middle, repetitions).items():
+        figures.append(Figure("store", f"recipe {recipe} on {total:,} samples", 1000.0 * timing["median_s"], "ms", "<",
+                              200.0, {**timing, "experiments": len(experiments)}))
+    return figures
+
+
+# -- 4. coordinator throughput with synthetic workers -------------------------------------------------------
+
+# A synthetic experiment's phases and their share of its duration; the measure phase is BLOCKS blocks, each
+# sent to the store actor as a real worker sends it (add_block, awaited) with 2 arms x BENCHMARKS samples.
+SYNTHETIC_PHASES = (("agent", 0.1), ("build", 0.2), ("guard", 0.1), ("measure", 0.6))
+SYNTHETIC_BLOCKS = 6
+
+
+class _SyntheticHost:
+    """Hosts every synthetic worker of a campaign in one async Ray actor (64 real worker processes would not
+    fit 2 cores): run() sleeps through the phases, sends the phase rows, blocks and verdict event a real
+    worker sends to the store actor, and returns a plausible ExperimentResult (an A/A canary is clean, a
+    screen is a discard whose benchmarks are the same)."""
+
+    def __init__(self, store_name: str, seconds: float):
+        import ray
+
+        self.store = ray.get_actor(store_name)  # the campaign's store actor, by its name (not by argument)
+        self.seconds = seconds
+
+    async def run(self, worker: str, cpus: tuple[int, ...], assignment):
+        import asyncio
+        import random
+
+        from farm.records import ExperimentResult, Kind, Status
+        from stats import BenchmarkDecision, Verdict
+
+        exp = assignment.experiment_id
+        started = time.time()
+        for phase, share in SYNTHETIC_PHASES:
+            begun = time.time()
+            if phase != "measure":
+                await asyncio.sleep(share * self.seconds)
+            else:
+                for number in range(SYNTHETIC_BLOCKS):
+                    await asyncio.sleep(share * self.seconds / SYNTHETIC_BLOCKS)
+                    await self.store.add_block.remote(*_block(exp, worker, number))
+            self.store.phase.remote(worker, exp, phase, begun, time.time())
+        noise = [random.gauss(0.0, 0.01) for _ in range(BENCHMARKS)]
+        ratios = [1.0 + n for n in noise]
+        if assignment.kind is Kind.AA:
+            status, reason = Status.AA_CLEAN, "synthetic: nothing built; A/A noise per block 1 %"
+            aa = tuple((f"b{k}", tuple(random.gauss(0.0, 0.01) for _ in range(SYNTHETIC_BLOCKS)))
+                       for k in range(BENCHMARKS))
+        else:
+            status, reason, aa = Status.DISCARD, f"synthetic: every benchmark the same ({SYNTHETIC_BLOCKS} blocks)", ()
+        decisions = tuple(BenchmarkDecision(f"b{k}", r, r - 0.03, r + 0.03, Verdict.SAME, SYNTHETIC_BLOCKS, 0.05)
+                          for k, r in enumerate(ratios))
+        self.store.event.remote(worker, exp, "verdict", f"{status.value}: {reason}")
+        return ExperimentResult(exp, status, reason, worker, tuple(cpus), started, time.time(), commit=None,
+                                decisions=decisions, blocks=SYNTHETIC_BLOCKS, effect=1.0 + sum(noise) / BENCHMARKS,
+                                changed_paths=("notes.txt",) if assignment.kind is not Kind.AA else (),
+                                ref_means=tuple((f"b{k}", 0.1 * (k + 1) * (1 + random.gauss(0.0, 0.002)))
+                                                for k in range(BENCHMARKS)), aa_log_ratios=aa)
+
+
+class _Run:
+    """A synthetic worker's `run`: `.remote(assignment)` calls the host with the worker's name and CPUs."""
+
+    def __init__(self, host, worker: str, cpus: tuple[int, ...]):
+        self.host, self.worker, self.cpus = host, worker, cpus
+
+    def remote(self, assignment):
+        return self.host.run.remote(self.worker, self.cpus, assignment)
+
+
+class SyntheticWorkers:
+    """Stands in for scheduler.worker.WorkerActor in scheduler.worker_pool while a campaign runs (see
+    synthetic_workers): `.options(**anything).remote(*args, **kwargs)` returns a handle whose
+    `run.remote(assignment)` runs a synthetic experiment. The handle is a real ActorHandle (a copy of the
+    host's, with `run` replaced), because the pool's kill_all calls ray.kill on it; killing it kills the host,
+    which ends every synthetic worker, as killing all the workers should.
+
+    The worker's name and CPU set are read from the constructor's first two arguments when they look like
+    them (today's WorkerActor(name, cpus, ...)), else numbered; nothing else of the arguments is used, so a
+    changed constructor does not matter."""
+
+    def __init__(self, campaign: str, seconds: float):
+        self.campaign = campaign
+        self.seconds = seconds
+        self.host = None
+        self.spawned = 0
+
+    def options(self, **_options):
+        return self
+
+    def remote(self, *args, **_kwargs):
+        import ray
+
+        if self.host is None:
+            if __name__ != "__main__":
+                # Imported by path (the tests do): Ray's workers cannot import this module by its name, so its
+                # classes and functions travel by value, as they do when it runs as a script.
+                ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+            self.host = ray.remote(num_cpus=0)(_SyntheticHost).remote(f"farm-store-{self.campaign}", self.seconds)
+        name = args[0] if args and isinstance(args[0], str) else f"w{self.spawned}"
+        cpus = tuple(args[1]) if len(args) > 1 and isinstance(args[1], (tuple, list)) else (self.spawned,)
+        self.spawned += 1
+        handle = copy.copy(self.host)  # a registered handle of its own (pickled and unpickled)
+        handle.run = _Run(self.host, name, cpus)
+        return handle
+
+
+def _cpu_seconds(title: str) -> float:
+    """CPU seconds (user + system) used so far by this user's processes whose command line starts with
+    `title`: Ray names an actor's process "ray::<Class>" (and "ray::<Class>.<method>" while it runs one)."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+            if not cmdline.startswith(title.encode()):
+                continue
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class _CoordinatorClock:
+    """Measurement only: wraps some Coordinator methods (and Campaign.to_dict, the state every _save sends) to
+    add up where the driver's time goes, and reads the CPU time of the driver, the store actor and the
+    synthetic workers' host over the campaign's loop. Behaviour is unchanged. The times nest: _collect and
+    _assign_idle include the _save calls they make, and _save includes to_dict."""
+
+    METHODS = ("_save", "_collect", "_assign_idle", "_print_events", "_loop")
+    PROCESSES = {"store_actor": "ray::StoreActor", "synthetic_host": "ray::_SyntheticHost"}
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(self.METHODS + ("to_dict",), 0.0)
+        self.calls = dict.fromkeys(self.METHODS + ("to_dict",), 0)
+        self.state_bytes = 0
+        self.cpu: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def installed(self):
+        from scheduler.coordinator import Coordinator
+
+        originals = {name: getattr(Coordinator, name) for name in self.METHODS}
+
+        from scheduler.campaign import Campaign
+
+        to_dict = Campaign.to_dict
+
+        def timed(name, original):
+            def wrapper(owner, *args, **kwargs):
+                if name == "_loop":
+                    self._cpu_mark(-1)
+                started = time.perf_counter()
+                try:
+                    return original(owner, *args, **kwargs)
+                finally:
+                    self.seconds[name] += time.perf_counter() - started
+                    self.calls[name] += 1
+                    if name == "_loop":
+                        self._cpu_mark(+1)
+                        self.state_bytes = len(json.dumps(to_dict(owner.campaign)))
+            return wrapper
+
+        for name, original in originals.items():
+            setattr(Coordinator, name, timed(name, original))
+        Campaign.to_dict = timed("to_dict", to_dict)
+        try:
+            yield self
+        finally:
+            for name, original in originals.items():
+                setattr(Coordinator, name, original)
+            Campaign.to_dict = to_dict
+
+    def _cpu_mark(self, sign: int) -> None:
+        """Subtract (at the loop's start) or add (at its end) the CPU seconds used so far."""
+        readings = {"driver": time.process_time(), **{k: _cpu_seconds(t) for k, t in self.PROCESSES.items()}}
+        for key, value in readings.items():
+            self.cpu[key] = self.cpu.get(key, 0.0) + sign * value
+
+
+@contextlib.contextmanager
+def synthetic_workers(campaign: str, seconds: float, workers: int):
+    """The two substitutions of the throughput part, undone afterwards:
+
+    scheduler.worker_pool.WorkerActor -> SyntheticWorkers: the pool spawns synthetic workers; the
+        coordinator, the campaign logic and the store actor are the real ones.
+    scheduler.coordinator.allocate_cpu_sets -> the real allocate_cpu_sets given `workers` virtual CPUs
+        (0 .. workers - 1) as the available ones: 64 one-CPU sets do not fit 2 CPUs, and the synthetic
+        workers pin nothing. The sets leave no real CPU spare, so run_campaign leaves the driver's affinity
+        alone."""
+    import scheduler.coordinator
+    import scheduler.worker_pool
+    from scheduler.cpusets import allocate_cpu_sets
+
+    saved = scheduler.worker_pool.WorkerActor, scheduler.coordinator.allocate_cpu_sets
+    scheduler.worker_pool.WorkerActor = SyntheticWorkers(campaign, seconds)
+    scheduler.coordinator.allocate_cpu_sets = functools.partial(allocate_cpu_sets, available=list(range(workers)))
+    try:
+        yield
+    finally:
+        scheduler.worker_pool.WorkerActor, scheduler.coordinator.allocate_cpu_sets = saved
+
+
+def _throughput_campaign(workdir: pathlib.Path, workers: int, per_worker: int, seconds: float) -> dict:
+    """A campaign of workers x per_worker experiments (the first of each worker its A/A canary) on
+    synthetic workers; returns its throughput in steady state against the ideal workers / seconds."""
+    import duckdb
+
+    from farm.config import CampaignConfig
+    from scheduler import run_campaign
+
+    name = f"tput{workers}"
+    base = workdir / name
+    repo = _trivial_repo(base / "repo")
+    patch = base / "noop.patch"
+    patch.write_text("diff --git a/notes.txt b/notes.txt\n--- a/notes.txt\n+++ b/notes.txt\n@@ -1 +1,2 @@\n"
+                     " a target whose phases do (almost) nothing\n+one more line\n")
+    # Screens only after each worker's canary; canary_every is the default (16), so with per_worker <= 16 no
+    # second canary. The hypotheses are never applied: the synthetic workers only sleep.
+    config = CampaignConfig(
+        campaign=name, target={"repo": str(repo), "base_ref": "main"}, workers={"count": workers},
+        phases={"build": {"command": "true"}, "guard": {"command": "true"}, "bench": {"command": "true"}},
+        merge={"confirm_blocks": 0},
+        strategies=[{"name": "s", "hypotheses": [{"id": f"h{i:04d}", "patch": str(patch)}
+                                                 for i in range(workers * (per_worker - 1))]}])
+    clock = _CoordinatorClock()
+    started = time.monotonic()
+    with synthetic_workers(name, seconds, workers), clock.installed():
+        summary = run_campaign(config, base / "work", base / "work" / "farm.duckdb", workers=workers,
+                               echo=_quiet_echo)
+    wall = time.monotonic() - started
+    con = duckdb.connect(str(base / "work" / "farm.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT worker, started_at, finished_at FROM experiments WHERE campaign = ? "
+                           "ORDER BY worker, started_at", [name]).fetchall()
+    finally:
+        con.close()
+    by_worker: dict[str, list[tuple[float, float]]] = {}
+    for worker, start, finish in rows:
+        by_worker.setdefault(worker, []).append((_ts(start), _ts(finish)))
+    cycles, inside = [], []
+    for runs in by_worker.values():
+        cycles += [b[0] - a[0] for a, b in zip(runs, runs[1:])]  # start to the worker's next start
+        inside += [finish - start for start, finish in runs]
+    mean_cycle = statistics.fmean(cycles)
+    firsts = sorted(runs[0][0] for runs in by_worker.values())
+    first_start = firsts[0]
+    last_finish = max(finish for runs in by_worker.values() for _, finish in runs)
+    return {"workers": workers, "experiments": len(rows), "statuses": summary.statuses,
+            "experiment_s": seconds, "cycles": len(cycles), "mean_cycle_s": mean_cycle,
+            "median_cycle_s": _median(cycles), "p90_cycle_s": sorted(cycles)[int(0.9 * (len(cycles) - 1))],
+            "mean_in_worker_s": statistics.fmean(inside),
+            "mean_gap_between_experiments_s": mean_cycle - statistics.fmean(inside),
+            "steady_ratio": seconds / mean_cycle,
+            "whole_run_ratio": len(rows) / (last_finish - first_start) / (workers / seconds),
+            "ramp_up_s": firsts[-1] - firsts[0], "campaign_wall_s": wall,
+            "coordinator_s": dict(clock.seconds), "coordinator_calls": dict(clock.calls),
+            # CPU seconds over the loop, and as a share of one CPU over the loop's wall time
+            "cpu_s": dict(clock.cpu), "cpu_busy": {k: v / clock.seconds["_loop"] for k, v in clock.cpu.items()},
+            "campaign_state_bytes": clock.state_bytes}
+
+
+def part_throughput(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -> list[Figure]:
+    """Coordinator throughput with 8, 32 and 64 synthetic workers of 2-second experiments."""
+    counts, per_worker, seconds = ((2, 4), 3, 0.5) if tiny else ((8, 32, 64), 3, 2.0) if quick else \
+        ((8, 32, 64), 8, 2.0)
+    figures = []
+    for workers in counts:
+        found = _throughput_campaign(workdir, workers, per_worker, seconds)
+        figures.append(Figure("throughput", f"coordinator throughput / ideal, {workers} synthetic workers",
+                              found["steady_ratio"], "ratio", ">=", 0.9, found))
+    return figures
+
+
 # -- main ---------------------------------------------------------------------------------------------------
 
-PART_FUNCTIONS = {"overhead": part_overhead, "slots": part_slots}
+PART_FUNCTIONS = {"overhead": part_overhead, "slots": part_slots, "store": part_store,
+                  "throughput": part_throughput}
 
 
 def run_parts(parts, workdir: pathlib.Path, quick: bool) -> tuple[list[Figure], dict[str, str], dict[str, float]]:
