@@ -219,7 +219,7 @@ def _overhead_campaign(workdir: pathlib.Path, name: str, bench_seconds: float, s
 def part_overhead(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -> list[Figure]:
     """Per-experiment overhead: a campaign on a trivial target (the overhead is nearly the whole cycle)
     and one whose benchmark sleeps so that an experiment lasts about 5 s (3 blocks x 2 arms x 0.8 s)."""
-    screens, slow_screens, slow_bench = (3, 3, 0.05) if tiny else (5, 3, 0.8) if quick else (25, 8, 0.8)
+    screens, slow_screens, slow_bench = (2, 2, 0.02) if tiny else (5, 3, 0.8) if quick else (25, 8, 0.8)
     trivial = _overhead_campaign(workdir, "ovh-trivial", 0.0, screens)
     slow = _overhead_campaign(workdir, "ovh-5s", slow_bench, slow_screens)
     ratio = 100.0 * slow["overhead_s"] / slow["cycle_s"]
@@ -470,7 +470,7 @@ def _finish(store, ray, experiments: list[dict]) -> None:
             screened = f"{STORE_CAMPAIGN}-{e['index']:06d}"
             writes.append(("add_merge", (screened, STORE_CAMPAIGN, position, 0.9, 0.92, e["id"], True, "c" * 40,
                                          "re-measured on the tip")))
-        if e["index"] % 500 == 99:
+        if e["index"] % 100 == 10:
             writes.append(("add_artifact", (STORE_CAMPAIGN, e["id"], "control_chart", "b1",
                                             "the reference run was off its control chart")))
         if len(writes) >= 500:
@@ -537,7 +537,7 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
     rate = stored / elapsed
     second_half = ((stored - halfway[1]) / (elapsed - halfway[0])) if halfway and elapsed > halfway[0] else None
     return {"samples_ingested": stored, "blocks_sent": sent_blocks, "seconds": elapsed, "samples_per_s": rate,
-            "samples_per_s_second_half": second_half, "pending": measured[reached:]}
+            "samples_per_s_second_half": second_half, "sent": measured[:reached], "pending": measured[reached:]}
 
 
 def _direct_rate(path: pathlib.Path, blocks: int) -> float:
@@ -606,6 +606,7 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
         # take one experiment.
         room = max(0, samples - ingest["samples_ingested"]) // per_experiment
         generated = _top_up(store, ray, ingest["pending"][:room])
+        with_samples = ingest["sent"] + ingest["pending"][:room]
         _finish(store, ray, experiments)
         finish_s = time.perf_counter() - started
         total = ray.get(store.query.remote("SELECT count(*) FROM samples"))[1][0][0]
@@ -627,11 +628,12 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
                "samples_per_block": 2 * BENCHMARKS, "blocks_in_flight": WORKERS_SENDING,
                "experiments": len(experiments), "deadline_s": deadline, "populate_s": populate_s,
                "finish_s": finish_s, "direct_store_samples_per_s": direct, "snapshot_s": snapshot_s,
-               "file_mb": path.stat().st_size / 1e6, **{k: v for k, v in ingest.items() if k != "pending"}}
+               "file_mb": path.stat().st_size / 1e6,
+               **{k: v for k, v in ingest.items() if k not in ("sent", "pending")}}
     name = (f"{samples:,} samples through the store actor" +
             (f" (projected from {ingest['samples_ingested']:,} in {ingest['seconds']:.0f} s)" if capped else ""))
     figures = [Figure("store", name, projected, "s", "<", 5.0, details)]
-    middle = next(e["id"] for e in experiments[len(experiments) // 2:] if e["measured"])
+    middle = with_samples[len(with_samples) // 2]["id"]  # the `samples` recipe's experiment
     for recipe, timing in _recipe_timings(path, middle, repetitions).items():
         figures.append(Figure("store", f"recipe {recipe} on {total:,} samples", 1000.0 * timing["median_s"], "ms", "<",
                               200.0, {**timing, "experiments": len(experiments)}))
@@ -741,11 +743,11 @@ class SyntheticWorkers:
         return handle
 
 
-def _cpu_seconds(title: str) -> float:
-    """CPU seconds (user + system) used so far by this user's processes whose command line starts with
+def _cpu_seconds(title: str, pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the processes among `pids` whose command line starts with
     `title`: Ray names an actor's process "ray::<Class>" (and "ray::<Class>.<method>" while it runs one)."""
     total = 0.0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in pids:
         try:
             cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
             if not cmdline.startswith(title.encode()):
@@ -808,8 +810,15 @@ class _CoordinatorClock:
             Campaign.to_dict = to_dict
 
     def _cpu_mark(self, sign: int) -> None:
-        """Subtract (at the loop's start) or add (at its end) the CPU seconds used so far."""
-        readings = {"driver": time.process_time(), **{k: _cpu_seconds(t) for k, t in self.PROCESSES.items()}}
+        """Subtract (at the loop's start) or add (at its end) the CPU seconds used so far. Only the processes
+        of this driver's Ray count (those with a file open in its session directory): other Rays may run
+        store actors on this machine too."""
+        import ray
+
+        from farm.processes import pids_using
+
+        ours = pids_using(ray._private.worker.global_worker.node.get_session_dir_path())
+        readings = {"driver": time.process_time(), **{k: _cpu_seconds(t, ours) for k, t in self.PROCESSES.items()}}
         for key, value in readings.items():
             self.cpu[key] = self.cpu.get(key, 0.0) + sign * value
 
@@ -898,7 +907,7 @@ def _throughput_campaign(workdir: pathlib.Path, workers: int, per_worker: int, s
 
 def part_throughput(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -> list[Figure]:
     """Coordinator throughput with 8, 32 and 64 synthetic workers of 2-second experiments."""
-    counts, per_worker, seconds = ((2, 4), 3, 0.5) if tiny else ((8, 32, 64), 3, 2.0) if quick else \
+    counts, per_worker, seconds = ((2, 4), 2, 0.3) if tiny else ((8, 32, 64), 3, 2.0) if quick else \
         ((8, 32, 64), 8, 2.0)
     figures = []
     for workers in counts:
