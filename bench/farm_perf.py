@@ -517,7 +517,7 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
     in_flight: list = []
     stored = 0
     sent_blocks = 0
-    halfway: tuple[float, int] | None = None
+    progress = [(0.0, 0)]  # (seconds, samples stored) after each experiment: is the rate steady?
     measured = [e for e in experiments if e["measured"]]
     started = time.perf_counter()
     reached = 0
@@ -530,14 +530,14 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
             if len(in_flight) >= WORKERS_SENDING:
                 stored += ray.get(in_flight.pop(0))
         reached += 1
-        if halfway is None and stored >= samples / 2:
-            halfway = (time.perf_counter() - started, stored)
+        progress.append((time.perf_counter() - started, stored))
     stored += sum(ray.get(in_flight))
     elapsed = time.perf_counter() - started
-    rate = stored / elapsed
-    second_half = ((stored - halfway[1]) / (elapsed - halfway[0])) if halfway and elapsed > halfway[0] else None
-    return {"samples_ingested": stored, "blocks_sent": sent_blocks, "seconds": elapsed, "samples_per_s": rate,
-            "samples_per_s_second_half": second_half, "sent": measured[:reached], "pending": measured[reached:]}
+    middle = next((point for point in progress if point[1] >= stored / 2), (elapsed / 2, stored / 2))
+    first_half = middle[1] / middle[0] if middle[0] > 0 else None
+    second_half = (stored - middle[1]) / (elapsed - middle[0]) if elapsed > middle[0] else None
+    return {"samples_ingested": stored, "blocks_sent": sent_blocks, "seconds": elapsed, "samples_per_s": stored / elapsed,
+            "samples_per_s_first_half": first_half, "samples_per_s_second_half": second_half, "sent": measured[:reached], "pending": measured[reached:]}
 
 
 def _direct_rate(path: pathlib.Path, blocks: int) -> float:
