@@ -369,9 +369,15 @@ def _ray_session():
     import ray
 
     started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 namespace="farm-perf")
+    for attempt in range(2 if started else 0):
+        try:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     namespace="farm-perf")
+            break
+        except Exception:  # noqa: BLE001 -- a busy machine can time Ray's start out once: try again, once
+            if attempt:
+                raise
+            time.sleep(5)
     try:
         yield ray
     finally:
@@ -923,11 +929,14 @@ PART_FUNCTIONS = {"overhead": part_overhead, "slots": part_slots, "store": part_
                   "throughput": part_throughput}
 
 
-def run_parts(parts, workdir: pathlib.Path, quick: bool) -> tuple[list[Figure], dict[str, str], dict[str, float]]:
-    """Every part in turn; one that fails is reported (its traceback printed) and the others still run."""
+def run_parts(parts, workdir: pathlib.Path, quick: bool) -> tuple[list[Figure], dict[str, str], dict[str, dict]]:
+    """Every part in turn; one that fails is reported (its traceback printed) and the others still run.
+    Returns the figures, the failures and per part its seconds and the machine's load before and after (other
+    work on the machine shows there)."""
     figures, failures, seconds = [], {}, {}
     for name in parts:
-        print(f"== {name}", flush=True)
+        print(f"== {name} (load average {os.getloadavg()[0]:.2f})", flush=True)
+        load_before = os.getloadavg()[0]
         started = time.monotonic()
         try:
             found = PART_FUNCTIONS[name](workdir / name, quick=quick)
@@ -939,8 +948,9 @@ def run_parts(parts, workdir: pathlib.Path, quick: bool) -> tuple[list[Figure], 
             figures.extend(found)
             for figure in found:
                 print(figure.line(), flush=True)
-        seconds[name] = time.monotonic() - started
-        print(f"({name}: {seconds[name]:.0f} s)", flush=True)
+        seconds[name] = {"seconds": time.monotonic() - started, "loadavg_1m_before": load_before,
+                         "loadavg_1m_after": os.getloadavg()[0]}
+        print(f"({name}: {seconds[name]['seconds']:.0f} s)", flush=True)
     return figures, failures, seconds
 
 
@@ -972,7 +982,7 @@ def main(argv=None) -> int:
     write_results(out, figures, failures, seconds, total, args.quick)
     docs = pathlib.Path(args.docs) if args.docs else (None if args.quick else DOCS)
     if docs is not None:
-        write_docs(docs, figures, failures, total, args.quick)
+        write_docs(docs, figures, failures, total, args.quick, seconds)
     missed = [f for f in figures if not f.met]
     print(f"\n{len(figures)} figure(s), {len(missed)} missed, {len(failures)} part(s) failed; {total:.0f} s; "
           f"results in {out}" + (f", table in {docs}" if docs else ""))
@@ -991,12 +1001,12 @@ def _machine() -> dict:
 def write_results(path: pathlib.Path, figures, failures, seconds, total, quick) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"when": datetime.datetime.now().isoformat(timespec="seconds"), "quick": quick,
-            "total_seconds": total, "part_seconds": seconds, "machine": _machine(), "failures": failures,
+            "total_seconds": total, "parts": seconds, "machine": _machine(), "failures": failures,
             "figures": [{**dataclasses.asdict(f), "met": f.met} for f in figures]}
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def table(figures, failures, total, quick) -> str:
+def table(figures, failures, total, quick, parts=None) -> str:
     lines = ["| figure | target | measured | |", "|---|---|---|---|"]
     for f in figures:
         lines.append(f"| {f.name} | {f.op} {_show(f.target, f.unit)} | {_show(f.measured, f.unit)} | "
@@ -1007,13 +1017,16 @@ def table(figures, failures, total, quick) -> str:
     lines.append("")
     lines.append(f"Measured {datetime.date.today().isoformat()} by `python bench/farm_perf.py"
                  f"{' --quick' if quick else ''}` in {total / 60:.1f} min on {machine['available_cpus']} CPU(s), "
-                 f"Python {machine['python']}; every number in bench/results/farm_perf.json.")
+                 f"Python {machine['python']}; every number in bench/results/farm_perf.json." +
+                 (" The machine's 1-minute load average when each part started (other work on the machine shows "
+                  "here): " + ", ".join(f"{name} {info['loadavg_1m_before']:.1f}" for name, info in parts.items()) +
+                  "." if parts else ""))
     return "\n".join(lines)
 
 
-def write_docs(path: pathlib.Path, figures, failures, total, quick) -> None:
+def write_docs(path: pathlib.Path, figures, failures, total, quick, parts=None) -> None:
     """Replace the table between the markers (the page is created with just the table if it is missing)."""
-    generated = f"{TABLE_START}\n{table(figures, failures, total, quick)}\n{TABLE_END}"
+    generated = f"{TABLE_START}\n{table(figures, failures, total, quick, parts)}\n{TABLE_END}"
     text = path.read_text() if path.exists() else f"# Performance of the farm itself\n\n{TABLE_START}\n{TABLE_END}\n"
     if TABLE_START not in text or TABLE_END not in text:
         raise SystemExit(f"{path}: the table markers are missing; put them back to let the table be generated")
