@@ -1,13 +1,13 @@
 """The farm's own performance: what it costs beyond the target's own work (part of issue 13).
 
-    python bench/farm_perf.py [--quick] [--workdir DIR] [--out FILE] [--docs FILE | --no-docs]
+    python bench/farm_perf.py [--quick] [--workdir DIR] [--out FILE] [--docs FILE]
                               [--parts overhead,slots,store,throughput]
 
 Every figure is measured in this run, side by side with what it is compared to, and printed with its
 target, "met" or "MISSED". The figures go to bench/results/farm_perf.json and into the generated table of
 docs/performance.md (between its markers; the hand-written text around it is kept). A missed target, or
-a part that failed, makes the exit code 1, after every part has run. --quick is a smoke run of a minute
-or two (small sizes; its figures are not the suite's): it writes bench/results/farm_perf-quick.json and
+a part that failed, makes the exit code 1, after every part has run. --quick is a smoke run of about
+two minutes (small sizes; its figures are not the suite's): it writes bench/results/farm_perf-quick.json and
 leaves the docs alone.
 
 The parts (each a function returning Figure records, so that tests/bench/test_farm_perf.py can run them
@@ -24,7 +24,8 @@ in a tiny mode):
                 through their phases for 2 s, against the ideal workers / 2 s.
 
 The machine is shared and noisy: each figure is a median of repetitions where it can be, and the docs say
-what limits each. Keep other work off the machine while the full suite runs (about 8 minutes on 2 cores).
+what limits each. Keep other work off the machine while the full suite runs (about 6-7 minutes on 2 cores; each part's
+load average goes into the results).
 """
 from __future__ import annotations
 
