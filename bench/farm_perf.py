@@ -34,7 +34,6 @@ import copy
 import contextlib
 import dataclasses
 import datetime
-import functools
 import json
 import logging
 import os
@@ -696,20 +695,22 @@ class _SyntheticHost:
         decisions = tuple(BenchmarkDecision(f"b{k}", r, r - 0.03, r + 0.03, Verdict.SAME, SYNTHETIC_BLOCKS, 0.05)
                           for k, r in enumerate(ratios))
         self.store.event.remote(worker, exp, "verdict", f"{status.value}: {reason}")
+        # (the result, no branch bundle): what WorkerActor.run returns for a worker on the coordinator's node
         return ExperimentResult(exp, status, reason, worker, tuple(cpus), started, time.time(), commit=None,
                                 decisions=decisions, blocks=SYNTHETIC_BLOCKS, effect=1.0 + sum(noise) / BENCHMARKS,
                                 changed_paths=("notes.txt",) if assignment.kind is not Kind.AA else (),
                                 ref_means=tuple((f"b{k}", 0.1 * (k + 1) * (1 + random.gauss(0.0, 0.002)))
-                                                for k in range(BENCHMARKS)), aa_log_ratios=aa)
+                                                for k in range(BENCHMARKS)), aa_log_ratios=aa), None
 
 
 class _Run:
-    """A synthetic worker's `run`: `.remote(assignment)` calls the host with the worker's name and CPUs."""
+    """A synthetic worker's `run`: `.remote(assignment, bundle)` calls the host with the worker's name and CPUs
+    (a worker on the coordinator's node gets no bundle)."""
 
     def __init__(self, host, worker: str, cpus: tuple[int, ...]):
         self.host, self.worker, self.cpus = host, worker, cpus
 
-    def remote(self, assignment):
+    def remote(self, assignment, _bundle=None):
         return self.host.run.remote(self.worker, self.cpus, assignment)
 
 
@@ -836,21 +837,25 @@ def synthetic_workers(campaign: str, seconds: float, workers: int):
 
     scheduler.worker_pool.WorkerActor -> SyntheticWorkers: the pool spawns synthetic workers; the
         coordinator, the campaign logic and the store actor are the real ones.
-    scheduler.coordinator.allocate_cpu_sets -> the real allocate_cpu_sets given `workers` virtual CPUs
-        (0 .. workers - 1) as the available ones: 64 one-CPU sets do not fit 2 CPUs, and the synthetic
-        workers pin nothing. The sets leave no real CPU spare, so run_campaign leaves the driver's affinity
+    scheduler.coordinator.local_node (and cluster_nodes) -> this machine with `workers` virtual CPUs (0 .. workers - 1): the real
+        placement then gives each worker one of them (64 one-CPU sets do not fit 2 CPUs, and the synthetic
+        workers pin nothing). The sets leave no real CPU spare, so run_campaign leaves the driver's affinity
         alone."""
     import scheduler.coordinator
     import scheduler.worker_pool
-    from scheduler.cpusets import allocate_cpu_sets
+    from scheduler.nodes import Node
 
-    saved = scheduler.worker_pool.WorkerActor, scheduler.coordinator.allocate_cpu_sets
+    node = Node(None, "synthetic", tuple(range(workers)), hub=True)
+    saved = (scheduler.worker_pool.WorkerActor, scheduler.coordinator.local_node,
+             scheduler.coordinator.cluster_nodes)
     scheduler.worker_pool.WorkerActor = SyntheticWorkers(campaign, seconds)
-    scheduler.coordinator.allocate_cpu_sets = functools.partial(allocate_cpu_sets, available=list(range(workers)))
+    scheduler.coordinator.local_node = lambda: node
+    scheduler.coordinator.cluster_nodes = lambda _cpus: [node]  # when a Ray runs already (the tests')
     try:
         yield
     finally:
-        scheduler.worker_pool.WorkerActor, scheduler.coordinator.allocate_cpu_sets = saved
+        (scheduler.worker_pool.WorkerActor, scheduler.coordinator.local_node,
+         scheduler.coordinator.cluster_nodes) = saved
 
 
 def _throughput_campaign(workdir: pathlib.Path, workers: int, per_worker: int, seconds: float) -> dict:

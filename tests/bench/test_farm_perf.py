@@ -88,7 +88,8 @@ def test_throughput_part(shared_ray, tmp_path):
     from scheduler.worker import WorkerActor
 
     assert scheduler.worker_pool.WorkerActor is WorkerActor
-    assert scheduler.coordinator.allocate_cpu_sets is scheduler.cpusets.allocate_cpu_sets
+    assert scheduler.coordinator.local_node is scheduler.nodes.local_node
+    assert scheduler.coordinator.cluster_nodes is scheduler.nodes.cluster_nodes
 
 
 def test_docs_table_is_replaced_and_the_text_around_it_kept(tmp_path):
