@@ -546,6 +546,38 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
             "samples_per_s_first_half": first_half, "samples_per_s_second_half": second_half, "sent": measured[:reached], "pending": measured[reached:]}
 
 
+class _NoStore:
+    """Takes add_block as the store actor does and stores nothing: the cost of the Ray calls alone."""
+
+    def add_block(self, _block, samples) -> int:
+        return len(samples)
+
+
+def _pickled_by_value(ray) -> None:
+    """Imported by path (the tests do), this module cannot be imported by its name in Ray's workers: its classes
+    and functions travel by value, as they do when it runs as a script."""
+    if __name__ != "__main__":
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def _ray_calls_alone(ray, blocks: int) -> float:
+    """Seconds for `blocks` add_block calls, sent as _ingest sends them, to an actor that stores nothing."""
+    _pickled_by_value(ray)
+    sink = ray.remote(num_cpus=0)(_NoStore).remote()
+    ray.get(sink.add_block.remote(*_block("warm-000001", "w0", 0)))
+    in_flight = []
+    started = time.perf_counter()
+    for number in range(blocks):
+        in_flight.append(sink.add_block.remote(*_block(f"calls-{number // BLOCKS_PER_EXPERIMENT:06d}", "w0",
+                                                       number % BLOCKS_PER_EXPERIMENT)))
+        if len(in_flight) >= WORKERS_SENDING:
+            ray.get(in_flight.pop(0))
+    ray.get(in_flight)
+    elapsed = time.perf_counter() - started
+    ray.kill(sink)
+    return elapsed
+
+
 def _direct_rate(path: pathlib.Path, blocks: int) -> float:
     """Samples per second of Store.add_block called directly (no Ray) on a scratch copy of the schema: how
     much of the actor's time is DuckDB's."""
@@ -618,6 +650,7 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
         total = ray.get(store.query.remote("SELECT count(*) FROM samples"))[1][0][0]
         ray.get(store.close.remote())
         ray.kill(store)
+        calls_alone = _ray_calls_alone(ray, ingest["blocks_sent"])
     direct = _direct_rate(workdir / "direct.duckdb", 100 if tiny else 1000)
     # The store actor copies the whole file for readers every SNAPSHOT_SECONDS, on the caller's time: how
     # long one copy of this store takes.
@@ -634,10 +667,12 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
                "samples_per_block": 2 * BENCHMARKS, "blocks_in_flight": WORKERS_SENDING,
                "experiments": len(experiments), "deadline_s": deadline, "populate_s": populate_s,
                "finish_s": finish_s, "direct_store_samples_per_s": direct, "snapshot_s": snapshot_s,
+               "ray_calls_alone_s": calls_alone,
                "file_mb": path.stat().st_size / 1e6,
                **{k: v for k, v in ingest.items() if k not in ("sent", "pending")}}
     name = (f"{samples:,} samples through the store actor" +
-            (f" (projected from {ingest['samples_ingested']:,} in {ingest['seconds']:.0f} s)" if capped else ""))
+            (f" (projected from {ingest['samples_ingested']:,} in {ingest['seconds']:.0f} s)" if capped else "") +
+            f"; the same {ingest['blocks_sent']:,} calls to an actor that stores nothing: {calls_alone:.1f} s")
     figures = [Figure("store", name, projected, "s", "<", 5.0, details)]
     middle = with_samples[len(with_samples) // 2]["id"]  # the `samples` recipe's experiment
     for recipe, timing in _recipe_timings(path, middle, repetitions).items():
@@ -738,10 +773,7 @@ class SyntheticWorkers:
         import ray
 
         if self.host is None:
-            if __name__ != "__main__":
-                # Imported by path (the tests do): Ray's workers cannot import this module by its name, so its
-                # classes and functions travel by value, as they do when it runs as a script.
-                ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+            _pickled_by_value(ray)
             self.host = ray.remote(num_cpus=0)(_SyntheticHost).remote(f"farm-store-{self.campaign}", self.seconds)
         name = args[0] if args and isinstance(args[0], str) else f"w{self.spawned}"
         cpus = tuple(args[1]) if len(args) > 1 and isinstance(args[1], (tuple, list)) else (self.spawned,)

@@ -2,6 +2,12 @@
 
 Workers and the coordinator send it whole batches. It also keeps the recent
 events in memory so the coordinator can print progress without reading the file.
+
+The workers' blocks, events and phases are acknowledged at once and written together in one transaction
+before anything else touches the file: when the coordinator drains the events (at least every second),
+writes a step, queries, or closes. One commit per block would cap the store at a few thousand samples a
+second; a block held here is lost only with the store actor itself, which ends the campaign (its running
+experiments are run again on --resume).
 """
 from __future__ import annotations
 
@@ -23,26 +29,32 @@ class StoreActor:
         self.snapshot = snapshot_path(path)
         self.snapshot_due = 0.0  # when the next snapshot may be written
         self.pending_events: list[tuple] = []  # not yet drained by the coordinator
-        self.unwritten_events: list[tuple] = []  # not yet in the file: written in batches
-        self.unwritten_phases: list[tuple] = []  # (worker, experiment, phase, start, end), written with events
+        self.unwritten_blocks: list[tuple[Block, list[Sample]]] = []  # not yet in the file: written in batches
+        self.unwritten_events: list[tuple] = []
+        self.unwritten_phases: list[tuple] = []  # (worker, experiment, phase, start, end)
 
     def call(self, method: str, *args, **kwargs):
         """Run one Store method (the coordinator's writes: campaign, experiments, merges)."""
+        self._flush()
         return getattr(self.store, method)(*args, **kwargs)
 
     def add_block(self, block: Block, samples: list[Sample]) -> int:
-        """A measurement block and its samples, as one batch."""
-        return self.store.add_block(block, samples)
+        """A measurement block and its samples, as one batch (written with the next flush)."""
+        self.unwritten_blocks.append((block, samples))
+        return len(samples)
 
     def finish_experiment(self, result: ExperimentResult) -> None:
+        self._flush()
         self.store.finish_experiment(result)
 
     def apply(self, writes: list[tuple[str, tuple]], state: dict) -> None:
         """The coordinator's writes of one step and the campaign state they lead to, in one transaction."""
+        self._flush()
         self.store.apply(self.campaign, writes, state)
         self._snapshot()
 
     def add_hypotheses(self, hypotheses: list[Hypothesis], agents: dict[str, str]) -> None:
+        self._flush()
         self.store.add_hypotheses(self.campaign, hypotheses, agents)
 
     def event(self, worker: str | None, experiment_id: str | None, kind: str, message: str) -> None:
@@ -54,14 +66,16 @@ class StoreActor:
         """A phase a worker left (farm/node_state.py): where its time went."""
         self.unwritten_phases.append((worker, experiment_id, phase, start, end))
 
-    def _flush_events(self) -> None:
-        self.store.add_events(self.campaign, self.unwritten_events)
-        self.store.add_phases(self.campaign, self.unwritten_phases)
-        self.unwritten_events, self.unwritten_phases = [], []
+    def _flush(self) -> None:
+        """The blocks, events and phases received since the last flush, in one transaction."""
+        if self.unwritten_blocks or self.unwritten_events or self.unwritten_phases:
+            self.store.add_observations(self.campaign, self.unwritten_blocks, self.unwritten_events,
+                                        self.unwritten_phases)
+            self.unwritten_blocks, self.unwritten_events, self.unwritten_phases = [], [], []
 
     def drain_events(self) -> list[tuple]:
-        """Events since the last call, oldest first (and writes them to the file as one batch)."""
-        self._flush_events()
+        """Events since the last call, oldest first (and writes what was received to the file as one batch)."""
+        self._flush()
         self._snapshot()
         events, self.pending_events = self.pending_events, []
         return events
@@ -76,10 +90,11 @@ class StoreActor:
         self.snapshot_due = now + max(SNAPSHOT_SECONDS, 10 * (time.time() - now))
 
     def query(self, sql: str, params: list | None = None):
+        self._flush()
         return self.store.query(sql, params)
 
     def close(self) -> None:
-        self._flush_events()
+        self._flush()
         self.store.con.execute("CHECKPOINT")
         self.store.close()
         self.snapshot.unlink(missing_ok=True)  # the store itself can be opened now
