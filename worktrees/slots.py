@@ -29,10 +29,18 @@ class Slot:
     def head(self) -> str:
         return self.git("rev-parse", "HEAD")
 
+    def admin_dir(self) -> pathlib.Path:
+        """The worktree's administrative directory, read from its `.git` file (no git process)."""
+        link = self.path / ".git"
+        text = link.read_text(errors="replace").strip() if link.is_file() else ""
+        if text.startswith("gitdir: "):
+            return self.path / text[len("gitdir: "):]  # an absolute path stays as it is
+        return pathlib.Path(self.git("rev-parse", "--absolute-git-dir"))
+
     def recover(self) -> None:
         """Undo what a killed worker left half-done in this slot: git's index lock and a cherry-pick in
         progress. Safe because a slot belongs to one worker, which runs one git command at a time."""
-        git_dir = pathlib.Path(self.git("rev-parse", "--absolute-git-dir"))
+        git_dir = self.admin_dir()
         (git_dir / "index.lock").unlink(missing_ok=True)
         if (git_dir / "CHERRY_PICK_HEAD").exists():
             self.git("cherry-pick", "--quit")
@@ -118,10 +126,13 @@ class SlotPool:
     def __init__(self, repo: TargetRepo, root: str | os.PathLike):
         self.repo = repo
         self.root = pathlib.Path(root).resolve()
+        self.checked: set[str] = set()  # slots this pool found or made registered: not listed again
 
     def slot(self, name: str, commit: str) -> Slot:
         """The slot `name`, created at `commit` if it does not exist yet, else reused as is."""
         path = self.root / name
+        if name in self.checked and (path / ".git").exists():
+            return Slot(name, path)
         with self.repo.lock():
             if not self._registered(path):
                 self.repo.git("worktree", "prune")
@@ -129,10 +140,12 @@ class SlotPool:
                     raise WorktreeError(f"{path} exists but is not a worktree of {self.repo.path}; remove it")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.repo.git("worktree", "add", "--detach", str(path), commit)
+        self.checked.add(name)
         return Slot(name, path)
 
     def remove(self, name: str) -> None:
         """Delete the slot `name`; the next `slot(name, ...)` checks it out afresh."""
+        self.checked.discard(name)
         with self.repo.lock():
             shutil.rmtree(self.root / name, ignore_errors=True)
             self.repo.git("worktree", "prune")
