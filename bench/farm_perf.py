@@ -672,7 +672,7 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
                **{k: v for k, v in ingest.items() if k not in ("sent", "pending")}}
     name = (f"{samples:,} samples through the store actor" +
             (f" (projected from {ingest['samples_ingested']:,} in {ingest['seconds']:.0f} s)" if capped else "") +
-            f"; the same {ingest['blocks_sent']:,} calls to an actor that stores nothing: {calls_alone:.1f} s")
+            f" [its {ingest['blocks_sent']:,} calls to an actor that stores nothing: {calls_alone:.1f} s]")
     figures = [Figure("store", name, projected, "s", "<", 5.0, details)]
     middle = with_samples[len(with_samples) // 2]["id"]  # the `samples` recipe's experiment
     for recipe, timing in _recipe_timings(path, middle, repetitions).items():

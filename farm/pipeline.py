@@ -135,7 +135,7 @@ class ExperimentPipeline:
             raise Outcome(Status.NO_CHANGE, "the change is empty on this parent")
         touched = [p for p in changed if is_protected(p, self._protected(a))]
         message = f"farm: {a.hypothesis.id} ({a.kind.value})\n\n{a.hypothesis.text}".strip()
-        state["commit"] = cand.commit_all(message)
+        state["commit"] = cand.commit_staged(message)  # changed_paths staged every change
         if touched:
             raise Outcome(Status.TAMPERED, f"the change touches protected path(s): {', '.join(touched)}")
         state["cand_fp"] = self._build(cand, exp, "cand")

@@ -199,10 +199,8 @@ class Store:
         for strategy, agent in agents.items():
             count = sum(h.strategy == strategy for h in hypotheses)
             self.con.execute("INSERT INTO strategies VALUES (?, ?, ?, ?)", [campaign, strategy, agent, count])
-        if hypotheses:
-            self.con.executemany("INSERT INTO hypotheses VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 [[campaign, h.id, h.strategy, h.category, h.text, h.agent, h.source]
-                                  for h in hypotheses])
+        self._insert_rows("hypotheses", [[campaign, h.id, h.strategy, h.category, h.text, h.agent, h.source]
+                                         for h in hypotheses])
 
     def add_planned(self, campaign: str, strategy: str, hypotheses: list[Hypothesis]) -> None:
         """Hypotheses a planner proposed while the campaign runs; its strategy's count follows."""
@@ -231,11 +229,9 @@ class Store:
             [result.status.value, result.reason, result.commit, result.worker, list(result.cpus), result.blocks,
              result.effect, result.reworked, result.ref_fingerprint, result.cand_fingerprint,
              _ts(result.started_at), _ts(result.finished_at), result.notes, result.experiment_id])
-        if result.decisions:
-            self.con.executemany(
-                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [[result.experiment_id, d.benchmark, _finite(d.ratio), _finite(d.ci_low), _finite(d.ci_high),
-                  d.verdict.value, d.n_blocks, d.effect_floor, d.note] for d in result.decisions])
+        self._insert_rows("decisions", [[result.experiment_id, d.benchmark, _finite(d.ratio), _finite(d.ci_low),
+                                         _finite(d.ci_high), d.verdict.value, d.n_blocks, d.effect_floor, d.note]
+                                        for d in result.decisions])
 
     def mark_lost(self, experiment_id: str, reason: str) -> None:
         """An attempt that never ended: its samples and blocks stay, marked by the status; it runs again as a

@@ -242,13 +242,15 @@ class Coordinator:
 
     def _loop(self) -> None:
         announced = 0
+        collected = False  # results handed to the campaign and not saved yet: saved with the next assignments
         while self.signals < 2:
             if self.signals > announced:  # printed here, not in the handler: it may interrupt a print
                 announced = self.signals
                 self.progress.say("interrupted: no new experiments; waiting for the running ones (interrupt again "
                                   "to abandon them)")
             self._plan()
-            self._assign_idle()
+            self._assign_idle(collected)
+            collected = False
             # A planner call may take minutes: an interrupted campaign does not wait for it (_stop kills it).
             if not self.running and (self.planning is None or self.campaign.stopping):
                 blocked = self.campaign.blocked()
@@ -257,22 +259,27 @@ class Coordinator:
                 return
             if self.running:
                 ready, _ = ray.wait(list(self.running), num_returns=1, timeout=WAIT_SECONDS)
+                if ready:  # and whatever else has finished meanwhile
+                    ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
             else:
                 ready = []
                 concurrent.futures.wait([self.planning[1]], timeout=WAIT_SECONDS)
             self._print_events()
             for ref in ready:
                 self._collect(ref)
+            collected = bool(ready)
             self.progress.show(self._live_state, lambda: board_phases(self.workdir / "workers"))
         self.progress.say("interrupted again: abandoning the running experiments")
 
-    def _assign_idle(self) -> None:
-        """Every idle worker gets the campaign's next experiment for it, if any."""
-        for worker in self.pool.idle():
-            assignment = self.campaign.assign(worker.name, worker.cpus)
-            if assignment is None:
-                continue
-            self._save()  # recorded as running before it runs
+    def _assign_idle(self, collected: bool) -> None:
+        """Every idle worker gets the campaign's next experiment for it, if any. The results `collected` since
+        the last save and the new assignments are saved in one transaction (one save a turn: it carries the
+        whole campaign state), before any of them runs."""
+        assigned = [(worker, self.campaign.assign(worker.name, worker.cpus)) for worker in self.pool.idle()]
+        assigned = [(worker, assignment) for worker, assignment in assigned if assignment is not None]
+        if assigned or collected:
+            self._save()
+        for worker, assignment in assigned:
             if assignment.kind is Kind.SCREEN and assignment.hypothesis.agent == "command":
                 assignment = self._with_memory(assignment)
             bundle = None if worker.node.hub else self.commits.bundle_for(worker.name, _needs(assignment))
@@ -319,6 +326,7 @@ class Coordinator:
         self.planning = (strategy, future)
 
     def _collect(self, ref) -> None:
+        """Hand a finished experiment (or its worker's death) to the campaign; the loop saves the turn's results."""
         worker, experiment_id = self.running.pop(ref)
         worker.busy = None
         self.started_at.pop(experiment_id, None)
@@ -332,7 +340,6 @@ class Coordinator:
                 self.campaign.lose_worker(worker.name)
                 if not self.pool.workers:
                     raise FarmError("every worker died; see the logs in the workdir") from None
-            self._save()
             return
         except RayTaskError as error:
             result, branch = _internal_error(worker, experiment_id, error), None
@@ -348,7 +355,6 @@ class Coordinator:
                 (self.best is None or result.effect < self.best[1]):
             self.best = (assignment.hypothesis.id, result.effect)
         self.campaign.finish(result)
-        self._save()
 
     def _live_state(self) -> LiveState:
         c = self.campaign

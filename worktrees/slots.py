@@ -116,6 +116,10 @@ class Slot:
         """Commit every change; returns the new commit, or None when nothing changed."""
         if not self.changed_paths():
             return None
+        return self.commit_staged(message)
+
+    def commit_staged(self, message: str) -> str:
+        """Commit what changed_paths just staged (every change); returns the new commit."""
         self.git("commit", "--quiet", "--no-verify", "-m", message)
         return self.head()
 
