@@ -62,13 +62,18 @@ def _probe() -> tuple[str, list[int]]:
 def cluster_nodes(driver_cpus: list[int]) -> list[Node]:
     """The alive nodes of the connected Ray cluster that have CPUs, the coordinator's own first."""
     here = ray.get_runtime_context().get_node_id()
-    alive = [n for n in ray.nodes() if n["Alive"] and int(n["Resources"].get("CPU", 0)) > 0]
-    if here not in {n["NodeID"] for n in ray.nodes() if n["Alive"]}:
+    alive = [n for n in ray.nodes() if n["Alive"]]
+    if here not in {n["NodeID"] for n in alive}:
         raise ConfigError("the driver is not on a node of the cluster; run `farm run` on the head node (or any "
                           "node started with `ray start --address`)")
+    alive = [n for n in alive if int(n["Resources"].get("CPU", 0)) > 0]
     others = [n for n in alive if n["NodeID"] != here]
-    probes = ray.get([_probe.options(**on_node(n["NodeID"])).remote() for n in others],
-                     timeout=PROBE_TIMEOUT_SECONDS)
+    try:
+        probes = ray.get([_probe.options(**on_node(n["NodeID"])).remote() for n in others],
+                         timeout=PROBE_TIMEOUT_SECONDS)
+    except ray.exceptions.GetTimeoutError:
+        raise ConfigError(f"a node of the cluster did not answer within {PROBE_TIMEOUT_SECONDS:g}s; check "
+                          f"`ray status` and remove or restart the node") from None
     nodes = [Node(n["NodeID"], host, tuple(cpus[:int(n["Resources"]["CPU"])]), hub=False)
              for n, (host, cpus) in zip(others, probes)]
     mine = [n for n in alive if n["NodeID"] == here]

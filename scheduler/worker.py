@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 import tempfile
 
 import ray
@@ -84,11 +83,6 @@ class WorkerActor:
         if not self.remote or result.commit is None or assignment.kind not in (Kind.SCREEN, Kind.MERGE):
             return result, None
         return result, branch_bundle(self.repo, assignment.branch, assignment.parent_commit)
-
-    def node(self) -> dict:
-        """Where this worker runs: its Ray node, host, slots directory and repository."""
-        return {"worker": self.name, "node_id": ray.get_runtime_context().get_node_id(),
-                "host": socket.gethostname(), "slots": str(self.pipeline.slots.root), "repo": str(self.repo.path)}
 
     def probe(self) -> dict:
         """What a process started by this worker sees: pid, affinity, OpenMP environment."""

@@ -20,16 +20,22 @@ KILL_TIMEOUT_SECONDS = 60.0
 
 @dataclass
 class PoolWorker:
-    name: str
-    cpus: tuple[int, ...]
+    place: Place
     actor: object
     restarts: int = 0
     busy: object = None  # the ObjectRef of the running experiment
-    place: Place | None = None
 
     @property
-    def node(self) -> Node | None:
-        return self.place.node if self.place else None
+    def name(self) -> str:
+        return self.place.worker
+
+    @property
+    def cpus(self) -> tuple[int, ...]:
+        return self.place.cpus
+
+    @property
+    def node(self) -> Node:
+        return self.place.node
 
 
 @ray.remote(num_cpus=0)
@@ -56,7 +62,7 @@ class WorkerPool:
             place.worker, place.cpus, self.config, str(self.repo_path) if hub else None,
             str(self.workdir / "workers") if hub else None, self.store, place.exclusive, key=self.key,
             seed=None if hub else self.seed)
-        return PoolWorker(place.worker, place.cpus, actor, restarts, place=place)
+        return PoolWorker(place, actor, restarts)
 
     def idle(self) -> list[PoolWorker]:
         return [w for w in self.workers.values() if w.busy is None]
@@ -81,11 +87,11 @@ class WorkerPool:
 
 
 
-def kill_on_nodes(prefix: str, nodes: list[Node | None]) -> int:
+def kill_on_nodes(prefix: str, nodes: list[Node]) -> int:
     """kill_tagged on the driver's node, and in a task on each other node among `nodes` (a node that is gone has
     nothing left to kill)."""
     killed = kill_tagged(prefix)
-    remote = {node.node_id for node in nodes if node is not None and not node.hub}
+    remote = {node.node_id for node in nodes if not node.hub}
     for node_id in remote:
         with contextlib.suppress(ray.exceptions.RayError, TimeoutError):
             killed += ray.get(_kill_on_node.options(**on_node(node_id)).remote(prefix), timeout=KILL_TIMEOUT_SECONDS)

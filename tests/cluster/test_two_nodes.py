@@ -1,6 +1,5 @@
 """A campaign on a two-node Ray cluster on one machine (ray.cluster_utils): each node keeps its own clone and
 slots under its own directory, commits travel as bundles, and wins found on both nodes land."""
-import pathlib
 import subprocess
 import textwrap
 
@@ -12,7 +11,7 @@ from ray.cluster_utils import Cluster
 from farm.config import CampaignConfig
 from scheduler import run_campaign
 from scheduler.cpusets import affinity, available_cpus
-from tests.scheduler.tiny_repo import config_dict, make_patch
+from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import TargetRepo
 
 pytestmark = pytest.mark.slow
@@ -45,16 +44,6 @@ PROG = textwrap.dedent('''\
 ''')
 
 
-def _repo(path: pathlib.Path) -> pathlib.Path:
-    path.mkdir(parents=True)
-    (path / "prog.py").write_text(PROG)
-    (path / "guard.sh").write_text("grep -q 'i \\* i' prog.py\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]):
-        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
-    return path
-
-
 @pytest.fixture
 def two_nodes():
     """A head node and a second node, one CPU each; the second is started on CPU 1 only, like a machine of its
@@ -70,7 +59,7 @@ def two_nodes():
 
 
 def test_a_campaign_on_two_nodes_lands_wins_found_on_both(two_nodes, tmp_path):
-    repo = _repo(tmp_path / "repo")
+    repo = make_repo(tmp_path / "repo", PROG, "grep -q 'i \\* i' prog.py\n")
     nodes_dir = tmp_path / "elsewhere"
     patches = tmp_path / "patches"
     patches.mkdir()

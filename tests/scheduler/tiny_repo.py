@@ -18,10 +18,14 @@ PROG = textwrap.dedent('''\
 ''')
 
 
-def make_repo(path: pathlib.Path) -> pathlib.Path:
+GUARD = "grep -q 'total += i \\* i' prog.py\n"
+
+
+def make_repo(path: pathlib.Path, prog: str = PROG, guard: str = GUARD) -> pathlib.Path:
+    """A repository on branch main with `prog` as prog.py and `guard` as guard.sh, in one commit."""
     path.mkdir(parents=True)
-    (path / "prog.py").write_text(PROG)
-    (path / "guard.sh").write_text("grep -q 'total += i \\* i' prog.py\n")
+    (path / "prog.py").write_text(prog)
+    (path / "guard.sh").write_text(guard)
     for args in (["init", "-q", "-b", "main"], ["add", "-A"],
                  ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]):
         subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
