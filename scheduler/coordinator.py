@@ -401,8 +401,7 @@ def _needs(assignment: Assignment) -> list[str]:
 
 
 def _describe_places(places: list[Place]) -> str:
-    hosts = {p.node.node_id for p in places}
-    if len(hosts) == 1:
+    if len({p.node.node_id for p in places}) == 1:
         return f"on CPU sets {[list(p.cpus) for p in places]}"
     return "on " + ", ".join(f"{p.worker}@{p.node.host}[{(p.node.node_id or '')[:6]}]:{list(p.cpus)}"
                              for p in places)

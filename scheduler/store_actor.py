@@ -15,7 +15,7 @@ import time
 
 import ray
 
-from farm.records import Block, ExperimentResult, Hypothesis, Sample
+from farm.records import Block, Hypothesis, Sample
 from farm.store import Store, snapshot_path, write_snapshot
 
 SNAPSHOT_SECONDS = 5.0  # the snapshot for readers is at most about this old (longer when copying takes long)
@@ -42,10 +42,6 @@ class StoreActor:
         """A measurement block and its samples, as one batch (written with the next flush)."""
         self.unwritten_blocks.append((block, samples))
         return len(samples)
-
-    def finish_experiment(self, result: ExperimentResult) -> None:
-        self._flush()
-        self.store.finish_experiment(result)
 
     def apply(self, writes: list[tuple[str, tuple]], state: dict) -> None:
         """The coordinator's writes of one step and the campaign state they lead to, in one transaction."""

@@ -83,14 +83,16 @@ class WorkerPool:
         for worker in self.workers.values():
             ray.kill(worker.actor, no_restart=True)
             worker.busy = None
-        return kill_on_nodes(campaign_tag(self.key), [w.node for w in self.workers.values()])
+        # Here always (the campaign's processes on this node), and on every other node with workers.
+        prefix = campaign_tag(self.key)
+        return kill_tagged(prefix) + kill_on_nodes(prefix, [w.node for w in self.workers.values() if not w.node.hub])
 
 
 
 def kill_on_nodes(prefix: str, nodes: list[Node]) -> int:
-    """kill_tagged on the driver's node, and in a task on each other node among `nodes` (a node that is gone has
-    nothing left to kill)."""
-    killed = kill_tagged(prefix)
+    """kill_tagged on each of `nodes`: here for the coordinator's node, in a task on any other (a node that is gone
+    has nothing left to kill)."""
+    killed = kill_tagged(prefix) if any(node.hub for node in nodes) else 0
     remote = {node.node_id for node in nodes if not node.hub}
     for node_id in remote:
         with contextlib.suppress(ray.exceptions.RayError, TimeoutError):
