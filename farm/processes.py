@@ -36,6 +36,8 @@ KILL_GRACE_SECONDS = 2.0
 RAY_SESSION_FILE = "ray-session"  # in the workdir: the session directory of the Ray a driver started
 KILL_ROUNDS = 10  # a process that keeps forking gets this many rounds before kill_tagged gives up
 POLL_SECONDS = 0.02
+SETTLE_SECONDS = 0.005  # an exec is over well within this
+PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flags: a kernel thread (its environment is always empty)
 
 
 def run_key(campaign: str, workdir: str | os.PathLike) -> str:
@@ -53,16 +55,20 @@ def campaign_tag(campaign: str, worker: str | None = None) -> str:
 
 
 def _tag_of(pid: int) -> str | None:
-    """The farm tag of a live process; None if it has none, is a zombie, vanished or is not ours to read."""
+    """The farm tag of a live process; None if it has none, is a zombie, vanished or is not ours to read; "" if
+    it cannot tell yet: a process in the middle of an exec shows an empty environment for an instant."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            # The state follows the command name, which is in parentheses and may itself hold ")".
-            if handle.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                return None  # dead, only waiting for its parent to reap it: nothing to kill
+            # The state and the flags follow the command name, which is in parentheses and may itself hold ")".
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        if fields[0] == b"Z":
+            return None  # dead, only waiting for its parent to reap it: nothing to kill
         with open(f"/proc/{pid}/environ", "rb") as handle:
             environ = handle.read()
     except (OSError, IndexError):  # vanished, another user's process, or a kernel thread
         return None
+    if not environ:
+        return None if int(fields[6]) & PF_KTHREAD else ""
     key = TAG_VARIABLE.encode() + b"="
     for entry in environ.split(b"\0"):
         if entry.startswith(key):
@@ -76,8 +82,11 @@ def _pids() -> list[int]:
     return [pid for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()) if pid != me]
 
 
-def _is_tagged(pid: int, prefix: str) -> bool:
+def _is_tagged(pid: int, prefix: str) -> bool | None:
+    """Whether a process carries a tag starting with `prefix`; None if it cannot tell yet (see _tag_of)."""
     tag = _tag_of(pid)
+    if tag == "":
+        return None
     return tag is not None and tag.startswith(prefix)
 
 
@@ -131,15 +140,23 @@ def _wait_gone(pids: list[int], still: Callable[[int], bool], seconds: float) ->
         time.sleep(POLL_SECONDS)
 
 
-def _kill_matching(matches: Callable[[int], bool], grace: float) -> int:
+def _kill_matching(matches: Callable[[int], bool | None], grace: float) -> int:
     """Kill every process that `matches`: SIGTERM first, SIGKILL what is left after `grace` seconds. Processes
-    may fork while being killed, so this repeats until none match, at most KILL_ROUNDS times. Returns how
-    many there were."""
+    may fork while being killed, so this repeats until none match, at most KILL_ROUNDS times. A process that
+    `matches` cannot tell yet (None: in the middle of an exec) is looked at again once, SETTLE_SECONDS later:
+    a command's child caught between fork and exec would otherwise outlive it. Returns how many there were."""
     killed: set[int] = set()
+    looked_again: set[int] = set()
     for _ in range(KILL_ROUNDS):
-        pids = [pid for pid in _pids() if matches(pid)]
+        seen = {pid: matches(pid) for pid in _pids()}
+        pids = [pid for pid, match in seen.items() if match]
         if not pids:
-            break
+            unsettled = {pid for pid, match in seen.items() if match is None} - looked_again
+            if not unsettled:
+                break
+            looked_again |= unsettled
+            time.sleep(SETTLE_SECONDS)
+            continue
         killed.update(pids)
         _signal_all(pids, signal.SIGTERM)
         left = _wait_gone(pids, matches, grace)

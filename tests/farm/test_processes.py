@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+import farm.processes
 from farm.processes import TAG_VARIABLE, campaign_tag, kill_tagged, tagged_pids
 from tests.marked import kill_marked, marked_pids, new_marker, wait_marked
 
@@ -60,6 +61,29 @@ def test_kill_tagged_kills_one_worker_and_leaves_other_workers_and_campaigns_alo
             proc.kill()
             proc.wait()
 
+
+
+def test_a_process_caught_in_the_middle_of_an_exec_is_looked_at_again(marker, monkeypatch):
+    # Between its fork and the end of its exec a command's child shows an empty environment for an instant:
+    # here the first look at it sees that, as a sweep right after the command ended can (CI saw one survive).
+    campaign = _campaign()
+    child = _start_tagged(campaign_tag(campaign, "w1"), marker, 1)
+    try:
+        assert len(wait_marked(marker, 1)) == 1
+        real, looked = farm.processes._tag_of, []
+
+        def mid_exec_once(pid):
+            if pid == child.pid and not looked:
+                looked.append(pid)
+                return ""
+            return real(pid)
+
+        monkeypatch.setattr(farm.processes, "_tag_of", mid_exec_once)
+        assert kill_tagged(campaign_tag(campaign)) == 1 and looked == [child.pid]
+        assert child.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_kill_tagged_gets_sigkill_to_a_process_that_ignores_sigterm(marker):
