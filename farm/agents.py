@@ -1,14 +1,15 @@
-"""Command agents: a coding-agent CLI run in the candidate worktree.
+"""Command agents: a coding-agent CLI run in a scratch checkout of the parent, in a sandbox.
 
-The farm writes the task to a prompt file and runs the agent's command line there (through farm/runner.py:
-pinned, tagged, its whole process tree killed at the timeout). What the agent sees is documented here and in
-the README (Agents): the prompt file and these environment variables.
+The farm writes the task to a prompt file and runs the agent's command line in its scratch checkout (through
+farm/runner.py: pinned, in bubblewrap (farm/sandbox.py), its whole process tree killed at the timeout), then
+takes the agent's change into the candidate slot itself (worktrees/scratch.py). What the agent sees is
+documented here and in the README (Agents): the prompt file and these environment variables.
 
-    FARM_WORKTREE        the candidate worktree (also the working directory)
+    FARM_WORKTREE        the scratch checkout (also the working directory); writable
     FARM_PROMPT_FILE     the task: the hypothesis, the benchmarks, the rules; on a rework the guard's output
     FARM_NOTES_FILE      where the agent may leave notes (why, what it expects); stored with the experiment
     FARM_MEMORY_FILE     the strategy memory (farm/memory.py): best so far, what was tried, exhausted categories
-    FARM_LOG_DIR         the experiment's log directory (outside the worktree)
+    FARM_LOG_DIR         a directory of the agent's own for its CLI's files (writable, outside the checkout)
     FARM_EXPERIMENT_ID, FARM_HYPOTHESIS_ID, FARM_ATTEMPT (0, then 1, 2, ... for reworks), FARM_CPUS
 """
 from __future__ import annotations
@@ -32,18 +33,22 @@ class Preset:
     executable: str
     command: str  # with {model} (the model option or nothing) and {max_turns}
     model_option: str  # with {model}
+    state_dirs: tuple[str, ...] = ()  # what the CLI writes outside the checkout (sessions, logs): writable in the sandbox
 
 
 PRESETS = {
     "claude-code": Preset("claude", 'claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns {max_turns} '
-                                    "--dangerously-skip-permissions{model}", " --model {model}"),
+                                    "--dangerously-skip-permissions{model}", " --model {model}",
+                          ("~/.claude", "~/.claude.json")),
     "codex": Preset("codex", 'codex exec --sandbox workspace-write --ephemeral{model} "$(cat "$FARM_PROMPT_FILE")"',
-                    " -m {model}"),
+                    " -m {model}", ("~/.codex",)),
     # Aider commits by default and adds its files to .gitignore: the farm commits, and the tree stays the agent's.
     "aider": Preset("aider", 'aider --yes --no-auto-commits --no-gitignore --chat-history-file '
                              '"$FARM_LOG_DIR/aider-chat.md" --input-history-file "$FARM_LOG_DIR/aider-input.txt"'
-                             '{model} --message-file "$FARM_PROMPT_FILE"', " --model {model}"),
-    "opencode": Preset("opencode", 'opencode run{model} "$(cat "$FARM_PROMPT_FILE")"', " -m {model}"),
+                             '{model} --message-file "$FARM_PROMPT_FILE"', " --model {model}",
+                    ("~/.aider",)),
+    "opencode": Preset("opencode", 'opencode run{model} "$(cat "$FARM_PROMPT_FILE")"', " -m {model}",
+                       ("~/.local/share/opencode", "~/.config/opencode", "~/.cache/opencode", "~/.local/state/opencode")),
 }
 
 
@@ -54,6 +59,21 @@ def command_line(agent: CommandAgentConfig) -> str:
     preset = PRESETS[agent.preset]
     model = preset.model_option.format(model=shlex.quote(agent.model)) if agent.model else ""
     return preset.command.format(model=model, max_turns=agent.max_turns)
+
+
+def state_dirs(agent: CommandAgentConfig) -> tuple[str, ...]:
+    """The preset CLI's own state directories (writable to it in the sandbox); none for a custom command."""
+    return PRESETS[agent.preset].state_dirs if agent.preset is not None else ()
+
+
+def read_notes(path: pathlib.Path) -> str | None:
+    """The agent's notes (its first NOTES_CHARS), or None. Not through a link: the agent made this file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(4 * NOTES_CHARS).decode("utf-8", errors="replace")[:NOTES_CHARS]
 
 
 def executable(agent: CommandAgentConfig) -> str:
@@ -144,24 +164,3 @@ def environment(worktree: pathlib.Path, prompt_file: pathlib.Path, notes_file: p
             "FARM_MEMORY_FILE": str(memory_file),
             "FARM_LOG_DIR": str(log_dir), "FARM_EXPERIMENT_ID": experiment_id, "FARM_HYPOTHESIS_ID": hypothesis_id,
             "FARM_ATTEMPT": str(attempt), "FARM_CPUS": ",".join(map(str, cpus))}
-
-
-def tree_state(root: pathlib.Path, skip: pathlib.Path) -> dict[str, tuple[int, int]]:
-    """(mtime, size) of every file under `root` but those under `skip`: compared before and after an agent
-    run, it shows writes outside the agent's worktree (into the other slot, the worker's directory)."""
-    state = {}
-    for directory, subdirs, files in os.walk(root):
-        if pathlib.Path(directory) == skip.parent:
-            subdirs[:] = [d for d in subdirs if pathlib.Path(directory, d) != skip]
-        for name in files:
-            path = os.path.join(directory, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            state[os.path.relpath(path, root)] = (info.st_mtime_ns, info.st_size)
-    return state
-
-
-def changed_outside(before: dict, after: dict) -> list[str]:
-    return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))

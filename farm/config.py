@@ -105,6 +105,11 @@ class BuildConfig(PhaseConfig):
                                                                  "artefacts (e.g. `src/*`, `include/*`). A change "
                                                                  "to one that leaves an artefact older than it after "
                                                                  "the build is `stale_build`.")
+    outputs: list[str] = Field(default_factory=list, description=(
+        "What the build and the other phases may leave in a checkout that is not in its commit: directories "
+        "ending in / (`build/`) or globs (`*.egg-info/*`). Before every guard and benchmark run the checkout "
+        "must equal its commit but for these (no index flag, no changed tracked file, no other untracked or "
+        "ignored file, such as a `.pyc` that shadows a module): a candidate that fails is `tampered`."))
 
 
 class BenchConfig(PhaseConfig):
@@ -396,6 +401,27 @@ class KnobsConfig(Model):
         return self
 
 
+class SandboxConfig(Model):
+    mode: Literal["bwrap", "none"] = Field("bwrap", description=(
+        "`bwrap`: every agent run (command agents, their reworks and rebases, planners) works in a scratch "
+        "checkout under bubblewrap, with the filesystem read-only but for that checkout, its own files and "
+        "`state_dirs`, the farm's directories hidden, a private /tmp and its own PID namespace. `none` (UNSAFE: "
+        "the agent runs with the farm's own rights and can write the other slots, the store and the "
+        "repository's configuration; only for agents you trust, where bubblewrap cannot run). `sandbox: none` "
+        "is short for `{mode: none}`."))
+    network: bool = Field(True, description="Whether agents reach the network (their APIs need it); false cuts "
+                                            "it off (a new network namespace with loopback only).")
+    state_dirs: list[str] = Field(default_factory=list, description=(
+        "More directories (or files) an agent may write, ~ expanded, beside the scratch checkout and the "
+        "preset's own (claude-code: ~/.claude and ~/.claude.json, codex: ~/.codex, opencode: its data, config "
+        "and cache directories, aider: ~/.aider)."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data):
+        return {"mode": data} if isinstance(data, str) else data
+
+
 class CommandAgentConfig(Model):
     preset: Literal["claude-code", "codex", "aider", "opencode"] | None = Field(None, description=(
         "A coding-agent CLI with the farm's defaults (see farm/agents.py; `farm validate` shows the command "
@@ -495,6 +521,8 @@ class CampaignConfig(Model):
                                                                            "read, and when categories are given up.")
     race: RaceConfig = Field(default_factory=RaceConfig, description="How several strategies share the workers "
                                                                      "and the integration branch.")
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where agents run: bubblewrap "
+                                                                              "(default) or, unsafe, `none`.")
     strategies: list[StrategyConfig] = Field(min_length=1, description="Hypothesis sources.")
     source_dir: str = Field("", description="Set by the loader: the directory of the config file.", exclude=True)
     source_file: str = Field("", description="Set by the loader: the config file, named in error messages.",

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from farm import sandbox
 from farm.config import CampaignConfig
 
 State = Literal["ok", "warn", "unknown"]
@@ -400,6 +401,17 @@ def check_steal(worker_sets, root="/") -> Check:
     return Check("steal", "ok", found)
 
 
+def check_sandbox(worker_sets, root="/") -> Check:
+    """Whether bubblewrap runs here: agents run only inside it (or with `sandbox: none`, unsafe), and every
+    phase runs in a PID namespace of its own with it (else the farm's tag sweep, which `env -i` escapes)."""
+    problem = sandbox.bwrap_problem()
+    if problem is None:
+        return Check("sandbox", "ok", "bubblewrap runs: agents sandboxed, every phase in its own PID namespace")
+    return Check("sandbox", "warn", problem,
+                 "campaigns with agents refuse to run until bubblewrap runs here; without it a phase's "
+                 "processes are found by their tag only (a process started with `env -i` escapes the kill)")
+
+
 def run_checks(worker_sets: list[tuple[int, ...]], root: str | os.PathLike = "/",
                available: list[int] | None = None) -> list[Check]:
     """Every check of the node for these worker CPU sets, in a fixed order (the most common spoilers first).
@@ -417,6 +429,7 @@ def run_checks(worker_sets: list[tuple[int, ...]], root: str | os.PathLike = "/"
         check_irqbalance(worker_sets, root),
         check_virtualisation(worker_sets, root),
         check_steal(worker_sets, root),
+        check_sandbox(worker_sets, root),
     ]
 
 

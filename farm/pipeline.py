@@ -1,12 +1,16 @@
 """One experiment inside one worker's worktree slots, start to verdict.
 
-agent -> commit -> build (stale check) -> guard (-> rework) -> interleaved
-A/B blocks, looking at the data at the scheduled block counts until the
+agent (in its sandbox and scratch checkout) -> the change taken into the
+clean candidate slot -> commit -> build (stale check) -> guard (-> rework) ->
+interleaved A/B blocks, looking at the data at the scheduled block counts until the
 sequential decision stops -> verdict. Kind.AA runs the parent's build against
 a second build of the same source: the build-to-build bias for the floor, and
 a canary for false positives. Builds and guards hold the node's measurement
 lock shared, each block holds it exclusively (a no-op when the node measures
-in parallel); the worker's phase goes on the node's phase board, and each
+in parallel); before every guard and benchmark run the checkout is verified
+to be its commit (Slot.verify); every phase runs in a phase sandbox (the
+farm's directories read-only but for its own checkout, a PID namespace of its
+own); the worker's phase goes on the node's phase board, and each
 block is sent with the node's state while it ran. Ray-free: the worker actor
 gives it slots, a CPU pinning, the lock, the board and two callbacks (blocks
 with their samples, events), so the whole flow is testable in a plain process.
@@ -24,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 
-from farm import agents, knobs
+from farm import agents, knobs, sandbox
 from farm.config import CampaignConfig, Direction, StrategyConfig
 from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.measurement_lock import MeasurementLock
@@ -35,11 +39,15 @@ from farm.runner import Pinning, run_command
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
 from stats.noise import aa_log_ratios, effect_floor, robust_noise
-from worktrees import ApplyError, Slot, SlotPool
+from worktrees import ApplyError, ChangeRefused, Scratch, Slot, SlotPool
 
 BlockSink = Callable[[Block, list[Sample]], None]  # one block and its samples: one batch for the store
 EventSink = Callable[[str, str, str], None]  # (experiment_id, kind, message)
 LOCK_EVENT_SECONDS = 0.01  # waits for the measurement lock at least this long go into the event log
+
+
+class ReferenceChanged(Exception):
+    """The reference checkout is not its commit before a benchmark run: rebuilt, and the block run again."""
 
 
 class Outcome(Exception):
@@ -95,6 +103,11 @@ class ExperimentPipeline:
         self.send_event = send_event
         self.tag = tag  # "<campaign>:<worker>": every phase command carries it (see farm.processes)
         self._ref_built: tuple[str, str | None] | None = None  # (commit, fingerprint) of the built ref slot
+        # The workdir (or the node's run directory: slots, lock, phase board, logs) and the repository: hidden
+        # from agents, read-only to phases but for the checkout a phase runs in.
+        self.farm_dirs = (self.log_root.parent, slots.repo.path, slots.repo.git_dir())
+        self.scratch = Scratch(slots.repo, slots.root / "scratch")
+        self.contained = sandbox.bwrap_problem() is None  # else phases fall back to the tag sweep
 
     # -- public ------------------------------------------------------------
 
@@ -125,7 +138,7 @@ class ExperimentPipeline:
         ref = self.slots.slot("ref", a.parent_commit)
         cand = self.slots.slot("cand", a.parent_commit)
         state["ref_fp"] = self._prepare_ref(ref, a)
-        cand.start_branch(a.branch, a.parent_commit)
+        cand.start_branch(a.branch, a.parent_commit, self.config.phases.build.outputs)
         self.board.set("agent", exp)
         self.send_event(exp, "agent", f"{a.kind.value} {a.hypothesis.id} on {a.parent_commit[:10]}")
         self._realise(cand, a, state)
@@ -159,13 +172,13 @@ class ExperimentPipeline:
         ref = self.slots.slot("ref", a.parent_commit)
         cand = self.slots.slot("cand", a.parent_commit)
         state["ref_fp"] = self._prepare_ref(ref, a)
-        cand.reset(a.parent_commit)
+        cand.reset(a.parent_commit, self.config.phases.build.outputs)
         state["cand_fp"] = self._build(cand, a.experiment_id, "second build")
         # Byte-identical artefacts are no exception: two such builds of the fixture, in the two slots, ran
         # 12-20 % apart for a whole canary here. Only a target that builds nothing has no build bias.
         built = state["ref_fp"] is not None or state["cand_fp"] is not None
         blocks = self.config.acceptance.aa_blocks
-        first, second = self._blocks(ref, cand, a.experiment_id, range(blocks), ("ref", "aa"), state)
+        first, second = self._blocks(ref, cand, a, range(blocks), ("ref", "aa"), state)
         logs = tuple((name, tuple(aa_log_ratios(first[name], second[name]).tolist()))
                      for name in sorted(set(first) & set(second)))
         state["aa"] = logs
@@ -189,11 +202,11 @@ class ExperimentPipeline:
         ref = self.slots.slot("ref", a.parent_commit)
         cand = self.slots.slot("cand", a.parent_commit)
         state["ref_fp"] = self._prepare_ref(ref, a)
-        cand.reset(a.pick_tip)
+        cand.reset(a.pick_tip, self.config.phases.build.outputs)
         state["commit"] = a.pick_tip
         state["cand_fp"] = self._build(cand, a.experiment_id, "the final tip")
         blocks = self.config.merge.confirm_blocks
-        values = self._blocks(ref, cand, a.experiment_id, range(blocks), ("ref", "cand"), state)
+        values = self._blocks(ref, cand, a, range(blocks), ("ref", "cand"), state)
         outcome = decide_experiment(self._decide(values[0], values[1], a, (blocks,)),
                                     alpha=self.config.acceptance.alpha, final=True)
         state["decisions"] = outcome.decisions
@@ -208,7 +221,7 @@ class ExperimentPipeline:
                 and not a.rebuild_ref):
             return self._ref_built[1]
         self._ref_built = None
-        ref.reset(a.parent_commit)
+        ref.reset(a.parent_commit, self.config.phases.build.outputs)
         if a.rebuild_ref:
             ref.clean_build()
         try:
@@ -267,55 +280,57 @@ class ExperimentPipeline:
 
     def _run_agent(self, cand: Slot, a: Assignment, state: dict, attempt: int, guard_failure: str | None = None,
                    conflict: tuple[str, str] | None = None):
-        """Run the strategy's coding agent in the cand worktree (see farm/agents.py for what it sees), then check
-        that it stayed inside: its worktree's .git link intact, nothing written beside the worktree, still on
-        the experiment's branch. Commits the agent made are folded back into the work tree: the farm commits."""
+        """Run the strategy's coding agent in its scratch checkout, in its sandbox (see farm/agents.py and
+        farm/sandbox.py for what it sees), then take its change into the clean cand slot: the agent never
+        touches a checkout that is measured. The scratch is made at the parent on the first run and kept for
+        reworks (the agent finds its change there)."""
         exp = a.experiment_id
         agent = self._strategy(a).command
         log_dir = self.log_root / exp
-        log_dir.mkdir(parents=True, exist_ok=True)
-        prompt_file = log_dir / f"prompt-{attempt}.md"
+        own_dir = log_dir / "agent"  # the agent's own files (notes, its CLI's history): writable to it
+        own_dir.mkdir(parents=True, exist_ok=True)
+        prompt_file = log_dir / f"prompt-{attempt}.md"  # the farm's files: read-only to the agent
         memory_file = log_dir / "memory.md"
         memory_file.write_text(a.memory or "# Strategy memory\n\nNothing recorded for this experiment.\n")
         prompt_file.write_text(agents.prompt(self.config, a.hypothesis, guard_failure, stuck=a.stuck,
                                              conflict=conflict))
-        notes_file = log_dir / "notes.md"
-        start = cand.head()
-        outside = agents.tree_state(self.slots.root, cand.path)
-        environment = agents.environment(cand.path, prompt_file, notes_file, memory_file, log_dir, exp,
+        notes_file = own_dir / "notes.md"
+        if attempt == 0:
+            self.scratch.create(a.parent_commit, a.branch)
+        environment = agents.environment(self.scratch.path, prompt_file, notes_file, memory_file, own_dir, exp,
                                          a.hypothesis.id, attempt, self.pinning.cpus)
+        box = self._agent_sandbox(agent, shown=(prompt_file, memory_file), writable=(self.scratch.path, own_dir))
         self.send_event(exp, "agent", f"running the agent{f' (rework {attempt})' if attempt else ''}")
         try:
-            run_command("agent", agents.command_line(agent), cand.path, agent.timeout, self.pinning,
-                        log_path=log_dir / f"agent-{attempt}.log", env=environment, tag=self.tag)
+            run_command("agent", agents.command_line(agent), self.scratch.path, agent.timeout, self.pinning,
+                        log_path=log_dir / f"agent-{attempt}.log", env=environment, tag=self.tag, sandbox=box)
         except PhaseTimeout as error:
             raise Outcome(Status.TIMEOUT, f"agent: {error}") from None
         except PhaseError as error:
             raise Outcome(Status.CRASH, f"agent failed: {error}") from None
         finally:
-            if notes_file.exists():
-                state["notes"] = notes_file.read_text(errors="replace")[:agents.NOTES_CHARS]
-        if not cand.link_intact():
-            self._recreate_slots()
-            raise Outcome(Status.TAMPERED, "the agent removed or changed the worktree's .git link; the slot is "
-                                           "recreated")
-        written = agents.changed_outside(outside, agents.tree_state(self.slots.root, cand.path))
-        if written:
-            self._recreate_slots()
-            shown = ", ".join(written[:5]) + (f" and {len(written) - 5} more" if len(written) > 5 else "")
-            raise Outcome(Status.TAMPERED, f"the agent wrote outside its worktree ({shown} under "
-                                           f"{self.slots.root}); the slots are recreated")
-        if cand.branch() != a.branch:
-            raise Outcome(Status.TAMPERED, f"the agent left the experiment's branch {a.branch} for "
-                                           f"{cand.branch() or 'a detached HEAD'}")
-        if cand.head() != start:
-            cand.git("reset", "--soft", "-q", start)  # its commits become the farm's one commit
+            state["notes"] = agents.read_notes(notes_file)
+        if self.scratch.config_changed():
+            raise Outcome(Status.TAMPERED, "the agent changed its checkout's git configuration (.git/config); "
+                                           "nothing of it is taken")
+        try:
+            change = self.scratch.read_change(a.parent_commit)
+        except ChangeRefused as error:
+            raise Outcome(Status.TAMPERED, f"the agent's change is refused: {error}") from None
+        cand.take_tree(change.tree)
 
-    def _recreate_slots(self) -> None:
-        """After an agent broke out: both slots are checked out afresh (the reference is built again)."""
-        self._ref_built = None
-        for name in ("ref", "cand"):
-            self.slots.remove(name)
+    def _agent_sandbox(self, agent, shown, writable) -> sandbox.Sandbox | None:
+        """The agent's sandbox: the farm's directories hidden but for the repository's objects (the scratch
+        shares them) and `shown`, read-only; `writable` and the CLI's state directories writable. None with
+        `sandbox: none`; a campaign that asks for bwrap where it cannot run never gets here (farm validate)."""
+        settings = self.config.sandbox
+        if settings.mode == "none":
+            return None
+        problem = sandbox.bwrap_problem()
+        if problem:
+            raise Outcome(Status.CRASH, f"the agent cannot be sandboxed: {problem}")
+        return sandbox.agent_sandbox(self.farm_dirs, (self.slots.repo.git_dir() / "objects", *shown), writable,
+                                     [*agents.state_dirs(agent), *settings.state_dirs], settings.network)
 
     def _apply_text(self, cand: Slot, patch_text: str) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".patch", delete=False) as handle:
@@ -343,11 +358,12 @@ class ExperimentPipeline:
                 self.board.set("idle", exp)
 
     def _phase(self, phase: str, command: str, timeout: float, slot: Slot, exp: str, log_name: str):
-        """Run a phase, with the variables of the checkout's env file; a timeout becomes the experiment's
-        Outcome."""
+        """Run a phase in its sandbox, with the variables of the checkout's env file; a timeout becomes the
+        experiment's Outcome."""
+        box = sandbox.phase_sandbox(self.farm_dirs, slot.path) if self.contained else None
         try:
             return run_command(phase, command, slot.path, timeout, self.pinning,
-                               log_path=self.log_root / exp / f"{log_name}.log", tag=self.tag,
+                               log_path=self.log_root / exp / f"{log_name}.log", tag=self.tag, sandbox=box,
                                env=knobs.read_env_file(slot.path / self.config.phases.env_file))
         except PhaseTimeout as error:
             raise Outcome(Status.TIMEOUT, str(error)) from None
@@ -371,6 +387,7 @@ class ExperimentPipeline:
         available = self.config.acceptance.rework_tries if by_agent else len(a.hypothesis.rework)
         tries = min(self.config.acceptance.rework_tries, available)
         for attempt in range(tries + 1):
+            self._verify(cand, "cand", a, "the guard")
             try:
                 with self._holding(self.lock.shared, "guard", a.experiment_id, "the guard"):
                     self.send_event(a.experiment_id, "guard",
@@ -429,26 +446,25 @@ class ExperimentPipeline:
             state["artifacts"] = (("stale_build", None, reason),)
             raise Outcome(Status.STALE_BUILD, reason)
 
-    def _blocks(self, first_slot: Slot, second_slot: Slot, exp: str, blocks, arms: tuple[str, str], state: dict,
-                values=None):
+    def _blocks(self, first_slot: Slot, second_slot: Slot, a: Assignment, blocks, arms: tuple[str, str],
+                state: dict, values=None):
         """Run interleaved blocks (ABBA...: the first arm leads in even blocks), each holding the node's
-        measurement lock and sent with the node's state while it ran. Returns per-arm values."""
+        measurement lock and sent with the node's state while it ran. Returns per-arm values. A block whose
+        reference checkout was found changed is discarded and run again once on a rebuilt reference."""
         required = list(self.config.benchmarks)
         values = values or ({}, {})
         for block in blocks:
             pairs = ((arms[0], first_slot), (arms[1], second_slot))
             order = pairs if block % 2 == 0 else pairs[::-1]
-            batch = []
-            with self._holding(self.lock.exclusive, "measure", exp, f"block {block + 1}") as waited:
-                self.send_event(exp, "measure", f"block {block + 1}")
-                others_before = self.board.others()
-                started = time.time()
-                for arm, slot in order:
-                    batch.extend(self._run_bench(slot, exp, arm, block, required))
-                finished = time.time()
-                record = Block(exp, block, self.worker, ",".join(arm for arm, _ in order), started, finished,
-                               load_average(), cpu_mhz(self.pinning.cpus),
-                               describe_others(others_before, self.board.others()), waited)
+            try:
+                record, batch = self._block(a, block, order, required)
+            except ReferenceChanged as changed:
+                self._rebuild_ref(a, str(changed))
+                try:
+                    record, batch = self._block(a, block, order, required)
+                except ReferenceChanged as again:
+                    raise Outcome(Status.CRASH, f"the reference checkout was changed again after its rebuild: "
+                                                f"{again}") from None
             if not required:  # no benchmarks configured: the first run's names decide
                 required = sorted({s.benchmark for s in batch if s.arm == arms[0]})
             self.send_block(record, batch)
@@ -458,6 +474,48 @@ class ExperimentPipeline:
                 target.setdefault(sample.benchmark, []).append(sample.value)
         return values
 
+    def _block(self, a: Assignment, block: int, order, required: list[str]) -> tuple[Block, list[Sample]]:
+        """One block: each arm's checkout verified, then its benchmark run, under the exclusive lock."""
+        exp = a.experiment_id
+        batch = []
+        with self._holding(self.lock.exclusive, "measure", exp, f"block {block + 1}") as waited:
+            self.send_event(exp, "measure", f"block {block + 1}")
+            others_before = self.board.others()
+            started = time.time()
+            for arm, slot in order:
+                self._verify(slot, arm, a, f"benchmark block {block + 1}")
+                batch.extend(self._run_bench(slot, exp, arm, block, required))
+            finished = time.time()
+            record = Block(exp, block, self.worker, ",".join(arm for arm, _ in order), started, finished,
+                           load_average(), cpu_mhz(self.pinning.cpus),
+                           describe_others(others_before, self.board.others()), waited)
+        return record, batch
+
+    def _verify(self, slot: Slot, arm: str, a: Assignment, before: str) -> None:
+        """The checkout must be its commit (Slot.verify) before a guard or benchmark run. A reference that is
+        not raises ReferenceChanged (rebuilt, the block run again); a candidate is `tampered`, and any other
+        checkout (an A/A second build, a final tip) ends the experiment as a crash; both slots are made afresh."""
+        problems = slot.verify(self.config.protected_paths, self.config.phases.build.outputs)
+        if not problems:
+            return
+        found = "; ".join(problems)
+        self.send_event(a.experiment_id, "tampered", f"the {arm} checkout before {before}: {found}")
+        if arm == "ref":
+            raise ReferenceChanged(found)
+        self._ref_built = None
+        for name in ("ref", "cand"):  # whatever changed one may have changed the other: both are checked out anew
+            self.slots.remove(name)
+        status = Status.TAMPERED if a.kind in (Kind.SCREEN, Kind.MERGE) else Status.CRASH
+        raise Outcome(status, f"the {arm} checkout is not its commit before {before}: {found}; the slots are "
+                              f"made afresh")
+
+    def _rebuild_ref(self, a: Assignment, found: str) -> None:
+        """The reference slot made afresh and built again, after it was found changed."""
+        self.send_event(a.experiment_id, "tampered", f"the reference checkout is rebuilt from scratch: {found}")
+        self._ref_built = None
+        self.slots.remove("ref")
+        self._prepare_ref(self.slots.slot("ref", a.parent_commit), a)
+
     def _measure(self, ref: Slot, cand: Slot, a: Assignment, state: dict):
         """Blocks up to each scheduled look, deciding at each, until the decision stops."""
         acceptance = self.config.acceptance
@@ -465,7 +523,7 @@ class ExperimentPipeline:
         regular_last = acceptance.regular_looks()[-1]
         values, done = None, 0
         for look in looks:
-            values = self._blocks(ref, cand, a.experiment_id, range(done, look), ("ref", "cand"), state, values)
+            values = self._blocks(ref, cand, a, range(done, look), ("ref", "cand"), state, values)
             done = look
             decisions = self._decide(values[0], values[1], a, looks)
             outcome = decide_experiment(decisions, alpha=acceptance.alpha, final=look == looks[-1],

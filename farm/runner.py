@@ -6,9 +6,12 @@ own session so that a timeout kills the whole process group, with the farm's
 Python first on PATH, its output logged, and a failure raised as an error
 that shows the command, exit code and the tail of the output.
 
-Nothing a command starts outlives it: each carries a farm tag unique to the
-command (see farm.processes), and whatever still carries it when the command
-ends, however it ended, is killed, also children that left the process group.
+Nothing a command starts outlives it: given a sandbox (farm/sandbox.py), it
+runs in a PID namespace of its own that dies with it, `env -i` and `setsid`
+included. Each also carries a farm tag unique to the command (see
+farm.processes), and whatever still carries it when the command ends, however
+it ended, is killed, also children that left the process group: the fallback
+where bubblewrap cannot run.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 from farm.errors import PhaseError, PhaseTimeout
 from farm.processes import TAG_VARIABLE, kill_tagged
+from farm.sandbox import Sandbox
 
 KILL_GRACE_SECONDS = 2.0
 TAIL_LINES = 12
@@ -64,9 +68,16 @@ def _tail(text: str) -> str:
 
 
 def _telling_line(stderr: str, stdout: str) -> str:
-    """The line that best says why a command failed: the first mentioning an
-    error, else the last line of stderr, else the last line of stdout."""
-    lines = [line.strip() for line in (stderr + "\n" + stdout).splitlines() if line.strip()]
+    """The line that best says why a command failed: a Python traceback's
+    exception line, else the first mentioning an error, else the last line of
+    stderr, else the last line of stdout."""
+    raw = (stderr + "\n" + stdout).splitlines()
+    for number, line in enumerate(raw):
+        if line.startswith("Traceback (most recent call last):"):
+            exception = next((later for later in raw[number + 1:] if later.strip() and not later[0].isspace()), "")
+            if exception:
+                return exception.strip()[:300]
+    lines = [line.strip() for line in raw if line.strip()]
     for line in lines:
         if re.search(r"\b(error|FAIL|Traceback)\b", line) and not line.startswith("+ "):
             return line[:300]
@@ -94,17 +105,18 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float, pinning: Pinning | None,
                 log_path: str | os.PathLike | None = None, env: dict[str, str] | None = None,
-                check: bool = True, tag: str | None = None) -> CommandResult:
+                check: bool = True, tag: str | None = None, sandbox: Sandbox | None = None) -> CommandResult:
     """Run `command` with bash in `cwd`.
 
     Returns a CommandResult. Raises PhaseTimeout after `timeout` seconds (the
     process group is killed) and, if `check`, PhaseError on a non-zero exit.
     `tag` is the "<campaign>:<worker>" the command's farm tag starts with
-    (DEFAULT_TAG if None); whatever carries the command's tag when it ends is killed.
+    (DEFAULT_TAG if None); whatever carries the command's tag when it ends is killed. `sandbox`: bwrap's
+    mounts and namespaces around the command (None: none).
     """
     if pinning is not None and shutil.which("taskset") is None:
         raise PhaseError(phase, "taskset not found: install util-linux to pin CPUs")
-    argv = ["bash", "-c", command]
+    argv = [*(sandbox.argv() if sandbox is not None else []), "bash", "-c", command]
     if pinning is not None:
         argv = ["taskset", "-c", pinning.cpu_list(), *argv]
     command_tag = f"{tag or DEFAULT_TAG}:{uuid.uuid4().hex}"

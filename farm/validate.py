@@ -8,7 +8,7 @@ from __future__ import annotations
 import pathlib
 from dataclasses import dataclass
 
-from farm import agents, knobs
+from farm import agents, knobs, sandbox
 from farm.config import CampaignConfig
 from farm.errors import ConfigError, TargetError
 from farm.hypotheses import load_hypotheses
@@ -67,6 +67,7 @@ def check_campaign(config: CampaignConfig, workdir: pathlib.Path, workers: int |
             if missing:
                 problems.append(config.problem(f"strategies.{index}.planner.command",
                                                f"planner of {strategy.name}: {missing}"))
+    problems += _sandbox(config)
     if problems:
         raise ConfigError("\n".join(problems))
     return CheckedCampaign(hypotheses, base_commit, cpu_sets, commands)
@@ -84,6 +85,13 @@ def _hypotheses(config: CampaignConfig, repo, problems: list[str], skip_refs: bo
     except ConfigError as error:
         problems.append(str(error))  # already names its file (the config or a pack manifest)
         return []
+
+
+def _sandbox(config: CampaignConfig) -> list[str]:
+    """Agents run only in bubblewrap, unless the campaign says `sandbox: none` (unsafe) itself."""
+    runs_agents = any(s.agent == "command" or s.planner is not None for s in config.strategies)
+    problem = sandbox.bwrap_problem() if runs_agents and config.sandbox.mode == "bwrap" else None
+    return [config.problem("sandbox", f"agents run in a sandbox, but {problem}")] if problem else []
 
 
 def _knob_files(config: CampaignConfig, repo, base_commit: str) -> list[str]:

@@ -16,8 +16,16 @@ FARM_IDENTITY = {
 }
 # Never let an automatic gc run while several worktrees write to one repository. No hooks: a farm checkout or
 # commit must not run the user's hooks (interactive ones would hang the worker; the others would run unpinned and
-# untagged, outside the farm's control); core.hooksPath=/dev/null is a directory that holds no hook.
-GIT_OPTIONS = ["-c", "gc.auto=0", "-c", "advice.detachedHead=false", "-c", "core.hooksPath=/dev/null"]
+# untagged, outside the farm's control); core.hooksPath=/dev/null is a directory that holds no hook. No program
+# named by configuration either: core.fsmonitor is a command git runs on every status, add and checkout, and
+# the untracked cache would trust what a monitor said.
+GIT_OPTIONS = ["-c", "gc.auto=0", "-c", "advice.detachedHead=false", "-c", "core.hooksPath=/dev/null",
+               "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"]
+# Only the repository's own configuration counts, never the user's global or the system's: an agent run without
+# the sandbox could write ~/.gitconfig (an fsmonitor, a filter driver, an external diff) and every later git call
+# of the farm would run it. The repository's configuration is the user's: no sandbox can write it.
+GIT_ENVIRONMENT = {**FARM_IDENTITY, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+                   "GIT_TERMINAL_PROMPT": "0"}
 # A git call that takes longer is killed (with its children): a stuck git must not hang a worker for good.
 GIT_TIMEOUT_SECONDS = 300.0
 
@@ -30,13 +38,14 @@ class ApplyError(WorktreeError):
     """A patch or cherry-pick does not apply on the given parent."""
 
 
-def run_git(cwd: str | os.PathLike, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> str:
-    """Run git in `cwd` with the farm's identity; returns stdout, raises WorktreeError (also after `timeout`
-    seconds, when GitPython has killed git and its children)."""
+def run_git(cwd: str | os.PathLike, *args: str, timeout: float = GIT_TIMEOUT_SECONDS,
+            env: dict[str, str] | None = None) -> str:
+    """Run git in `cwd` with the farm's identity and options (`env` added to its environment); returns stdout,
+    raises WorktreeError (also after `timeout` seconds, when GitPython has killed git and its children)."""
     start = time.monotonic()
     try:
-        return git.Git(str(cwd)).execute(["git", *GIT_OPTIONS, *args], env=FARM_IDENTITY, strip_newline_in_stdout=True,
-                                         kill_after_timeout=timeout)
+        return git.Git(str(cwd)).execute(["git", *GIT_OPTIONS, *args], env={**GIT_ENVIRONMENT, **(env or {})},
+                                         strip_newline_in_stdout=True, kill_after_timeout=timeout)
     except git.GitCommandError as error:
         # GitPython reports a timeout as a failure with its own message in stderr; the clock says which it was.
         if time.monotonic() - start >= timeout:
@@ -82,13 +91,15 @@ class TargetRepo:
         out = self.git("rev-list", "--reverse", f"{base}..{tip}")
         return out.split() if out else []
 
+    def git_dir(self) -> pathlib.Path:
+        """The repository's own git directory (`.git` of a work tree, a bare repository itself)."""
+        path = pathlib.Path(self.git("rev-parse", "--git-common-dir"))
+        return path if path.is_absolute() else self.path / path
+
     @contextlib.contextmanager
     def lock(self):
         """An exclusive lock across processes, held around worktree add/remove/prune."""
-        lock_path = pathlib.Path(self.git("rev-parse", "--git-common-dir"))
-        if not lock_path.is_absolute():
-            lock_path = self.path / lock_path
-        with open(lock_path / "farm-worktrees.lock", "w") as handle:
+        with open(self.git_dir() / "farm-worktrees.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -2,12 +2,14 @@
 
 A slot is a git worktree of the target repository in the worker's own
 directory. Between experiments it is reset with `checkout --detach` and
-`clean` (ignored files such as the build directory survive, so builds stay
-incremental; the build system tracks what changed). Slots are never re-added:
+`clean`: the declared build outputs (phases.build.outputs, such as the build
+directory) survive, so builds stay incremental (the build system tracks what
+changed); every other untracked or ignored file goes. Slots are never re-added:
 after a restart an existing slot is found and reused.
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 import pathlib
 import shutil
@@ -45,22 +47,6 @@ class Slot:
         if (git_dir / "CHERRY_PICK_HEAD").exists():
             self.git("cherry-pick", "--quit")
 
-    def link_intact(self) -> bool:
-        """Whether the worktree's `.git` file still points at its own administrative directory, and that one
-        back at it. Checked before any git command after an agent ran: without the link, git would act on
-        whatever repository encloses the slot."""
-        link = self.path / ".git"
-        if link.is_symlink() or not link.is_file():
-            return False
-        text = link.read_text(errors="replace").strip()
-        if not text.startswith("gitdir: "):
-            return False
-        admin = pathlib.Path(text[len("gitdir: "):])
-        try:
-            return (admin / "gitdir").read_text().strip() == str(link)
-        except OSError:
-            return False
-
     def branch(self) -> str:
         """The checked-out branch, "" when HEAD is detached."""
         try:
@@ -68,22 +54,27 @@ class Slot:
         except WorktreeError:
             return ""
 
-    def reset(self, commit: str) -> None:
-        """Detach at `commit`, discarding any change (ignored files are kept)."""
+    def reset(self, commit: str, keep: list[str] = ()) -> None:
+        """Detach at `commit`, discarding any change and every untracked or ignored file but the build outputs
+        `keep` (directories ending in / or globs)."""
         self.recover()
         self.git("checkout", "--force", "--detach", commit)
-        self.git("clean", "-fdq")
+        self._clean(keep)
+
+    def _clean(self, keep: list[str]) -> None:
+        self.git("clean", "-fdxq", *(f"--exclude={pattern}" for pattern in keep))
 
     def clean_build(self) -> None:
         """Remove ignored files too (the build directory): the next build starts from scratch."""
         self.git("clean", "-fdxq")
 
-    def start_branch(self, branch: str, commit: str) -> None:
+    def start_branch(self, branch: str, commit: str, keep: list[str] = ()) -> None:
         """Check out a new branch `branch` at `commit`, no upstream. An existing branch of that name is an
-        error, never overwritten: experiment ids are used once, and an earlier run's branches are archived."""
+        error, never overwritten: experiment ids are used once, and an earlier run's branches are archived.
+        Cleaned like `reset`."""
         self.recover()
         self.git("checkout", "--force", "--no-track", "-b", branch, commit)
-        self.git("clean", "-fdq")
+        self._clean(keep)
 
     def apply_patch(self, patch: str | os.PathLike) -> None:
         """`git apply` a patch file to the work tree; ApplyError if it does not apply."""
@@ -107,10 +98,45 @@ class Slot:
         return (pathlib.Path(self.git("rev-parse", "--git-dir")) / "CHERRY_PICK_HEAD").exists()
 
     def changed_paths(self) -> list[str]:
-        """Paths that differ from HEAD, tracked or new (ignored files excluded)."""
+        """Paths that differ from HEAD, tracked or new (ignored files excluded), as they are: NUL-separated
+        output, never git's quoting of unusual names (`"harness/\\303\\251.txt"` is not under harness/)."""
         self.git("add", "--all")
-        out = self.git("diff", "--cached", "--name-only", "--no-renames")
-        return out.split("\n") if out else []
+        return split_nul(self.git("diff", "--cached", "--name-only", "--no-renames", "-z"))
+
+    def take_tree(self, tree: str) -> None:
+        """Make the index and work tree those of `tree` (a change read from an agent's scratch checkout):
+        tracked files written, deleted ones removed, ignored files (the build directory) left alone."""
+        self.git("read-tree", "-u", "--reset", tree)
+
+    def verify(self, protected: list[str], outputs: list[str]) -> list[str]:
+        """What makes this checkout differ from its commit, worded for a reason; [] when it is the commit.
+        Checked before every guard and benchmark run: no index flag hides a change (assume-unchanged,
+        skip-worktree), every tracked file is as committed (protected ones hashed, not trusted to stat data),
+        and no untracked or ignored file lies outside the declared build `outputs` (a shadowing `.pyc`)."""
+        problems = []
+        flagged = [entry[2:] for entry in split_nul(self.git("ls-files", "-v", "-z"))
+                   if entry[:1].islower() or entry[:1] == "S"]
+        if flagged:
+            problems.append(f"index flags hide changes to {_listed(flagged)}")
+        entries = split_nul(self.git("status", "--porcelain=v1", "-z", "--untracked-files=all",
+                                     "--ignored=matching", "--no-renames"))
+        changed = [e[3:] for e in entries if e[:2] not in ("??", "!!")]
+        stray = [e[3:] for e in entries if e[:2] in ("??", "!!") and not is_output(e[3:], outputs)]
+        if changed:
+            problems.append(f"{_listed(changed)} differ(s) from the commit")
+        if stray:
+            problems.append(f"{_listed(stray)}: not in the commit and not a declared build output "
+                            f"(phases.build.outputs)")
+        if protected:
+            committed = split_nul(self.git("ls-tree", "-r", "-z", "--full-tree", "HEAD", "--", *protected))
+            blobs = {line.split("\t", 1)[1]: line.split()[2] for line in committed if " blob " in line}
+            missing = [path for path in blobs if not (self.path / path).is_file() or (self.path / path).is_symlink()]
+            present = [path for path in blobs if path not in missing]
+            hashes = self.git("hash-object", "--", *present).split() if present else []
+            rewritten = [path for path, blob in zip(present, hashes) if blobs[path] != blob]
+            if missing or rewritten:
+                problems.append(f"protected {_listed(missing + rewritten)} not as committed")
+        return problems
 
     def commit_all(self, message: str) -> str | None:
         """Commit every change; returns the new commit, or None when nothing changed."""
@@ -122,6 +148,19 @@ class Slot:
         """Commit what changed_paths just staged (every change); returns the new commit."""
         self.git("commit", "--quiet", "--no-verify", "-m", message)
         return self.head()
+
+
+def split_nul(output: str) -> list[str]:
+    return [entry for entry in output.split("\0") if entry]
+
+
+def is_output(path: str, outputs: list[str]) -> bool:
+    """Whether `path` is a declared build output: under a directory entry (`build/`) or matching a glob."""
+    return any(path.startswith(entry) if entry.endswith("/") else fnmatch.fnmatch(path, entry) for entry in outputs)
+
+
+def _listed(paths: list[str], shown: int = 5) -> str:
+    return ", ".join(paths[:shown]) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
 class SlotPool:

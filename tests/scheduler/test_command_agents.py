@@ -62,8 +62,10 @@ def test_command_agents_outcomes_are_recorded_and_a_hanging_agent_leaves_nothing
     assert rows["harness"][0] == "tampered" and "guard.sh" in rows["harness"][1]
     assert rows["rework"][0] == "keep" and rows["rework"][2] == 1 and "reworked 1x" in rows["rework"][1]
     assert rows["rework"][3] == "restored the squares the guard checks\n"
-    assert rows["outside"][0] == "tampered" and "outside.txt" in rows["outside"][1]
-    assert rows["unlink"][0] == "tampered" and ".git link" in rows["unlink"][1]
+    # Beside its checkout the agent's sandbox is read-only: the write fails, and with it the agent.
+    assert rows["outside"][0] == "crash" and "Read-only file system" in rows["outside"][1]
+    assert not (tmp_path / "work" / "workers" / "w0" / "outside.txt").exists()
+    assert rows["unlink"][0] == "tampered" and "git configuration" in rows["unlink"][1]
     assert rows["set_env"][0] == "tampered" and "protected path(s): .farm-env" in rows["set_env"][1]
     assert rows["rework_guard"][0] == "tampered" and "rework 1 touches protected path(s): guard.sh" in \
         rows["rework_guard"][1]

@@ -29,13 +29,15 @@ def test_slots_are_created_once_and_reused(repo, tmp_path):
     pool = SlotPool(repo, tmp_path / "w0")
     cand = pool.slot("cand", base)
     (cand.path / "build").mkdir()
-    (cand.path / "build" / "obj").write_text("kept")  # ignored: survives resets
+    (cand.path / "build" / "obj").write_text("kept")  # a declared build output: survives resets
     (cand.path / "junk.txt").write_text("x")  # untracked: removed by reset
+    (cand.path / "statistics.pyc").write_text("x")  # ignored but not an output: removed too
+    (cand.path / ".gitignore").write_text("build/\n*.pyc\n")
     again = SlotPool(repo, tmp_path / "w0").slot("cand", base)  # e.g. after a worker restart
     assert again.path == cand.path
-    again.reset(base)
+    again.reset(base, keep=["build/"])
     assert (cand.path / "build" / "obj").read_text() == "kept"
-    assert not (cand.path / "junk.txt").exists()
+    assert not (cand.path / "junk.txt").exists() and not (cand.path / "statistics.pyc").exists()
     assert repo.git("worktree", "list").count(str(tmp_path / "w0")) == 1
 
 

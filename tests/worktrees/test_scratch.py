@@ -1,0 +1,120 @@
+"""The agent's scratch checkout and the slot check: what an agent can do to a checkout never reaches one that is
+measured (worktrees/scratch.py, Slot.verify). Real git, no Ray."""
+import subprocess
+
+import pytest
+
+from worktrees import ChangeRefused, Scratch, SlotPool, TargetRepo
+from worktrees.scratch import points_outside
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    path = tmp_path / "repo"
+    (path / "harness").mkdir(parents=True)
+    (path / "bench.py").write_text("print('bench')\n")
+    (path / "prog.py").write_text("x = 1\n")
+    (path / "harness" / "data.txt").write_text("data\n")
+    (path / ".gitignore").write_text("build/\n*.pyc\n")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    return TargetRepo(path)
+
+
+def _scratch(repo, tmp_path):
+    scratch = Scratch(repo, tmp_path / "w0" / "scratch")
+    scratch.create(repo.resolve("main"), "farm/t/t-0001")
+    return scratch
+
+
+def test_the_change_is_read_with_a_fresh_index_so_index_flags_hide_nothing(repo, tmp_path):
+    scratch = _scratch(repo, tmp_path)
+    git(scratch.path, "update-index", "--skip-worktree", "bench.py")
+    git(scratch.path, "update-index", "--assume-unchanged", "prog.py")
+    (scratch.path / "bench.py").write_text("print('fast')\n")
+    (scratch.path / "prog.py").write_text("x = 2\n")
+    assert git(scratch.path, "status", "--porcelain") == ""  # the scratch's own git sees nothing
+    change = scratch.read_change(repo.resolve("main"))
+    assert sorted(change.paths) == ["bench.py", "prog.py"]
+
+
+def test_ignored_files_are_not_carried_and_deletions_and_non_ascii_names_are(repo, tmp_path):
+    scratch = _scratch(repo, tmp_path)
+    (scratch.path / "statistics.pyc").write_bytes(b"\x00shadow")
+    (scratch.path / "build").mkdir()
+    (scratch.path / "build" / "x.o").write_text("o")
+    (scratch.path / "prog.py").unlink()
+    (scratch.path / "harness" / "é.txt").write_text("new\n")
+    change = scratch.read_change(repo.resolve("main"))
+    assert sorted(change.paths) == ["harness/é.txt", "prog.py"]
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", repo.resolve("main"))
+    cand.start_branch("farm/t/t-0001", repo.resolve("main"))
+    cand.take_tree(change.tree)
+    assert sorted(cand.changed_paths()) == ["harness/é.txt", "prog.py"]  # not "harness/\303\251.txt", quoted
+    assert not (cand.path / "statistics.pyc").exists() and not (cand.path / "prog.py").exists()
+
+
+def test_the_farm_never_runs_the_scratch_configuration(repo, tmp_path):
+    scratch = _scratch(repo, tmp_path)
+    marker = tmp_path / "ran"
+    script = tmp_path / "monitor.sh"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    script.chmod(0o755)
+    git(scratch.path, "config", "core.fsmonitor", str(script))
+    git(scratch.path, "config", "filter.evil.clean", f"sh -c 'touch {marker}; cat'")
+    (scratch.path / ".gitattributes").write_text("* filter=evil\n")
+    (scratch.path / "prog.py").write_text("x = 3\n")
+    marker.unlink(missing_ok=True)  # `git config` itself may have run the monitor above
+    assert scratch.config_changed()
+    change = scratch.read_change(repo.resolve("main"))
+    assert sorted(change.paths) == [".gitattributes", "prog.py"]
+    assert not marker.exists()
+
+
+def test_links_out_of_the_tree_and_embedded_repositories_are_refused(repo, tmp_path):
+    for name, target in [("link", "/etc/passwd"), ("harness/up", "../../x"), ("hop", "harness/../../x")]:
+        scratch = _scratch(repo, tmp_path)
+        (scratch.path / name).symlink_to(target)
+        with pytest.raises(ChangeRefused, match="symbolic link out of the tree"):
+            scratch.read_change(repo.resolve("main"))
+    scratch = _scratch(repo, tmp_path)
+    (scratch.path / "harness" / "ok").symlink_to("../prog.py")  # inside: carried
+    git(scratch.path / "harness", "init", "-q", "nested")
+    (scratch.path / "harness" / "nested" / "f").write_text("f")
+    git(scratch.path / "harness" / "nested", "add", "f")
+    git(scratch.path / "harness" / "nested", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "n")
+    with pytest.raises(ChangeRefused, match="harness/nested is an embedded git repository"):
+        scratch.read_change(repo.resolve("main"))
+
+
+@pytest.mark.parametrize("link, target, outside", [
+    ("a", "b", False), ("a", "../b", True), ("d/a", "../b", False), ("d/a", "../../b", True),
+    ("a", "/b", True), ("a", "d/../b", True), ("d/e/a", "../../x/y", False), ("a", "./b", False)])
+def test_points_outside(link, target, outside):
+    assert points_outside(link, target) is outside
+
+
+def test_verify_names_every_way_a_checkout_can_differ_from_its_commit(repo, tmp_path):
+    base = repo.resolve("main")
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", base)
+    protected = ["bench.py", "harness/"]
+    assert cand.verify(protected, ["build/"]) == []
+    (cand.path / "build").mkdir()
+    (cand.path / "build" / "x.o").write_text("o")
+    assert cand.verify(protected, ["build/"]) == []  # a declared output
+    (cand.path / "statistics.pyc").write_bytes(b"shadow")
+    assert "statistics.pyc: not in the commit" in " ".join(cand.verify(protected, ["build/"]))
+    cand.reset(base, keep=["build/"])
+    cand.git("update-index", "--skip-worktree", "bench.py")
+    (cand.path / "bench.py").write_text("print('fast')\n")
+    problems = " ".join(cand.verify(protected, ["build/"]))
+    assert "index flags hide changes to bench.py" in problems and "protected bench.py not as committed" in problems
+    cand.git("update-index", "--no-skip-worktree", "bench.py")
+    cand.reset(base, keep=["build/"])
+    (cand.path / "harness" / "data.txt").unlink()
+    assert "protected harness/data.txt not as committed" in " ".join(cand.verify(protected, []))
