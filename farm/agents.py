@@ -66,6 +66,12 @@ def state_dirs(agent: CommandAgentConfig) -> tuple[str, ...]:
     return PRESETS[agent.preset].state_dirs if agent.preset is not None else ()
 
 
+def state_dirs_of_program(program: str) -> tuple[str, ...]:
+    """The state directories of the preset whose CLI `program` is (a planner's command line may start one)."""
+    name = os.path.basename(program)
+    return next((preset.state_dirs for preset in PRESETS.values() if preset.executable == name), ())
+
+
 def read_notes(path: pathlib.Path) -> str | None:
     """The agent's notes (its first NOTES_CHARS), or None. Not through a link: the agent made this file."""
     try:

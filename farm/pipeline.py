@@ -317,6 +317,9 @@ class ExperimentPipeline:
             change = self.scratch.read_change(a.parent_commit)
         except ChangeRefused as error:
             raise Outcome(Status.TAMPERED, f"the agent's change is refused: {error}") from None
+        if change.ignored:
+            self.send_event(exp, "agent", f"ignored files in the agent's checkout are not carried: "
+                                          f"{', '.join(change.ignored[:10])}")
         cand.take_tree(change.tree)
 
     def _agent_sandbox(self, agent, shown, writable) -> sandbox.Sandbox | None:

@@ -27,6 +27,7 @@ from farm.config import NAME_PATTERN, StrategyConfig
 from farm.errors import PhaseError, PhaseTimeout
 from farm.records import Hypothesis
 from farm.runner import run_command
+from farm.sandbox import Sandbox
 
 FIELDS = {"id", "category", "text"}
 LINE_CHARS = 200  # of a rejected line, in its event
@@ -83,17 +84,18 @@ def _check(line: str, strategy: StrategyConfig, taken: set[str]) -> tuple[str | 
 
 
 def run_planner(strategy: StrategyConfig, campaign: str, memory: str, taken: set[str], cwd: pathlib.Path,
-                directory: pathlib.Path, call: int, repo: pathlib.Path, tip: str, tag: str) -> Plan:
-    """Run the strategy's planner once in `cwd` (its log, memory and ids files in `directory`) and read its
-    output."""
+                directory: pathlib.Path, call: int, repo: pathlib.Path, tip: str, tag: str,
+                sandbox: Sandbox | None = None) -> Plan:
+    """Run the strategy's planner once in `cwd` (its log, memory and ids files in `directory`), in `sandbox`
+    (an agent's: it reads, it writes nothing of the farm's), and read its output."""
     try:
-        return _run(strategy, campaign, memory, taken, cwd, directory, call, repo, tip, tag)
+        return _run(strategy, campaign, memory, taken, cwd, directory, call, repo, tip, tag, sandbox)
     except Exception as error:  # noqa: BLE001 -- whatever goes wrong is this call's failure, not the campaign's
         return Plan(error=f"the planner could not run: {type(error).__name__}: {error}")
 
 
 def _run(strategy: StrategyConfig, campaign: str, memory: str, taken: set[str], cwd: pathlib.Path,
-         directory: pathlib.Path, call: int, repo: pathlib.Path, tip: str, tag: str) -> Plan:
+         directory: pathlib.Path, call: int, repo: pathlib.Path, tip: str, tag: str, sandbox: Sandbox | None) -> Plan:
     planner = strategy.planner
     directory.mkdir(parents=True, exist_ok=True)
     memory_file = directory / f"memory-{call}.md"
@@ -105,7 +107,7 @@ def _run(strategy: StrategyConfig, campaign: str, memory: str, taken: set[str], 
                    "FARM_CAMPAIGN": campaign, "FARM_STRATEGY": strategy.name}
     try:
         result = run_command("planner", planner.command, cwd, planner.timeout, None,
-                             log_path=directory / f"planner-{call}.log", env=environment, tag=tag)
+                             log_path=directory / f"planner-{call}.log", env=environment, tag=tag, sandbox=sandbox)
     except PhaseTimeout as error:
         return Plan(error=str(error))
     except PhaseError as error:

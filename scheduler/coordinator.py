@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from farm import memory
+from farm import agents, memory, sandbox
 from farm.config import CampaignConfig, MeasurementMode
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
@@ -237,6 +237,15 @@ class Coordinator:
                 kill_tagged(self._planner_tag())
                 concurrent.futures.wait([future], timeout=WAIT_SECONDS)
 
+    def _planner_sandbox(self, command: str) -> sandbox.Sandbox | None:
+        """A planner runs like an agent: the filesystem read-only (it reads the repository and its files), a
+        private /tmp and PID namespace, writable only its CLI's state directories. None with `sandbox: none`."""
+        settings = self.config.sandbox
+        if settings.mode == "none":
+            return None
+        state = [*agents.state_dirs_of_program(agents.program_of(command)), *settings.state_dirs]
+        return sandbox.agent_sandbox([], [], [], state, settings.network)
+
     def _planner_tag(self) -> str:
         return f"{run_key(self.name, self.workdir)}:planner"
 
@@ -322,7 +331,8 @@ class Coordinator:
         future = self.planner_thread.submit(
             run_planner, config, self.name, self._memory(strategy)[0], set(self.campaign.hypotheses.by_id),
             self.config.resolve("."), self.workdir / "logs" / "planner" / strategy, call, self.repo.path,
-            self.campaign.lineages.get(strategy, self.campaign.lineages[INTEGRATED]).tip, self._planner_tag())
+            self.campaign.lineages.get(strategy, self.campaign.lineages[INTEGRATED]).tip, self._planner_tag(),
+            self._planner_sandbox(config.planner.command))
         self.planning = (strategy, future)
 
     def _collect(self, ref) -> None:

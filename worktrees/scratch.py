@@ -31,6 +31,7 @@ class ChangeRefused(WorktreeError):
 class Change:
     tree: str  # the scratch's tracked and new files, as a tree object in the repository
     paths: tuple[str, ...]  # changed, added or deleted, relative to the base
+    ignored: tuple[str, ...]  # ignored files in the scratch: not carried (a build directory, a shadowing .pyc)
 
 
 class Scratch:
@@ -94,7 +95,8 @@ class Scratch:
             paths.append(path)
         if refused:
             raise ChangeRefused("; ".join(refused))
-        return Change(git("write-tree"), tuple(paths))
+        ignored = split_nul(git("ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"))
+        return Change(git("write-tree"), tuple(paths), tuple(ignored))
 
 
 def points_outside(link: str, target: str) -> bool:

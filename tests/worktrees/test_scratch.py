@@ -52,6 +52,7 @@ def test_ignored_files_are_not_carried_and_deletions_and_non_ascii_names_are(rep
     (scratch.path / "harness" / "é.txt").write_text("new\n")
     change = scratch.read_change(repo.resolve("main"))
     assert sorted(change.paths) == ["harness/é.txt", "prog.py"]
+    assert sorted(change.ignored) == ["build/", "statistics.pyc"]
     cand = SlotPool(repo, tmp_path / "w0").slot("cand", repo.resolve("main"))
     cand.start_branch("farm/t/t-0001", repo.resolve("main"))
     cand.take_tree(change.tree)
