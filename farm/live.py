@@ -4,7 +4,6 @@ lines scroll above; `farm status` prints it once for a campaign running in anoth
 snapshot and the workers' phase files (farm/node_state.py)."""
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 from dataclasses import dataclass, field
@@ -12,6 +11,8 @@ from dataclasses import dataclass, field
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+
+from farm.node_state import read_phase_files
 
 
 @dataclass
@@ -37,14 +38,8 @@ class LiveState:
 
 def board_phases(workers_dir: pathlib.Path) -> dict[str, tuple[str, float]]:
     """{worker: (phase, since)} from the phase files of the workers of a node."""
-    phases = {}
-    for path in sorted((workers_dir / "phases").glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        phases[record["worker"]] = (record["phase"], record["since"])
-    return phases
+    return {record["worker"]: (record["phase"], record["since"])
+            for record in read_phase_files(workers_dir / "phases")}
 
 
 def render(state: LiveState, phases: dict[str, tuple[str, float]]) -> Group:

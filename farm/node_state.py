@@ -50,15 +50,25 @@ class PhaseBoard:
 
     def others(self) -> dict[str, str]:
         """The current phase of every other worker of this campaign on this node: {worker: phase}."""
-        phases = {}
-        for path in sorted(self.dir.glob("*.json")):
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue  # a worker of another farm version, or the file went away: nothing to report
-            if record.get("campaign") == self.campaign and record.get("worker") != self.worker:
-                phases[record["worker"]] = record["phase"]
-        return phases
+        return {record["worker"]: record["phase"] for record in read_phase_files(self.dir)
+                if record["campaign"] == self.campaign and record["worker"] != self.worker}
+
+
+def read_phase_files(directory: pathlib.Path) -> list[dict]:
+    """The well-formed phase records in `directory` ({campaign, worker, phase, since, experiment}). Anything
+    else is skipped, never an error: a file of another farm version, one that went away, or one written by
+    something that wanted every block of the node to fail (a JSON list where a record belongs)."""
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError):
+            continue
+        if (isinstance(record, dict) and isinstance(record.get("campaign"), str)
+                and isinstance(record.get("worker"), str) and record.get("phase") in PHASES
+                and isinstance(record.get("since"), (int, float))):
+            records.append(record)
+    return records
 
 
 def describe_others(before: dict[str, str], after: dict[str, str]) -> str | None:

@@ -1,6 +1,7 @@
 """The phase board on real files, and the clock readings from a sysfs / cpuinfo laid out in a directory."""
 import pytest
 
+from farm.live import board_phases
 from farm.node_state import PhaseBoard, cpu_mhz, describe_others
 
 
@@ -48,3 +49,13 @@ def test_every_phase_a_worker_leaves_is_reported_once_with_its_times(tmp_path):
     board.set("idle")
     assert [(phase, exp) for phase, exp, _, _ in left] == [("agent", "c-0001"), ("build", "c-0001")]
     assert all(start <= end for _, _, start, end in left) and left[0][3] == left[1][2]
+
+
+def test_a_malformed_phase_file_is_skipped_not_an_error(tmp_path):
+    # On main a phase file holding a JSON list made every block of every worker on the node an internal error.
+    board = PhaseBoard(tmp_path, "c", "w0")
+    PhaseBoard(tmp_path, "c", "w1").set("build", "e1")
+    (tmp_path / "phases" / "w2.json").write_text("[1, 2, 3]\n")
+    (tmp_path / "phases" / "w3.json").write_text('{"campaign": "c", "worker": "w3", "phase": {"x": 1}, "since": 1}')
+    assert board.others() == {"w1": "build"}
+    assert set(board_phases(tmp_path)) == {"w1"}
