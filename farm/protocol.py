@@ -112,9 +112,9 @@ def parse_output(stdout: str, protocol: str, pattern: str, required: list[str]) 
                 name = match.group("name")
                 if not name:  # the `name` group is optional in the pattern and took no part in this match
                     raise ProtocolError("bench", f"bench.pattern matched a line without a `name`: {line[:120]!r}")
+                _text(name, "name", name)
                 unit = _text(name, "unit", match.groupdict().get("unit") or "")
-                readings.append(Reading(_text(name, "name", name), _number(name, match.group("value")), unit,
-                                        None, None))
+                readings.append(Reading(name, _number(name, match.group("value")), unit, None, None))
     if not readings:
         tail = stdout.strip()[-200:]
         raise ProtocolError("bench", f"no benchmark values in the output ({protocol} protocol): {tail!r}")
