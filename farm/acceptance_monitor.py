@@ -16,6 +16,7 @@ from stats.artifacts import canary_alarm, control_chart, suspect_baseline
 from stats.noise import build_bias, robust_noise
 
 MIN_CHART_SPREAD = 0.002  # log units: a quiet history does not turn every wobble into an alarm
+CANARY_VERDICTS = (Status.AA_CLEAN, Status.AA_FALSE_POSITIVE)  # a canary that measured something
 
 
 def _key(*parts: str) -> str:
@@ -29,9 +30,11 @@ class AcceptanceMonitor:
         self.aa_logs: dict[str, dict[str, list[float]]] = {}  # worker -> benchmark -> A/A log ratios
         self.since_canary: dict[str, int] = {}  # worker -> experiments since its last canary
         self.canaries: dict[str, list[int]] = {}  # worker -> [canaries, false positives]
+        self.canary_failed: set[str] = set()  # workers whose last canary ended without a verdict (crash, timeout)
         self.alarmed: set[str] = set()  # workers whose canary alarm was raised
         self.ref_history: dict[str, list[float]] = {}  # worker|parent|benchmark -> reference means
-        self.screens: dict[str, dict[str, dict]] = {}  # parent -> experiment -> {hypothesis, status, ratios, changed}
+        # parent -> experiment -> {hypothesis, status, effect, ratios, changed}
+        self.screens: dict[str, dict[str, dict]] = {}
         self.suspected: set[str] = set()  # parent|benchmark already flagged
         self.remeasured: set[str] = set()  # hypothesis ids already measured again after an artifact
         self.rebuild_ref: set[str] = set()  # worker|parent: rebuild the reference from scratch next time
@@ -39,7 +42,11 @@ class AcceptanceMonitor:
     # -- canaries (a) --------------------------------------------------------
 
     def canary_due(self, worker: str) -> bool:
-        """A/A before a worker's first experiment, and again every canary_every experiments."""
+        """A/A before a worker's first experiment, and again every canary_every experiments. A canary that ended
+        without a verdict is due again, but after the experiment held for it (the next one `counted`): a parent
+        whose benchmark does not run must not keep its worker running canaries for ever."""
+        if worker in self.canary_failed:
+            return False
         return worker not in self.aa_logs or self.since_canary.get(worker, 0) >= self.canary_every
 
     def build_bias(self, worker: str) -> tuple[tuple[str, float], ...]:
@@ -50,7 +57,11 @@ class AcceptanceMonitor:
 
     def on_canary(self, worker: str, result: ExperimentResult) -> str | None:
         """Pool a canary's log ratios; the alarm's reason the first time the worker has too many false
-        positives, else None."""
+        positives, else None. A canary that crashed or timed out measured nothing: it is not counted (no build
+        bias, not in the false-positive rate) and the worker's canary stays due."""
+        if result.status not in CANARY_VERDICTS:
+            self.canary_failed.add(worker)
+            return None
         logs = self.aa_logs.setdefault(worker, {})
         for name, values in result.aa_log_ratios:
             logs.setdefault(name, []).extend(values)
@@ -65,7 +76,9 @@ class AcceptanceMonitor:
         return None
 
     def counted(self, worker: str) -> None:
+        """A worker's experiment (not a canary) ended."""
         self.since_canary[worker] = self.since_canary.get(worker, 0) + 1
+        self.canary_failed.discard(worker)
 
     # -- the reference's control chart (b) -----------------------------------
 
@@ -85,7 +98,7 @@ class AcceptanceMonitor:
 
     def record_screen(self, parent: str, result: ExperimentResult, hypothesis_id: str) -> None:
         self.screens.setdefault(parent, {})[result.experiment_id] = {
-            "hypothesis": hypothesis_id, "status": result.status.value,
+            "hypothesis": hypothesis_id, "status": result.status.value, "effect": result.effect,
             "ratios": {d.benchmark: d.ratio for d in result.decisions}, "changed": list(result.changed_paths)}
 
     def forget_screen(self, parent: str, experiment_id: str) -> dict:
@@ -123,7 +136,7 @@ class AcceptanceMonitor:
 
     # -- stored form ---------------------------------------------------------
 
-    _SETS = ("alarmed", "suspected", "remeasured", "rebuild_ref")
+    _SETS = ("alarmed", "suspected", "remeasured", "rebuild_ref", "canary_failed")
     _DICTS = ("aa_logs", "since_canary", "canaries", "ref_history", "screens")
 
     def to_dict(self) -> dict:

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 
 from farm.errors import ProtocolError
 
+# samples.pid and the items of samples.cpus are INTEGER in farm/schema.sql: DuckDB's 32-bit signed integer. A
+# larger number would be acknowledged with its block and refused by the store when the block is written.
+INTEGER_MAX = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -42,6 +46,19 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _text(name: str, field: str, value: str) -> str:
+    """`value` (a benchmark's name or unit) if it is text the store and a terminal can take: no lone surrogate
+    (JSON's "\\ud800" escape makes one, and UTF-8 cannot encode it) and no NUL character; else ProtocolError."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("bench", f"benchmark {name!r}: {field} {_show(value)} is not valid UTF-8 text "
+                                     f"(a lone surrogate)") from None
+    if "\0" in value:
+        raise ProtocolError("bench", f"benchmark {name!r}: {field} {_show(value)} contains a NUL character")
+    return value
+
+
 def _from_json(line: str) -> Reading:
     try:
         row = json.loads(line)
@@ -54,19 +71,24 @@ def _from_json(line: str) -> Reading:
     name = row["name"]
     if not isinstance(name, str) or not name.strip():
         raise ProtocolError("bench", f"benchmark name {_show(name)} is not a non-empty string: {line[:120]!r}")
+    _text(name, "name", name)
     value = _number(name, row["value"])
     unit = row.get("unit")
     if unit is not None and not isinstance(unit, str):
         raise ProtocolError("bench", f"benchmark {name!r}: `unit` {_show(unit)} is not a string")
+    unit = _text(name, "`unit`", unit or "")
     # `cpus` and `pid` are optional, but when given they are checked against the worker's pinning: a wrong
-    # type is a broken benchmark, not something to guess around.
+    # type is a broken benchmark, not something to guess around. Both must fit the store's INTEGER columns.
     cpus = row.get("cpus")
-    if cpus is not None and not (isinstance(cpus, list) and all(_is_int(c) and c >= 0 for c in cpus)):
-        raise ProtocolError("bench", f"benchmark {name!r}: `cpus` {_show(cpus)} is not a list of CPU numbers")
+    if cpus is not None and not (isinstance(cpus, list)
+                                 and all(_is_int(c) and 0 <= c <= INTEGER_MAX for c in cpus)):
+        raise ProtocolError("bench", f"benchmark {name!r}: `cpus` {_show(cpus)} is not a list of CPU numbers "
+                                     f"(0 to {INTEGER_MAX})")
     pid = row.get("pid")
-    if pid is not None and not (_is_int(pid) and pid > 0):
-        raise ProtocolError("bench", f"benchmark {name!r}: `pid` {_show(pid)} is not a process id")
-    return Reading(name, value, unit or "", tuple(cpus) if cpus is not None else None, pid)
+    if pid is not None and not (_is_int(pid) and 0 < pid <= INTEGER_MAX):
+        raise ProtocolError("bench", f"benchmark {name!r}: `pid` {_show(pid)} is not a process id "
+                                     f"(1 to {INTEGER_MAX})")
+    return Reading(name, value, unit, tuple(cpus) if cpus is not None else None, pid)
 
 
 def parse_output(stdout: str, protocol: str, pattern: str, required: list[str]) -> list[Reading]:
@@ -75,8 +97,9 @@ def parse_output(stdout: str, protocol: str, pattern: str, required: list[str]) 
     jsonl: every line starting with `{` must be a JSON object with name and
     value; other lines are ignored (logs). regex: lines matching `pattern`.
     Raises ProtocolError if a line is malformed, a value is not a positive
-    finite number, a benchmark repeats, nothing is read, or a `required`
-    benchmark is missing.
+    finite number, a name or unit is not valid UTF-8 text or holds a NUL, a
+    pid or CPU number does not fit the store's INTEGER, a benchmark repeats,
+    nothing is read, or a `required` benchmark is missing.
     """
     readings: list[Reading] = []
     if protocol == "jsonl":
@@ -89,7 +112,8 @@ def parse_output(stdout: str, protocol: str, pattern: str, required: list[str]) 
                 name = match.group("name")
                 if not name:  # the `name` group is optional in the pattern and took no part in this match
                     raise ProtocolError("bench", f"bench.pattern matched a line without a `name`: {line[:120]!r}")
-                unit = match.groupdict().get("unit") or ""
+                _text(name, "name", name)
+                unit = _text(name, "unit", match.groupdict().get("unit") or "")
                 readings.append(Reading(name, _number(name, match.group("value")), unit, None, None))
     if not readings:
         tail = stdout.strip()[-200:]

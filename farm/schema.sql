@@ -159,7 +159,8 @@ CREATE TABLE IF NOT EXISTS events (  -- the campaign's log: what the workers and
     worker VARCHAR,                  -- NULL: the coordinator
     experiment_id VARCHAR,
     kind VARCHAR NOT NULL,           -- agent | build | guard | measure | lock | verdict (workers); reallocation |
-                                     -- planner | planner_rejected | skipped (the coordinator)
+                                     -- planner | planner_rejected | skipped (the coordinator); store_error (a
+                                     -- block, event or phase the store refused and left out, and why)
     message VARCHAR NOT NULL
 );
 

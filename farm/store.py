@@ -6,6 +6,11 @@ reports open the file read-only with `open_readonly`. DuckDB lets no other
 process open a file that one is writing, so while a campaign runs the store
 actor keeps a consistent copy beside it (`snapshot_path`, a few seconds old),
 which `open_readonly` reads instead.
+
+What workers send is data from untrusted programs (benchmarks, agents): text
+is made storable on the way in (`storable_text`), and a row the store still
+refuses is left out and reported, never allowed to fail the rows sent with it
+(`Store.add_observations`).
 """
 from __future__ import annotations
 
@@ -70,6 +75,43 @@ MIGRATIONS: dict[int, str] = {
               started_at TIMESTAMP NOT NULL,
               finished_at TIMESTAMP NOT NULL)""",
 }
+
+
+# What one bad value in a row raises while it is written: DuckDB refusing it for its column (an integer beyond
+# INTEGER), or Python converting it on the way (a timestamp out of range).
+ROW_ERRORS = (duckdb.Error, ValueError, OverflowError, TypeError)
+
+
+def storable_text(value):
+    """`value` with each lone surrogate written as its escape (a str "\\ud800"); anything else as it is.
+
+    DuckDB stores UTF-8, which has no lone surrogates; Python makes them from a JSON "\\ud800" escape. One
+    in an event's message or an experiment's reason would fail the whole transaction that carries it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _storable_column(values: list) -> list:
+    """One column of a columnar INSERT with its text made storable (storable_text)."""
+    first = next((v for v in values if v is not None), None)
+    if not isinstance(first, str):
+        return values  # numbers, timestamps, CPU lists: DuckDB checks them against the column's type
+    try:
+        "".join(values).encode("utf-8")  # text only and all of it valid: the common case, checked in C
+        return values
+    except (TypeError, UnicodeEncodeError):  # NULLs among the text, or a lone surrogate: value by value
+        return [storable_text(v) for v in values]
+
+
+def _first_line(error: Exception) -> str:
+    """An error as one short line (DuckDB's messages go on with the statement and a caret)."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _ts(seconds: float | None) -> datetime.datetime | None:
@@ -163,19 +205,20 @@ class Store:
 
     def start_campaign(self, campaign: str, config_json: str, repo: str, base_ref: str, base_commit: str,
                        integrated_branch: str, workers: int) -> None:
-        self.con.execute("INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, NULL)",
-                         [campaign, config_json, repo, base_ref, base_commit, integrated_branch, workers, now()])
+        self._execute("INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, NULL)",
+                      [campaign, config_json, repo, base_ref, base_commit, integrated_branch, workers, now()])
 
     def finish_campaign(self, campaign: str, status: str) -> None:
-        self.con.execute("UPDATE campaigns SET status = ?, finished_at = ? WHERE id = ?", [status, now(), campaign])
+        self._execute("UPDATE campaigns SET status = ?, finished_at = ? WHERE id = ?", [status, now(), campaign])
 
     def resume_campaign(self, campaign: str) -> None:
-        self.con.execute("UPDATE campaigns SET status = 'running', finished_at = NULL WHERE id = ?", [campaign])
+        self._execute("UPDATE campaigns SET status = 'running', finished_at = NULL WHERE id = ?", [campaign])
 
     def save_state(self, campaign: str, state: dict) -> None:
-        """The coordinator's whole state (scheduler/campaign.py), for --resume."""
-        self.con.execute("INSERT OR REPLACE INTO campaign_state VALUES (?, ?, ?)",
-                         [campaign, json.dumps(state), now()])
+        """The coordinator's whole state (scheduler/campaign.py), for --resume. A lone surrogate in it (text a
+        worker sent) is stored as "?": DuckDB's JSON refuses it, raw or as a \\u escape."""
+        text = json.dumps(state, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+        self.con.execute("INSERT OR REPLACE INTO campaign_state VALUES (?, ?, ?)", [campaign, text, now()])
 
     def load_state(self, campaign: str) -> dict | None:
         row = self.con.execute("SELECT state FROM campaign_state WHERE campaign = ?", [campaign]).fetchone()
@@ -198,15 +241,15 @@ class Store:
         hypotheses = list(hypotheses)
         for strategy, agent in agents.items():
             count = sum(h.strategy == strategy for h in hypotheses)
-            self.con.execute("INSERT INTO strategies VALUES (?, ?, ?, ?)", [campaign, strategy, agent, count])
+            self._execute("INSERT INTO strategies VALUES (?, ?, ?, ?)", [campaign, strategy, agent, count])
         self._insert_rows("hypotheses", [[campaign, h.id, h.strategy, h.category, h.text, h.agent, h.source]
                                          for h in hypotheses])
 
     def add_planned(self, campaign: str, strategy: str, hypotheses: list[Hypothesis]) -> None:
         """Hypotheses a planner proposed while the campaign runs; its strategy's count follows."""
         self.add_hypotheses(campaign, hypotheses, {})
-        self.con.execute("UPDATE strategies SET hypotheses = hypotheses + ? WHERE campaign = ? AND name = ?",
-                         [len(hypotheses), campaign, strategy])
+        self._execute("UPDATE strategies SET hypotheses = hypotheses + ? WHERE campaign = ? AND name = ?",
+                      [len(hypotheses), campaign, strategy])
 
     # -- experiments -------------------------------------------------------
 
@@ -214,7 +257,7 @@ class Store:
                          parent_commit: str, branch: str, worker: str, cpus: tuple[int, ...],
                          screened_experiment: str | None = None, retry_of: str | None = None,
                          lineage: str | None = None) -> None:
-        self.con.execute(
+        self._execute(
             "INSERT INTO experiments (id, campaign, strategy, hypothesis_id, kind, screened_experiment, "
             "parent_commit, branch, status, worker, cpus, started_at, retry_of, lineage) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -222,7 +265,7 @@ class Store:
              branch, Status.RUNNING.value, worker, list(cpus), now(), retry_of, lineage])
 
     def finish_experiment(self, result: ExperimentResult) -> None:
-        self.con.execute(
+        self._execute(
             'UPDATE experiments SET status = ?, reason = ?, "commit" = ?, worker = ?, cpus = ?, blocks = ?, '
             "effect = ?, reworked = ?, ref_fingerprint = ?, cand_fingerprint = ?, started_at = ?, finished_at = ?, "
             "agent_notes = ? WHERE id = ?",
@@ -236,68 +279,108 @@ class Store:
     def mark_lost(self, experiment_id: str, reason: str) -> None:
         """An attempt that never ended: its samples and blocks stay, marked by the status; it runs again as a
         new experiment (retry_of), whose decision never sees them."""
-        self.con.execute("UPDATE experiments SET status = 'lost', reason = ?, finished_at = ? WHERE id = ?",
-                         [reason, now(), experiment_id])
+        self._execute("UPDATE experiments SET status = 'lost', reason = ?, finished_at = ? WHERE id = ?",
+                      [reason, now(), experiment_id])
 
     def invalidate_experiment(self, experiment_id: str, reason: str) -> None:
         """An artifact voided this verdict (kept as it was, after the new reason); the hypothesis is re-measured."""
-        self.con.execute("UPDATE experiments SET status = 'invalidated', reason = ? || ' (verdict was: ' || status "
-                         "|| ', ' || coalesce(reason, '') || ')' WHERE id = ?", [reason, experiment_id])
+        self._execute("UPDATE experiments SET status = 'invalidated', reason = ? || ' (verdict was: ' || status "
+                      "|| ', ' || coalesce(reason, '') || ')' WHERE id = ?", [reason, experiment_id])
 
     def add_block(self, block: Block, samples: list[Sample]) -> int:
-        """Insert a measurement block and its samples in one transaction; returns the sample count."""
-        return self.add_observations("", [(block, samples)], [], [])
+        """Insert a measurement block and its samples in one transaction; returns the sample count stored (0: the
+        store refused the block, and a `store_error` event says why)."""
+        refused = self.add_observations("", [(block, samples)], [], [])
+        return 0 if refused else len(samples)
 
     def add_observations(self, campaign: str, blocks: list[tuple[Block, list[Sample]]],
                          events: list[tuple[float, str | None, str | None, str, str]],
-                         phases: list[tuple[str, str | None, str, float, float]]) -> int:
+                         phases: list[tuple[str, str | None, str, float, float]]) -> list[tuple]:
         """Blocks with their samples, events (unix time, worker, experiment_id, kind, message) and phases
-        (worker, experiment_id, phase, unix start, unix end) of `campaign`, in one transaction; returns the
-        sample count."""
-        samples = [[s.experiment_id, s.arm, s.block, s.benchmark, s.value, s.unit, list(s.cpus), s.pid, block.worker,
-                    _ts(s.started_at), _ts(s.finished_at)] for block, batch in blocks for s in batch]
+        (worker, experiment_id, phase, unix start, unix end) of `campaign`, in one transaction.
+
+        A row the store refuses (ROW_ERRORS: a value beyond its column's type) must not cost the rows sent with
+        it, nor fail again at every later write: then each block with its samples, each event and each phase
+        is written in a transaction of its own, and each one refused is left out and recorded as an event of
+        kind `store_error`. Returns those events (empty: everything was stored)."""
+        try:
+            self._write_observations(campaign, blocks, events, phases)
+            return []
+        except ROW_ERRORS:
+            pass  # something in the batch was refused: find it, one block, event or phase at a time
+        refused = []
+        for block, samples in blocks:
+            what = f"block {block.block} of {block.experiment_id} and its {len(samples)} sample(s)"
+            refused += self._write_alone(campaign, what, block.worker, block.experiment_id, blocks=[(block, samples)])
+        for event in events:
+            _, worker, experiment_id, kind, _ = event
+            refused += self._write_alone(campaign, f"a {kind!r} event", worker, experiment_id, events=[event])
+        for phase in phases:
+            worker, experiment_id, name, _, _ = phase
+            refused += self._write_alone(campaign, f"a {name!r} phase", worker, experiment_id, phases=[phase])
+        self._write_observations(campaign, [], refused, [])
+        return refused
+
+    def _write_alone(self, campaign: str, what: str, worker: str | None, experiment_id: str | None,
+                     blocks=(), events=(), phases=()) -> list[tuple]:
+        """One block, event or phase in its own transaction: [] if stored, else the `store_error` event."""
+        try:
+            self._write_observations(campaign, list(blocks), list(events), list(phases))
+            return []
+        except ROW_ERRORS as error:
+            message = f"{what} not stored, the store refused it: {_first_line(error)}"
+            return [(time.time(), storable_text(worker), storable_text(experiment_id), "store_error",
+                     storable_text(message))]
+
+    def _write_observations(self, campaign: str, blocks: list[tuple[Block, list[Sample]]], events: list[tuple],
+                            phases: list[tuple]) -> None:
+        """add_observations' rows in one transaction, all or none."""
+        block_rows = [[b.experiment_id, b.block, b.worker, b.arm_order, _ts(b.started_at), _ts(b.finished_at),
+                       b.loadavg_1m, b.cpu_mhz, b.others, b.waited_s] for b, _ in blocks]
+        sample_rows = [[s.experiment_id, s.arm, s.block, s.benchmark, s.value, s.unit, list(s.cpus), s.pid,
+                        block.worker, _ts(s.started_at), _ts(s.finished_at)] for block, batch in blocks for s in batch]
+        event_rows = [[campaign, _ts(at), worker, exp, kind, msg] for at, worker, exp, kind, msg in events]
+        phase_rows = [[campaign, worker, exp, phase, _ts(start), _ts(end)] for worker, exp, phase, start, end in phases]
         self.con.begin()
         try:
-            self._insert_rows("blocks", [[b.experiment_id, b.block, b.worker, b.arm_order, _ts(b.started_at),
-                                          _ts(b.finished_at), b.loadavg_1m, b.cpu_mhz, b.others, b.waited_s]
-                                         for b, _ in blocks])
-            self._insert_rows("samples", samples)
-            self._insert_rows("events", [[campaign, _ts(at), worker, exp, kind, msg]
-                                         for at, worker, exp, kind, msg in events])
-            self._insert_rows("phases", [[campaign, worker, exp, phase, _ts(start), _ts(end)]
-                                         for worker, exp, phase, start, end in phases])
-        except duckdb.Error:
+            self._insert_rows("blocks", block_rows)
+            self._insert_rows("samples", sample_rows)
+            self._insert_rows("events", event_rows)
+            self._insert_rows("phases", phase_rows)
+        except Exception:
             self.con.rollback()
             raise
         self.con.commit()
-        return len(samples)
 
     def _insert_rows(self, table: str, rows: list[list]) -> None:
         """Insert rows in one statement, a list parameter per column: executemany runs one INSERT per row, tens of
-        times slower for a block's samples."""
+        times slower for a block's samples. Their text is made storable (storable_text)."""
         if not rows:
             return
         columns = list(zip(*rows))
         unnest = ", ".join(f"unnest(${i + 1})" for i in range(len(columns)))
-        self.con.execute(f"INSERT INTO {table} SELECT {unnest}", [list(column) for column in columns])
+        self.con.execute(f"INSERT INTO {table} SELECT {unnest}", [_storable_column(list(column)) for column in columns])
+
+    def _execute(self, sql: str, params: list) -> None:
+        """One write, its text parameters made storable (storable_text)."""
+        self.con.execute(sql, [storable_text(p) for p in params])
 
     def add_merge(self, experiment_id: str, campaign: str, position: int | None, screening_ratio: float | None,
                   remeasured_ratio: float | None, remeasure_experiment_id: str | None, landed: bool,
                   integrated_commit: str | None, reason: str, lineage: str = "integrated") -> None:
-        self.con.execute("INSERT INTO merges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         [experiment_id, campaign, position, screening_ratio, remeasured_ratio,
-                          remeasure_experiment_id, landed, integrated_commit, reason, now(), lineage])
+        self._execute("INSERT INTO merges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      [experiment_id, campaign, position, screening_ratio, remeasured_ratio,
+                       remeasure_experiment_id, landed, integrated_commit, reason, now(), lineage])
 
     def add_allocations(self, campaign: str, at: float, rung: int, rows: list[tuple]) -> None:
         """Every strategy's share of the workers after a change of the race (scheduler/race.py): (strategy,
         status, workers, started, screens, kept, landed, landed_ratio, reason)."""
-        self.con.executemany("INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             [[campaign, _ts(at), rung, *row] for row in rows])
+        self._insert_rows("allocations", [[campaign, _ts(at), rung, *row] for row in rows])
 
     def add_artifact(self, campaign: str, experiment_id: str | None, kind: str, benchmark: str | None,
                      reason: str) -> None:
-        self.con.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?)",
-                         [campaign, experiment_id, kind, benchmark, reason, now()])
+        self._execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?)",
+                      [campaign, experiment_id, kind, benchmark, reason, now()])
 
     def add_events(self, campaign: str, events: list[tuple[float, str | None, str | None, str, str]]) -> None:
         """events: (unix time, worker, experiment_id, kind, message); inside the caller's transaction, if any."""

@@ -61,7 +61,8 @@ class Campaign:
         self.retry: list[Assignment] = []  # lost attempts to run again (a new id each)
         self.reserved: dict[str, Assignment] = {}  # held for a worker while it runs its canary
         self.statuses: dict[str, int] = {}
-        self.categories: dict[str, list[int]] = {}  # "strategy|category" -> [discards, keeps] of its screens
+        # "strategy|category" -> [discards, keeps] of its screens (a voided verdict counts nowhere)
+        self.categories: dict[str, list[int]] = {}
         self.stopping = False
         self.writes: list[tuple[str, tuple]] = []  # store writes not yet sent
         # Per strategy with a planner: its calls, the hypotheses it proposed, failures in a row, and whether it
@@ -343,13 +344,13 @@ class Campaign:
         else:
             self._on_merge(a, result)
 
+    def _lands(self, hypothesis: Hypothesis) -> bool:
+        """Whether a kept screen of this hypothesis waits to land (an existing commit is screen-only)."""
+        return self.config.merge.enabled and hypothesis.commit is None
+
     def _on_screen(self, a: Assignment, result: ExperimentResult) -> None:
-        counts = self.categories.setdefault(f"{a.hypothesis.strategy}|{a.hypothesis.category}", [0, 0])
-        counts[0] += result.status is Status.DISCARD
-        counts[1] += result.status is Status.KEEP
-        lands = self.config.merge.enabled and a.hypothesis.commit is None  # an existing commit is screen-only
-        if self.race:
-            self.race.screened(a.hypothesis.strategy, result.status is Status.KEEP, result.effect, lands)
+        self._count_screen(result.experiment_id, a.hypothesis, result.status, result.effect, +1)
+        lands = self._lands(a.hypothesis)
         if result.status is Status.KEEP and lands:
             self.lineages[a.lineage].merges.add(Kept(result.experiment_id, a.hypothesis.id, result.effect,
                                                      result.commit, a.parent_commit))
@@ -358,6 +359,21 @@ class Campaign:
         if result.status in MEASURED:
             self.monitor.record_screen(a.parent_commit, result, a.hypothesis.id)
             self._check_baseline(a.parent_commit, result)
+
+    def _count_screen(self, experiment_id: str, hypothesis: Hypothesis, status: Status, effect: float | None,
+                      step: int) -> None:
+        """A screen's verdict in its category's discards and keeps (which exhaust a category) and in the race
+        (which drops a stuck strategy); step -1 takes back a verdict that was voided, which counts nowhere."""
+        counts = self.categories.setdefault(f"{hypothesis.strategy}|{hypothesis.category}", [0, 0])
+        counts[0] += step * (status is Status.DISCARD)
+        counts[1] += step * (status is Status.KEEP)
+        if self.race is None:
+            return
+        verdict = (hypothesis.strategy, experiment_id, status is Status.KEEP, effect, self._lands(hypothesis))
+        if step > 0:
+            self.race.screened(*verdict)
+        else:
+            self.race.voided(*verdict)
 
     def _on_merge(self, a: Assignment, result: ExperimentResult) -> None:
         lineage = self.lineages[a.lineage]
@@ -405,8 +421,11 @@ class Campaign:
                        for lineage in self.lineages.values()):
                     continue  # already landing or landed: its re-measurement against the tip decides
                 screen = self.monitor.forget_screen(parent, experiment_id)
-                self._measure_again(experiment_id, Status(screen["status"]), Kind.SCREEN, screen["hypothesis"],
-                                    None, INTEGRATED, f"suspect baseline on {benchmark}")
+                status = Status(screen["status"])
+                if self._measure_again(experiment_id, status, Kind.SCREEN, screen["hypothesis"], None, INTEGRATED,
+                                       f"suspect baseline on {benchmark}"):
+                    self._count_screen(experiment_id, self.hypotheses.by_id[screen["hypothesis"]], status,
+                                       screen.get("effect"), -1)
 
     def _measure_again(self, experiment_id: str, status: Status, kind: Kind, hypothesis_id: str,
                        screened: str | None, lineage: str, why: str) -> bool:

@@ -10,7 +10,7 @@ from rich.live import Live
 
 from farm.live import LiveState, render
 
-SHOWN_EVENTS = ("build", "guard", "measure")  # the workers' events worth a line; all of them are in the store
+SHOWN_EVENTS = ("build", "guard", "measure", "store_error")  # worth a line; all events are in the store
 
 
 class Progress:

@@ -13,6 +13,8 @@ The rule (README: Racing strategies):
   the ranking compares equal numbers of screens.
 - A strategy whose last `memory.stuck_after` screens were all not kept is stuck: it is dropped at once, as
   long as another racing strategy is not stuck.
+- A screen whose verdict was voided (a suspect baseline, scheduler/campaign.py) counts nowhere: not as
+  finished, kept, missed or gained; its re-measurement counts once it ends.
 - A strategy with nothing left to run is finished: its workers go to the others.
 Every change is returned with its reason; the campaign writes it as `allocations` and `events` rows.
 
@@ -33,7 +35,8 @@ class Race:
         self.stuck_after = stuck_after
         self.rungs_passed = 0
         self.ended = False
-        self.strategies = {s: {"status": RACING, "started": 0, "finished": 0, "kept": 0, "misses": 0, "gain": 0.0,
+        # "missed": the screens not kept since its last keep, by experiment id (a voided one is taken back).
+        self.strategies = {s: {"status": RACING, "started": 0, "finished": 0, "kept": 0, "missed": [], "gain": 0.0,
                                "landed": 0, "reason": "start: the workers are shared equally"} for s in strategies}
 
     def racing(self) -> list[str]:
@@ -50,15 +53,25 @@ class Race:
     def started(self, strategy: str) -> None:
         self.strategies[strategy]["started"] += 1
 
-    def screened(self, strategy: str, kept: bool, effect: float | None, lands: bool) -> None:
+    def screened(self, strategy: str, experiment_id: str, kept: bool, effect: float | None, lands: bool) -> None:
         """A screen's verdict. Without landing (merge disabled, or screen-only), a keep's screening effect is
         the strategy's gain."""
         state = self.strategies[strategy]
         state["finished"] += 1
         state["kept"] += kept
-        state["misses"] = 0 if kept else state["misses"] + 1
+        state["missed"] = [] if kept else state["missed"] + [experiment_id]
         if kept and not lands and effect:
             state["gain"] += -math.log(effect)
+
+    def voided(self, strategy: str, experiment_id: str, kept: bool, effect: float | None, lands: bool) -> None:
+        """Take back a screen's verdict (`screened` with the same arguments) that an artifact voided. The misses
+        a voided keep had ended stay ended: they are no longer named, and a strategy is rather not dropped."""
+        state = self.strategies[strategy]
+        state["finished"] -= 1
+        state["kept"] -= kept
+        state["missed"] = [missed for missed in state["missed"] if missed != experiment_id]
+        if kept and not lands and effect:
+            state["gain"] -= -math.log(effect)
 
     def landed(self, strategy: str, effect: float | None) -> None:
         state = self.strategies[strategy]
@@ -79,8 +92,8 @@ class Race:
             if not has_work(s) and not running(s) and not merging(s):
                 changes.append(self._set(s, FINISHED, f"{s} has nothing left to run"))
         for s in self.racing():
-            misses = self.strategies[s]["misses"]
-            if misses >= self.stuck_after and any(self.strategies[o]["misses"] < self.stuck_after
+            misses = len(self.strategies[s]["missed"])
+            if misses >= self.stuck_after and any(len(self.strategies[o]["missed"]) < self.stuck_after
                                                   for o in self.racing() if o != s):
                 changes.append(self._set(s, DROPPED, f"{s} is stuck: its last {misses} screens were not kept"))
         racing = self.racing()
@@ -130,4 +143,9 @@ class Race:
 
     def restore(self, data: dict) -> None:
         self.rungs_passed, self.ended = data["rungs_passed"], data["ended"]
-        self.strategies.update({s: dict(v) for s, v in data["strategies"].items() if s in self.strategies})
+        for strategy, stored in data["strategies"].items():
+            if strategy in self.strategies:
+                state = dict(stored)
+                # A state saved before the misses were named had their count: unnamed, they cannot be taken back.
+                state.setdefault("missed", [None] * state.pop("misses", 0))
+                self.strategies[strategy] = state

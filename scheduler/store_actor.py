@@ -7,7 +7,9 @@ The workers' blocks, events and phases are acknowledged at once and written toge
 before anything else touches the file: when the coordinator drains the events (at least every second),
 writes a step, queries, or closes. One commit per block would cap the store at a few thousand samples a
 second; a block held here is lost only with the store actor itself, which ends the campaign (its running
-experiments are run again on --resume).
+experiments are run again on --resume). A row the store refuses is left out of that transaction, the others
+are written, and a `store_error` event says what was lost (farm/store.py, add_observations): it is never
+held for the next write, which it would fail again, and every one after it.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 import ray
 
 from farm.records import Block, Hypothesis, Sample
-from farm.store import Store, snapshot_path, write_snapshot
+from farm.store import Store, snapshot_path, storable_text, write_snapshot
 
 SNAPSHOT_SECONDS = 5.0  # the snapshot for readers is at most about this old (longer when copying takes long)
 
@@ -54,7 +56,8 @@ class StoreActor:
         self.store.add_hypotheses(self.campaign, hypotheses, agents)
 
     def event(self, worker: str | None, experiment_id: str | None, kind: str, message: str) -> None:
-        row = (time.time(), worker, experiment_id, kind, message)
+        # Storable text from here on: the coordinator prints these too, and a lone surrogate fails that as well.
+        row = (time.time(), storable_text(worker), storable_text(experiment_id), kind, storable_text(message))
         self.pending_events.append(row)
         self.unwritten_events.append(row)
 
@@ -63,11 +66,13 @@ class StoreActor:
         self.unwritten_phases.append((worker, experiment_id, phase, start, end))
 
     def _flush(self) -> None:
-        """The blocks, events and phases received since the last flush, in one transaction."""
+        """The blocks, events and phases received since the last flush, in one transaction (rows the store
+        refuses left out, with a `store_error` event each, which the coordinator shows)."""
         if self.unwritten_blocks or self.unwritten_events or self.unwritten_phases:
-            self.store.add_observations(self.campaign, self.unwritten_blocks, self.unwritten_events,
-                                        self.unwritten_phases)
+            blocks, events, phases = self.unwritten_blocks, self.unwritten_events, self.unwritten_phases
+            # Taken out before the write: whatever happens to it, no row stays here to fail the next one.
             self.unwritten_blocks, self.unwritten_events, self.unwritten_phases = [], [], []
+            self.pending_events += self.store.add_observations(self.campaign, blocks, events, phases)
 
     def drain_events(self) -> list[tuple]:
         """Events since the last call, oldest first (and writes what was received to the file as one batch)."""

@@ -47,9 +47,62 @@ def test_a_block_that_fails_to_store_leaves_neither_it_nor_its_samples(tmp_path)
     store = Store(tmp_path / "f.duckdb")
     now = time.time()
     bad = Sample("c-0001", "ref", 0, "x", None, "s", (1,), 42, now, now)  # value NOT NULL
-    with pytest.raises(duckdb.Error):
-        store.add_block(block("c-0001", 0, now), [bad])
+    assert store.add_block(block("c-0001", 0, now), [bad]) == 0
     assert store.query("SELECT (SELECT count(*) FROM blocks), (SELECT count(*) FROM samples)")[1] == [(0, 0)]
+    assert store.query("SELECT kind FROM events")[1] == [("store_error",)]
+
+
+def _samples(experiment_id: str, number: int, at: float, pid: int = 42, unit: str = "s") -> list[Sample]:
+    return [Sample(experiment_id, arm, number, "x", 1.0, unit, (1,), pid, at, at) for arm in ("ref", "cand")]
+
+
+def test_a_row_the_store_refuses_is_left_out_reported_and_never_costs_the_others(tmp_path):
+    # Three workers' blocks, events and phases arrive in one flush; one block has a pid beyond INTEGER. On main
+    # the whole batch failed (and the store actor kept it, so every later write failed too).
+    store = Store(tmp_path / "f.duckdb")
+    now = time.time()
+    blocks = [(block("c-0001", 0, now), _samples("c-0001", 0, now)),
+              (block("c-0002", 0, now), _samples("c-0002", 0, now, pid=3_000_000_000)),
+              (block("c-0003", 0, now), _samples("c-0003", 0, now))]
+    events = [(now, "w0", "c-0001", "measure", "block 1"), (now, "w1", "c-0002", "measure", "block 1")]
+    phases = [("w0", "c-0001", "measure", now, now + 1)]
+    refused = store.add_observations("c", blocks, events, phases)
+
+    assert [(worker, exp, kind) for _, worker, exp, kind, _ in refused] == [("w0", "c-0002", "store_error")]
+    message = refused[0][4]
+    assert message.startswith("block 0 of c-0002 and its 2 sample(s) not stored, the store refused it: "
+                              "Conversion Error:") and "3000000000" in message and "\n" not in message
+    assert store.query("SELECT experiment_id, count(*) FROM samples GROUP BY 1 ORDER BY 1")[1] == [
+        ("c-0001", 2), ("c-0003", 2)]
+    assert store.query("SELECT experiment_id FROM blocks ORDER BY 1")[1] == [("c-0001",), ("c-0003",)]
+    assert store.query("SELECT experiment_id, kind, message FROM events ORDER BY ts, kind")[1] == [
+        ("c-0001", "measure", "block 1"), ("c-0002", "measure", "block 1"), ("c-0002", "store_error", message)]
+    assert store.query("SELECT count(*) FROM phases")[1] == [(1,)]
+    # Nothing of the refused batch lingers: the next write is stored as usual.
+    assert store.add_observations("c", [(block("c-0004", 0, now), _samples("c-0004", 0, now))], [], []) == []
+    assert store.query("SELECT count(*) FROM samples WHERE experiment_id = 'c-0004'")[1] == [(2,)]
+
+
+def test_text_a_worker_sent_with_a_lone_surrogate_is_stored_escaped(tmp_path):
+    # A lone surrogate (JSON's "\\ud800") in a sample's unit, an event, a reason, notes, an artifact or the
+    # campaign state: on main each failed its whole transaction.
+    store = Store(tmp_path / "f.duckdb")
+    now = time.time()
+    h = Hypothesis("h1", "s", "micro-opt", "text", "patch", "diff")
+    store.start_campaign("c", "{}", "/repo", "main", "abc", "farm/c/integrated", 2)
+    store.add_hypotheses("c", [h], {"s": "patch"})
+    store.start_experiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,))
+    assert store.add_observations("c", [(block("c-0001", 0, now), _samples("c-0001", 0, now, unit="\ud800"))],
+                                  [(now, "w0", "c-0001", "guard", "guard said \udcff")], []) == []
+    store.apply("c", [("finish_experiment", (ExperimentResult("c-0001", Status.CRASH, "crashed: \ud800", "w0", (1,),
+                                                              now, now, notes="notes \udfff"),)),
+                      ("add_artifact", ("c", "c-0001", "canary", None, "odd \ud800"))],
+                {"screens": {"c-0001": {"changed": ["f\ud800.py"]}}})
+    assert store.query("SELECT DISTINCT unit FROM samples")[1] == [("\\ud800",)]
+    assert store.query("SELECT message FROM events")[1] == [("guard said \\udcff",)]
+    assert store.query("SELECT reason, agent_notes FROM experiments")[1] == [("crashed: \\ud800", "notes \\udfff")]
+    assert store.query("SELECT reason FROM artifacts")[1] == [("odd \\ud800",)]
+    assert store.load_state("c") == {"screens": {"c-0001": {"changed": ["f?.py"]}}}
 
 
 def test_a_version_1_store_is_upgraded_in_place(tmp_path):

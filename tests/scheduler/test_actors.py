@@ -60,3 +60,31 @@ def test_store_actor_takes_concurrent_batches_without_loss(local_ray, tmp_path):
     assert con.execute("SELECT count(DISTINCT (experiment_id, arm, block, benchmark)) FROM samples").fetchone() == (800,)
     assert con.execute("SELECT worker, count(*) FROM blocks GROUP BY 1 ORDER BY 1").fetchall() == [("w0", 40),
                                                                                                    ("w1", 40)]
+
+
+def test_a_block_the_store_refuses_is_reported_and_the_store_actor_writes_on(local_ray, tmp_path):
+    # One block with a pid beyond INTEGER, acknowledged like the others. On main it stayed in the actor's buffer:
+    # the flush failed, the other worker's block was lost with it, and every later write failed the same way.
+    path = tmp_path / "f.duckdb"
+    store = StoreActor.remote(str(path), "c")
+    now = time.time()
+
+    def block(experiment_id: str, worker: str, pid: int) -> tuple[Block, list[Sample]]:
+        return (Block(experiment_id, 0, worker, "ref,cand", now, now, 0.0, None, None, 0.0),
+                [Sample(experiment_id, arm, 0, "loop", 1.0, "s", (0,), pid, now, now) for arm in ("ref", "cand")])
+
+    assert ray.get([store.add_block.remote(*block("c-0001", "w0", 3_000_000_000)),
+                    store.add_block.remote(*block("c-0002", "w1", 42))]) == [2, 2]
+    store.event.remote("w1", "c-0002", "guard", "the guard printed \ud800")
+    drained = ray.get(store.drain_events.remote())
+    assert [(worker, exp, kind) for _, worker, exp, kind, _ in drained] == [
+        ("w1", "c-0002", "guard"), ("w0", "c-0001", "store_error")]
+    assert drained[0][4] == "the guard printed \\ud800"
+    assert drained[1][4].startswith("block 0 of c-0001 and its 2 sample(s) not stored, the store refused it")
+    ray.get(store.add_block.remote(*block("c-0003", "w0", 43)))
+    assert ray.get(store.query.remote("SELECT experiment_id, count(*) FROM samples GROUP BY 1 ORDER BY 1"))[1] == [
+        ("c-0002", 2), ("c-0003", 2)]
+    ray.get(store.close.remote())
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT kind, count(*) FROM events GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("guard", 1), ("store_error", 1)]

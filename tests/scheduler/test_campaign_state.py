@@ -287,3 +287,68 @@ def test_a_winner_whose_gain_vanishes_on_top_of_earlier_winners_is_reported_as_s
     assert recorder.rows("SELECT reason FROM merges WHERE NOT landed")[0][0].startswith(
         "its gain vanished on top of the winners landed since it was screened (screened 0.800x, re-measured "
         "0.990x against the tip)")
+
+
+def _failed(assignment, status):
+    """A result that ended without a verdict (crash, timeout): no decisions, no A/A ratios."""
+    return dataclasses.replace(_result(assignment, status), decisions=(), ref_means=(), aa_log_ratios=())
+
+
+def test_a_canary_that_crashed_or_timed_out_is_not_a_completed_canary_and_stays_due(tmp_path):
+    # On main such a canary counted as done: no build bias measured, no canary for the next canary_every
+    # experiments, and one more canary in the worker's false-positive rate.
+    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4", "h5"), workers=("w0",), canary_every=2)
+    first = campaign.assign("w0", (0,))
+    assert first.kind is Kind.AA
+    campaign.finish(_failed(first, Status.CRASH))
+    assert campaign.monitor.canaries == {} and campaign.monitor.aa_logs == {}
+    # The experiment held for it runs (a parent whose benchmark never runs must not loop in canaries), and the
+    # canary is due again before the next one, also after a resume.
+    held = campaign.assign("w0", (0,))
+    assert held.kind is Kind.SCREEN and held.hypothesis.id == "h1" and held.build_bias == ()
+    resumed = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4", "h5"), workers=("w0",), canary_every=2)
+    resumed.restore(json.loads(json.dumps(campaign.to_dict())))
+    campaign = resumed
+    campaign.finish(_result(held, Status.DISCARD))
+    again = campaign.assign("w0", (0,))
+    assert again.kind is Kind.AA
+    campaign.finish(_result(again, Status.AA_CLEAN))
+    assert campaign.monitor.canaries == {"w0": [1, 0]}
+    for hypothesis_id in ("h2", "h3"):  # canary_every 2 experiments
+        screen = campaign.assign("w0", (0,))
+        assert screen.hypothesis.id == hypothesis_id
+        campaign.finish(_result(screen, Status.DISCARD))
+    # The second canary times out: not counted either; h4 runs, then the canary once more before h5.
+    second = campaign.assign("w0", (0,))
+    assert second.kind is Kind.AA
+    campaign.finish(_failed(second, Status.TIMEOUT))
+    assert campaign.monitor.canaries == {"w0": [1, 0]}
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.DISCARD))
+    assert campaign.assign("w0", (0,)).kind is Kind.AA
+
+
+def _improving_discard(assignment, changed: str):
+    """A discard that "improves" loop 0.8x like every other one on its parent: the suspect-baseline pattern."""
+    now = time.time()
+    decision = BenchmarkDecision("loop", 0.8, 0.79, 0.81, Verdict.IMPROVED, 3, 0.05)
+    return ExperimentResult(assignment.experiment_id, Status.DISCARD, "t", "w0", (0,), now, now, decisions=(decision,),
+                            blocks=3, ref_means=(("loop", 1.0),), changed_paths=(changed,))
+
+
+def test_a_voided_verdict_counts_in_no_category_and_its_re_measurement_counts_once(tmp_path):
+    # Four discards on one parent all "improve" loop by the same factor: the baseline is suspect, their verdicts
+    # are voided and measured again. On main the voided four still counted as discards: with exhausted_after 4
+    # the category was exhausted at once and h5 skipped, whatever the re-measurements said.
+    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4", "h5"), workers=("w0",), exhausted_after=4,
+                         agent="command")
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
+    for index in range(4):
+        campaign.finish(_improving_discard(campaign.assign("w0", (0,)), f"file{index}.py"))
+    assert campaign.statuses["invalidated"] == 4
+    assert campaign.categories == {"s|c": [0, 0]} and campaign.exhausted("s") == []
+    for status in (Status.DISCARD, Status.DISCARD, Status.DISCARD, Status.CRASH):
+        again = campaign.assign("w0", (0,))
+        assert again.hypothesis.id in ("h1", "h2", "h3", "h4")
+        campaign.finish(_result(again, status))
+    assert campaign.categories == {"s|c": [3, 0]}
+    assert campaign.assign("w0", (0,)).hypothesis.id == "h5"

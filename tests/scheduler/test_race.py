@@ -6,7 +6,8 @@ import json
 from farm.config import CampaignConfig
 from farm.records import Hypothesis, Kind, Status
 from scheduler.campaign import Campaign
-from tests.scheduler.test_campaign_state import BASE, Recorder, _result
+from scheduler.race import Race
+from tests.scheduler.test_campaign_state import BASE, Recorder, _improving_discard, _result
 from tests.scheduler.tiny_repo import config_dict
 
 
@@ -158,3 +159,51 @@ def test_the_last_strategy_with_work_keeps_it_even_below_the_bar(tmp_path):
         ["rest1", "rest2", "rest3"]
     assert recorder.rows("SELECT count(*) FROM events WHERE message LIKE 'rung 1 %: none above the bar has anything "
                          "left to run, every strategy keeps racing'") == [(1,)]
+
+
+def test_a_voided_verdict_counts_nowhere_in_the_race():
+    race = Race(["a", "b"], rung=0, stuck_after=3)
+    for experiment_id in ("e1", "e2", "e3"):
+        race.screened("b", experiment_id, False, None, True)
+    race.screened("a", "e4", True, 0.9, False)  # kept, screen-only: its effect is a's gain
+    race.voided("b", "e2", False, None, True)
+    race.voided("a", "e4", True, 0.9, False)
+    assert (race.strategies["b"]["finished"], race.strategies["b"]["missed"]) == (2, ["e1", "e3"])
+    assert (race.strategies["a"]["finished"], race.strategies["a"]["kept"], race.strategies["a"]["gain"]) == (0, 0, 0)
+    assert race.step(lambda s: True, lambda s: False, lambda s: False) == []  # b missed 2 of stuck_after 3
+    race.screened("b", "e5", False, None, True)
+    assert race.step(lambda s: True, lambda s: False, lambda s: False) == [
+        ("b", "dropped", "b is stuck: its last 3 screens were not kept")]
+
+
+def test_voided_verdicts_do_not_make_a_strategy_stuck(tmp_path):
+    # shaky's and good's first two screens all "improve" loop 0.8x on the base: a suspect baseline voids the four.
+    # On main their misses still counted: shaky's first re-measurement made it 3 misses in a row, and shaky was
+    # dropped as stuck after one real miss.
+    campaign = _race(tmp_path, {"shaky": 5, "good": 5}, workers=("w0",), rung=50)
+    recorder = Recorder(tmp_path, campaign)
+    started = [campaign.assign("w0", (0,))]
+    campaign.finish(_result(started[0], Status.AA_CLEAN))
+    for index in range(4):
+        started.append(campaign.assign("w0", (0,)))
+        campaign.finish(_improving_discard(started[-1], f"file{index}.py"))
+    assert [a.hypothesis.id for a in started[1:]] == ["shaky1", "good1", "shaky2", "good2"]
+    assert campaign.statuses["invalidated"] == 4
+    assert all(campaign.race.strategies[s]["finished"] == 0 and campaign.race.strategies[s]["missed"] == []
+               for s in ("shaky", "good"))
+    recorder.save()
+    started += _drive(campaign, {"good": 0.8}, recorder)
+    shaky = [a.hypothesis.id for a in started if a.kind is Kind.SCREEN and a.hypothesis.strategy == "shaky"]
+    # Voided, measured again (each counts once: misses 1 and 2), then shaky3 is its third miss in a row.
+    assert shaky == ["shaky1", "shaky2", "shaky1", "shaky2", "shaky3"]
+    assert recorder.rows("SELECT message FROM events WHERE message LIKE 'shaky is stuck%'") == [
+        ("shaky is stuck: its last 3 screens were not kept; 2 of its hypotheses will not run",)]
+
+
+def test_a_race_state_saved_with_a_count_of_misses_resumes_with_them():
+    stored = Race(["a"], rung=0, stuck_after=3).to_dict()
+    stored["strategies"]["a"] = {k: v for k, v in stored["strategies"]["a"].items() if k != "missed"} | {"misses": 2}
+    race = Race(["a"], rung=0, stuck_after=3)
+    race.restore(stored)
+    race.screened("a", "e1", False, None, True)
+    assert len(race.strategies["a"]["missed"]) == 3 and "misses" not in race.strategies["a"]
