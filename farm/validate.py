@@ -20,6 +20,9 @@ from scheduler.cpusets import allocate_cpu_sets  # no Ray: cpusets only reads th
 from worktrees import WorktreeError
 
 
+SYMLINK_MODE = "120000 "  # git's mode of a symbolic link, as `git ls-tree` prints it
+
+
 @dataclass(frozen=True)
 class CheckedCampaign:
     hypotheses: list[Hypothesis]
@@ -109,6 +112,11 @@ def _knob_files(config: CampaignConfig, repo, base_commit: str) -> list[str]:
                 text = repo.git("show", f"{base_commit}:{knob.write.file}")
             except WorktreeError:
                 problems.append(config.problem(where, f"no file {knob.write.file} in {config.target.base_ref}"))
+                continue
+            if repo.git("ls-tree", base_commit, "--", knob.write.file).startswith(SYMLINK_MODE):
+                # A link may lead out of the checkout; the writer refuses that (farm/knobs.py), too late to help.
+                problems.append(config.problem(where, f"{knob.write.file} is a symbolic link in "
+                                                      f"{config.target.base_ref}; give the path of the file itself"))
                 continue
             if knobs.value_place(knob.write.pattern, text) is None:
                 problems.append(config.problem(where, f"the pattern matches nothing in {knob.write.file} of "
