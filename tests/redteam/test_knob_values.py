@@ -82,8 +82,8 @@ def test_farm_validate_and_run_refuse_each_knob_with_one_line(tmp_path):
     path.write_text(yaml.safe_dump(_data(repo, _strategies("-O2", "prog.py"))))
     for command in ("validate", "run"):
         code, lines = _farm(command, str(path), "--workdir", str(tmp_path / "work"))
-        assert code == 2 and lines == [f"{path}: strategies.2.knobs.params.0.write: knobs.txt is a symbolic link "
-                                       f"in main; give the path of the file itself"], lines
+        assert code == 2 and lines == [(f"{path}: strategies.2.knobs.params.0.write: knobs.txt is a symbolic link "
+                                        f"in main; give the path of the file itself")], lines
     assert not (tmp_path / "work" / "farm.duckdb").exists()
 
 
