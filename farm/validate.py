@@ -19,7 +19,6 @@ from farm.target import inspect_target
 from scheduler.cpusets import allocate_cpu_sets  # no Ray: cpusets only reads this process's affinity
 from worktrees import WorktreeError
 
-
 SYMLINK_MODE = "120000 "  # git's mode of a symbolic link, as `git ls-tree` prints it
 
 
@@ -114,7 +113,8 @@ def _knob_files(config: CampaignConfig, repo, base_commit: str) -> list[str]:
                 problems.append(config.problem(where, f"no file {knob.write.file} in {config.target.base_ref}"))
                 continue
             if repo.git("ls-tree", base_commit, "--", knob.write.file).startswith(SYMLINK_MODE):
-                # A link may lead out of the checkout; the writer refuses that (farm/knobs.py), too late to help.
+                # A link may lead out of the checkout: the writer would refuse it (farm/knobs.py), as a crash of
+                # every experiment of the strategy.
                 problems.append(config.problem(where, f"{knob.write.file} is a symbolic link in "
                                                       f"{config.target.base_ref}; give the path of the file itself"))
                 continue
