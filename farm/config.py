@@ -16,10 +16,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from farm.errors import ConfigError
+from farm.processes import TAG_VARIABLE
 from stats.sequential import default_schedule, validate_schedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # safe in branch names and paths
 MAX_KNOB_SETTINGS = 5000  # combinations of a grid; more is a random search
+# A knob value is one line of text. A line break in it would add lines to the env file (`LD_PRELOAD=...`, run by
+# the reference arm of every experiment on top of a landed setting) or to a knob's file; a NUL ends a C string.
+# Every line break of str.splitlines, not only \n and \r: no reader of the value may see two lines.
+KNOB_VALUE_FORBIDDEN = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029\0"
+# Variables farm/runner.py sets for every phase: PATH (the farm's Python first) and PYTHONDONTWRITEBYTECODE before
+# the env file's variables, which would replace them; the CPU pinning (OMP_*) and the process tag after them. A
+# knob cannot set these, and read_env_file skips their lines: what the farm sets stays the farm's.
+FARM_VARIABLES = frozenset({"PATH", "PYTHONDONTWRITEBYTECODE", "OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
+                            TAG_VARIABLE})
 
 # The regex protocol's default: `name: number [unit]` on a line of its own (`kde: 0.123 s`, `gridsearch: 12ms`).
 # The value must be a real number and the unit letters only (or `%`, `ops/s`), so that benchmark outputs'
@@ -149,8 +159,7 @@ class PhasesConfig(Model):
     @field_validator("env_file")
     @classmethod
     def _inside(cls, path):
-        parts = pathlib.PurePosixPath(path).parts
-        if not path or path.startswith("/") or ".." in parts or path.endswith("/"):
+        if not is_checkout_file(path):
             raise ValueError("give a file path relative to the checkout's top, inside it (e.g. .farm-env)")
         return path
 
@@ -303,14 +312,40 @@ class RefsConfig(Model):
         return self
 
 
+def is_checkout_file(path: str) -> bool:
+    """Whether `path` names a file inside a checkout, relative to its top: not absolute, no `..`, not in `.git`.
+    (Symbolic links are the writer's to refuse: see farm/knobs.py.)"""
+    parts = pathlib.PurePosixPath(path).parts
+    return bool(path) and not path.startswith("/") and not path.endswith("/") and ".." not in parts \
+        and ".git" not in parts
+
+
+def knob_value_problem(value: str) -> str | None:
+    """Why `value` cannot be a knob's value (a line break or a NUL in it), or None."""
+    if any(character in KNOB_VALUE_FORBIDDEN for character in value):
+        return f"the value {value!r} holds a line break or NUL; a knob value is one line of text"
+    return None
+
+
 class KnobWrite(Model):
-    file: str | None = Field(None, description="A file in the repository (relative to its top), with `pattern`.")
+    file: str | None = Field(None, description="A file in the repository (relative to its top, inside it: no `..`, "
+                                                "nothing under .git, no link out of it), with `pattern`.")
     pattern: str | None = Field(None, description="For `file`: a regular expression with one group, the value's "
                                                   "place in the file's first match (multi-line mode: ^ and $ match "
                                                   "at each line).")
-    env: str | None = Field(None, description="An environment variable of every phase, written to phases.env_file.")
+    env: str | None = Field(None, description="An environment variable of every phase, written to phases.env_file "
+                                              "(not one the farm sets: PATH, PYTHONDONTWRITEBYTECODE, OMP_NUM_THREADS, "
+                                              "OMP_PLACES, OMP_PROC_BIND).")
     flags: str | None = Field(None, description="A variable of compiler flags (e.g. CXXFLAGS) in phases.env_file: "
                                                 "the values of every knob writing it, joined by spaces.")
+
+    @field_validator("file")
+    @classmethod
+    def _in_checkout(cls, path):
+        if path is not None and not is_checkout_file(path):
+            raise ValueError(f"{path!r} is not a file inside the checkout; give a path relative to its top, without "
+                             f"`..` or `.git`")
+        return path
 
     @model_validator(mode="after")
     def _one_place(self):
@@ -328,6 +363,9 @@ class KnobWrite(Model):
         for name in (self.env, self.flags):
             if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise ValueError(f"{name!r} is not an environment variable name")
+            if name in FARM_VARIABLES:
+                raise ValueError(f"the farm sets {name} for every phase (its Python, the CPU pinning); a knob "
+                                 f"cannot")
         return self
 
 
@@ -345,9 +383,19 @@ class KnobRange(Model):
 
 class KnobParam(Model):
     name: str = Field(pattern=NAME_PATTERN, description="The knob's name (shown in hypothesis texts).")
-    values: list[str | int | float] | None = Field(None, description="The values to try.")
+    values: list[str | int | float] | None = Field(None, description="The values to try (each one line of text: "
+                                                                      "no line break, no NUL).")
     range: KnobRange | None = Field(None, description="Or a range of numbers.")
     write: KnobWrite = Field(description="Where the value is written.")
+
+    @field_validator("values")
+    @classmethod
+    def _one_line_each(cls, values):
+        for value in values or []:
+            problem = knob_value_problem(str(value))
+            if problem:
+                raise ValueError(problem)
+        return values
 
     @model_validator(mode="after")
     def _values(self):

@@ -4,6 +4,11 @@ A knob is written to a file of the repository (a regular expression's group repl
 environment variable, or to a variable of compiler flags. Variables go to the checkout's env file
 (phases.env_file, `NAME=value` lines), which every phase of that checkout runs with: the setting is part of
 the commit, so a landed setting stays set for everything measured on top of it.
+
+What a knob writes stays inside the checkout and on one line. The config refuses a knob file outside it (absolute,
+`..`, under .git) and a value with a line break or NUL (farm/config.py); `write` checks both again on the
+checkout itself, since a hypothesis may come back from a stored campaign (`--resume`) and a file's path may run
+through a symbolic link: the real path must be inside the checkout.
 """
 from __future__ import annotations
 
@@ -12,13 +17,14 @@ import pathlib
 import random
 import re
 
-from farm.config import KnobsConfig
+from farm.config import FARM_VARIABLES, KnobsConfig, knob_value_problem
 
 Setting = tuple[tuple[str, str], ...]  # (knob name, value) for every knob, in the config's order
 
 
 class KnobError(Exception):
-    """A knob cannot be written into this checkout (its file or pattern is not there)."""
+    """A knob cannot be written into this checkout (its file or pattern is not there, its file is outside the
+    checkout, its value is not one line)."""
 
 
 def settings(knobs: KnobsConfig) -> list[Setting]:
@@ -48,12 +54,25 @@ def describe(setting: Setting) -> str:
 
 
 def read_env_file(path: pathlib.Path) -> dict[str, str]:
-    """`NAME=value` lines (blank lines and `#` comments skipped); {} when the file does not exist."""
+    """The variables of `NAME=value` lines; {} when the file does not exist.
+
+    One line defines at most one variable, and nothing inside a value starts another: lines end at a line feed
+    only (a carriage return before it is dropped), not at the other breaks str.splitlines knows (vertical tab,
+    U+0085, U+2028, ...). Skipped: blank lines, `#` comments, lines without `=`, names that are not variable
+    names (`export X=1`), values with a NUL (no process can get one), and the variables the farm sets for every
+    phase (config.FARM_VARIABLES: PATH, the CPU pinning, the process tag). A later line for a name wins."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    return dict(filter(None, map(_variable, text.splitlines())))
+    variables = (_variable(line) for line in _lines(text))
+    return {name: value for name, value in filter(None, variables)
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name not in FARM_VARIABLES and "\0" not in value}
+
+
+def _lines(text: str) -> list[str]:
+    """The env file's lines, as read_env_file reads them (see there)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _variable(line: str) -> tuple[str, str] | None:
@@ -64,8 +83,18 @@ def _variable(line: str) -> tuple[str, str] | None:
 
 
 def write(worktree: pathlib.Path, knobs: KnobsConfig, setting: Setting, env_file: str) -> None:
-    """Write one setting into the checkout. Raises KnobError when a file or its pattern is missing."""
+    """Write one setting into the checkout. Raises KnobError (one line) when a file or its pattern is missing,
+    a file (or the env file) is not inside the checkout, or a value holds a line break or NUL (these two are
+    checked before anything is written)."""
     values = dict(setting)
+    for name, value in setting:
+        problem = knob_value_problem(value)
+        if problem:
+            raise KnobError(f"knob {name}: {problem}")
+    env_path = _inside(worktree, env_file, "the env file")
+    for param in knobs.params:
+        if param.write.file is not None:
+            _inside(worktree, param.write.file, f"knob {param.name}")
     variables: dict[str, list[str]] = {}
     for param in knobs.params:
         value, place = values[param.name], param.write
@@ -76,13 +105,26 @@ def write(worktree: pathlib.Path, knobs: KnobsConfig, setting: Setting, env_file
         else:
             variables.setdefault(place.flags, []).extend([value] if value else [])
     if variables:
-        _set_variables(worktree / env_file, {name: " ".join(parts) for name, parts in variables.items()})
+        _set_variables(env_path, {name: " ".join(parts) for name, parts in variables.items()})
+
+
+def _inside(worktree: pathlib.Path, relative: str, what: str) -> pathlib.Path:
+    """The real path of `relative` in the worktree (symbolic links followed, `..` resolved); KnobError if it is
+    not inside the worktree."""
+    top = worktree.resolve()
+    real = (top / relative).resolve()
+    if not real.is_relative_to(top):
+        raise KnobError(f"{what}: {relative} leads outside the checkout (to {real}); refused")
+    return real
 
 
 def _set_variables(path: pathlib.Path, variables: dict[str, str]) -> None:
     """Set these variables in the env file: their lines replaced, new ones appended, every other line kept."""
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else [
-        "# Written by autoresearch-farm's knob search: the phases run with these variables."]
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        lines = _lines(text.removesuffix("\n")) if text else []
+    else:
+        lines = ["# Written by autoresearch-farm's knob search: the phases run with these variables."]
     left = dict(variables)
     for number, line in enumerate(lines):
         variable = _variable(line)

@@ -4,7 +4,8 @@ The coordinator runs it whenever a strategy with a `planner` has no hypothesis l
 yet proposed `max_hypotheses`), in a thread, so experiments go on meanwhile. It runs in the campaign file's
 directory (not in the target repository), its output and files in <workdir>/logs/planner/<strategy>/, with:
 
-    FARM_MEMORY_FILE     the strategy memory (farm/memory.py): best so far, what was tried, exhausted categories
+    FARM_MEMORY_FILE     the strategy memory (farm/memory.py): best so far, what was tried, exhausted categories;
+                         earlier agents' notes fenced as data (farm/fences.py)
     FARM_PLANNER_COUNT   N, how many hypotheses to print
     FARM_TAKEN_IDS_FILE  the hypothesis ids already used in the campaign, one per line (a new id must differ)
     FARM_REPO, FARM_TIP  the target repository and the integration tip's commit, to read (not to change)

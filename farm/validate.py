@@ -19,6 +19,8 @@ from farm.target import inspect_target
 from scheduler.cpusets import allocate_cpu_sets  # no Ray: cpusets only reads this process's affinity
 from worktrees import WorktreeError
 
+SYMLINK_MODE = "120000 "  # git's mode of a symbolic link, as `git ls-tree` prints it
+
 
 @dataclass(frozen=True)
 class CheckedCampaign:
@@ -117,6 +119,12 @@ def _knob_files(config: CampaignConfig, repo, base_commit: str) -> list[str]:
                 text = repo.git("show", f"{base_commit}:{knob.write.file}")
             except WorktreeError:
                 problems.append(config.problem(where, f"no file {knob.write.file} in {config.target.base_ref}"))
+                continue
+            if repo.git("ls-tree", base_commit, "--", knob.write.file).startswith(SYMLINK_MODE):
+                # A link may lead out of the checkout: the writer would refuse it (farm/knobs.py), as a crash of
+                # every experiment of the strategy.
+                problems.append(config.problem(where, f"{knob.write.file} is a symbolic link in "
+                                                      f"{config.target.base_ref}; give the path of the file itself"))
                 continue
             if knobs.value_place(knob.write.pattern, text) is None:
                 problems.append(config.problem(where, f"the pattern matches nothing in {knob.write.file} of "

@@ -173,6 +173,18 @@ CONFIG_CASES = [
         {"name": "a", "range": {"min": 1, "max": 100, "step": 1}, "write": {"env": "A"}},
         {"name": "b", "range": {"min": 1, "max": 100, "step": 1}, "write": {"env": "B"}}]}}},
      "strategies.0.knobs: Value error, the grid has 10000 combinations"),
+    ("knob file outside the checkout", {"strategies.0": {"name": "k", "knobs": {"params": [
+        {"name": "n", "values": [1], "write": {"file": "../ref/prog.py", "pattern": "N = (\\d+)"}}]}}},
+     "strategies.0.knobs.params.0.write.file: Value error, '../ref/prog.py' is not a file inside the checkout"),
+    ("knob file absolute", {"strategies.0": {"name": "k", "knobs": {"params": [
+        {"name": "n", "values": [1], "write": {"file": "/etc/hosts", "pattern": "(x)"}}]}}},
+     "strategies.0.knobs.params.0.write.file: Value error, '/etc/hosts' is not a file inside the checkout"),
+    ("knob value with a newline", {"strategies.0": {"name": "k", "knobs": {"params": [
+        {"name": "opt", "values": ["-O2", "-O3\nLD_PRELOAD=/tmp/evil.so"], "write": {"flags": "CXXFLAGS"}}]}}},
+     "strategies.0.knobs.params.0.values: Value error, the value '-O3\\nLD_PRELOAD=/tmp/evil.so' holds a line break"),
+    ("knob setting a variable of the farm", {"strategies.0": {"name": "k", "knobs": {"params": [
+        {"name": "path", "values": ["/tmp/bin"], "write": {"env": "PATH"}}]}}},
+     "strategies.0.knobs.params.0.write: Value error, the farm sets PATH for every phase"),
     ("refs with patches", {"strategies.0.refs": {"commits": ["HEAD"]}},
      "strategies.0: Value error, a `refs` strategy has no other hypotheses"),
     ("refs without a source", {"strategies.0": {"name": "r", "refs": {"category": "x"}}},

@@ -1,10 +1,14 @@
 """Knob settings: the grid and the seeded random draw, and how each kind of knob is written into a checkout."""
+import pathlib
 import re
+import sys
 
 import pytest
 
 from farm import knobs
-from farm.config import KnobsConfig
+from farm.config import FARM_VARIABLES, KnobsConfig
+from farm.processes import TAG_VARIABLE
+from farm.runner import Pinning, run_command
 
 
 def config(**fields) -> KnobsConfig:
@@ -110,3 +114,102 @@ def test_close_range_values_stay_distinct():
     knob = KnobsConfig(params=[{"name": "x", "range": {"min": 1000000, "max": 1000001, "step": 0.5},
                                 "write": {"env": "X"}}]).params[0]
     assert knob.choices() == ["1000000", "1000000.5", "1000001"]
+
+
+# -- what a knob writes stays inside the checkout and on one line (issue 19) --
+
+INJECTED = "-O3\nLD_PRELOAD=/tmp/evil.so"  # a value that would add a line, and a variable, to the env file
+
+
+def with_unchecked_file(knobs_config: KnobsConfig, index: int, file: str) -> KnobsConfig:
+    """The config with knob `index` writing `file`, not validated (model_copy does not): as if it got past the
+    config's checks."""
+    param = knobs_config.params[index]
+    params = list(knobs_config.params)
+    params[index] = param.model_copy(update={"write": param.write.model_copy(update={"file": file})})
+    return knobs_config.model_copy(update={"params": params})
+
+
+@pytest.mark.parametrize("write, words", [
+    ({"file": "/etc/hosts", "pattern": "(x)"}, "'/etc/hosts' is not a file inside the checkout"),
+    ({"file": "../ref/prog.py", "pattern": "(x)"}, "'../ref/prog.py' is not a file inside the checkout"),
+    ({"file": "src/../../x.h", "pattern": "(x)"}, "is not a file inside the checkout"),
+    ({"file": ".git/config", "pattern": "(x)"}, "is not a file inside the checkout"),
+    ({"env": "PATH"}, "the farm sets PATH for every phase"),
+    ({"flags": "OMP_NUM_THREADS"}, "the farm sets OMP_NUM_THREADS for every phase"),
+])
+def test_a_knob_writing_outside_the_checkout_or_a_variable_of_the_farm_is_refused(write, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        KnobsConfig(params=[{"name": "x", "values": ["1"], "write": write}])
+
+
+@pytest.mark.parametrize("value", [INJECTED, "-O3\rLD_PRELOAD=x", "-O3\0", "-O3\u2028LD_PRELOAD=x", "-O3\x85x"])
+def test_a_knob_value_that_is_not_one_line_is_refused_by_the_config(value):
+    with pytest.raises(ValueError, match="holds a line break or NUL; a knob value is one line of text"):
+        KnobsConfig(params=[{"name": "x", "values": ["-O2", value], "write": {"flags": "CXXFLAGS"}}])
+
+
+def test_a_value_with_a_line_break_is_refused_at_write_time_and_nothing_is_written(tmp_path):
+    # A setting that got past the config (say, restored from a stored campaign): the writer checks it again.
+    (tmp_path / "knobs.cmake").write_text('set(OPT "-O3")\n')
+    (tmp_path / ".farm-env").write_text("BLOCK=8\n")
+    setting = (("opt", "-O2"), ("block", "16"), ("arch", INJECTED), ("math", "-ffast-math"))
+    with pytest.raises(knobs.KnobError) as error:
+        knobs.write(tmp_path, config(), setting, ".farm-env")
+    assert str(error.value) == ("knob arch: the value '-O3\\nLD_PRELOAD=/tmp/evil.so' holds a line break or NUL; "
+                                "a knob value is one line of text")
+    assert (tmp_path / "knobs.cmake").read_text() == 'set(OPT "-O3")\n'
+    assert (tmp_path / ".farm-env").read_text() == "BLOCK=8\n"
+
+
+def test_a_knob_file_or_env_file_linked_out_of_the_checkout_is_refused_at_write_time(tmp_path):
+    checkout, outside = tmp_path / "cand", tmp_path / "outside"
+    checkout.mkdir()
+    outside.mkdir()
+    (outside / "prog.py").write_text('set(OPT "-O3")\n')
+    (checkout / "knobs.cmake").symlink_to(outside / "prog.py")
+    setting = knobs.settings(config())[0]
+    with pytest.raises(knobs.KnobError, match=r"^knob opt: knobs.cmake leads outside the checkout \(to .*/outside/"
+                                              r"prog.py\); refused$"):
+        knobs.write(checkout, config(), setting, ".farm-env")
+    assert (outside / "prog.py").read_text() == 'set(OPT "-O3")\n'
+    # The env file through a link, and a file knob whose `..` slipped past the config (not validated here).
+    (checkout / "knobs.cmake").unlink()
+    (checkout / "knobs.cmake").write_text('set(OPT "-O3")\n')
+    (checkout / ".farm-env").symlink_to(outside / "env")
+    with pytest.raises(knobs.KnobError, match="^the env file: .farm-env leads outside the checkout"):
+        knobs.write(checkout, config(), setting, ".farm-env")
+    (checkout / ".farm-env").unlink()
+    escaping = with_unchecked_file(config(), 0, "../outside/prog.py")
+    with pytest.raises(knobs.KnobError, match=r"^knob opt: \.\./outside/prog.py leads outside the checkout"):
+        knobs.write(checkout, escaping, setting, ".farm-env")
+    assert sorted(p.name for p in outside.iterdir()) == ["prog.py"]
+    assert (outside / "prog.py").read_text() == 'set(OPT "-O3")\n' and not (checkout / ".farm-env").exists()
+
+
+def test_a_link_that_stays_inside_the_checkout_is_written_through(tmp_path):
+    (tmp_path / "cmake").mkdir()
+    (tmp_path / "cmake" / "knobs.cmake").write_text('set(OPT "-O3")\n')
+    (tmp_path / "knobs.cmake").symlink_to("cmake/knobs.cmake")
+    knobs.write(tmp_path, config(), knobs.settings(config())[0], ".farm-env")
+    assert (tmp_path / "cmake" / "knobs.cmake").read_text() == 'set(OPT "-O2")\n'
+
+
+def test_an_env_file_line_defines_one_variable_and_never_one_the_farm_sets(tmp_path):
+    (tmp_path / "env").write_text("A=1\u2028LD_PRELOAD=/tmp/evil.so\nB=2\x85C=3\nD=4\x0bE=5\r\nF=6\r\n"
+                                  "PATH=/tmp/evil\nOMP_NUM_THREADS=64\nAUTORESEARCH_FARM_TAG=x\n"
+                                  "export G=7\nH I=8\nJ=a\0b\n")
+    assert knobs.read_env_file(tmp_path / "env") == {"A": "1\u2028LD_PRELOAD=/tmp/evil.so", "B": "2\x85C=3",
+                                                     "D": "4\x0bE=5", "F": "6"}
+
+
+def test_a_phase_runs_with_the_farms_own_variables_whatever_the_env_file_says(tmp_path):
+    (tmp_path / ".farm-env").write_text("PATH=/nowhere\nPYTHONDONTWRITEBYTECODE=\nOMP_NUM_THREADS=64\n"
+                                        "AUTORESEARCH_FARM_TAG=farm:stolen\nBLOCK=32\n")
+    result = run_command("bench", 'echo "$PATH|$PYTHONDONTWRITEBYTECODE|$OMP_NUM_THREADS|$AUTORESEARCH_FARM_TAG|'
+                                  '$BLOCK"', tmp_path, 30, Pinning((0,)),
+                         env=knobs.read_env_file(tmp_path / ".farm-env"))
+    path, bytecode, threads, tag, block = result.stdout.strip().split("|")
+    assert path.split(":")[0] == str(pathlib.Path(sys.executable).parent) and "/nowhere" not in path
+    assert (bytecode, threads, block) == ("1", "1", "32") and not tag.startswith("farm:stolen")
+    assert set(FARM_VARIABLES) >= {*Pinning((0,)).environment(), TAG_VARIABLE, "PATH", "PYTHONDONTWRITEBYTECODE"}
