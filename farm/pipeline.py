@@ -264,7 +264,7 @@ class ExperimentPipeline:
         """A kept agent change that conflicts with the tip goes back to its agent once: the agent gets git's
         message and the kept diff (as data) and makes the change again on the tip. It is then checked and
         measured against the tip like any candidate."""
-        kept_diff = cand.git("diff", a.pick_base, a.pick_tip)
+        kept_diff = cand.git("diff", "--no-ext-diff", "--no-textconv", a.pick_base, a.pick_tip)
         self.send_event(a.experiment_id, "agent", "the kept change conflicts with the tip: its agent makes it again")
         self._run_agent(cand, a, state, attempt=0, conflict=(conflict, kept_diff))
         state["rebased"] = True

@@ -101,7 +101,7 @@ class Slot:
         """Paths that differ from HEAD, tracked or new (ignored files excluded), as they are: NUL-separated
         output, never git's quoting of unusual names (`"harness/\\303\\251.txt"` is not under harness/)."""
         self.git("add", "--all")
-        return split_nul(self.git("diff", "--cached", "--name-only", "--no-renames", "-z"))
+        return split_nul(self.git("diff", "--cached", "--name-only", "--no-renames", "--no-ext-diff", "-z"))
 
     def take_tree(self, tree: str) -> None:
         """Make the index and work tree those of `tree` (a change read from an agent's scratch checkout):

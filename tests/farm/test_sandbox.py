@@ -1,11 +1,15 @@
 """The sandboxes of farm/sandbox.py with real bubblewrap: what an agent and a phase can write, and that nothing
 they start outlives them, `env -i` included (it drops the farm's tag, so the tag sweep alone misses it)."""
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from farm import sandbox
+from farm.cli import main
 from farm.errors import PhaseError
 from farm.runner import run_command
 from tests.marked import kill_marked, marked_pids, new_marker
+from tests.scheduler.tiny_repo import config_dict, make_repo
 
 
 def test_bubblewrap_runs_here():  # .ci/run installs it; every other test here needs it
@@ -95,3 +99,22 @@ def test_env_i_escapes_the_tag_sweep_without_a_sandbox(tmp_path):
         assert marked_pids(marker) != []
     finally:
         kill_marked(marker)
+
+
+def test_where_bubblewrap_cannot_run_agents_are_refused_unless_the_campaign_says_sandbox_none(tmp_path, monkeypatch):
+    repo = make_repo(tmp_path / "repo")
+    data = config_dict(repo, [])
+    data["strategies"] = [{"name": "a", "agent": "command", "command": {"command": "true"},
+                           "hypotheses": [{"id": "h", "text": "t"}]}]
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bubblewrap (bwrap) is not installed: apt-get install "
+                                                          "bubblewrap (or set `sandbox: none`, unsafe)")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(main, ["validate", str(path), "--workdir", str(tmp_path / "work")])
+    assert result.exit_code == 2
+    assert f"{path}: sandbox: agents run in a sandbox, but bubblewrap (bwrap) is not installed" in result.output
+    path.write_text(yaml.safe_dump({**data, "sandbox": "none"}))
+    result = CliRunner().invoke(main, ["validate", str(path), "--workdir", str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output
+    doctor = CliRunner().invoke(main, ["doctor"])
+    assert "warn" in doctor.output and "bubblewrap (bwrap) is not installed" in doctor.output
