@@ -1,0 +1,72 @@
+"""The pipeline's slot checks without Ray (farm/pipeline.py with real git, real phases, real bubblewrap): a
+reference checkout found changed before a benchmark run is rebuilt and its block run again; a candidate found
+changed is `tampered` and nothing of it is measured after."""
+import os
+import pathlib
+
+from farm.config import CampaignConfig
+from farm.measurement_lock import MeasurementLock
+from farm.node_state import PhaseBoard
+from farm.pipeline import ExperimentPipeline
+from farm.records import Assignment, Hypothesis, Kind, Status
+from farm.runner import Pinning
+from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
+from worktrees import SlotPool, TargetRepo
+
+
+def _pipeline(tmp_path: pathlib.Path, repo: pathlib.Path, on_block):
+    data = config_dict(repo, [], workers={"count": 1})
+    data["strategies"] = [{"name": "s", "hypotheses": [{"id": "h", "patch": str(tmp_path / "h.patch")}]}]
+    config = CampaignConfig(**data)
+    work = tmp_path / "work"
+    events = []
+    pipeline = ExperimentPipeline(config, SlotPool(TargetRepo(repo), work / "workers" / "w0"),
+                                  Pinning((max(os.sched_getaffinity(0)),)), "w0", work / "logs",
+                                  MeasurementLock(None), PhaseBoard(work / "workers", "tiny", "w0"), on_block,
+                                  lambda exp, kind, message: events.append((kind, message)))
+    return pipeline, events
+
+
+def _assignment(repo: pathlib.Path, patch: pathlib.Path) -> Assignment:
+    hypothesis = Hypothesis(id="h", strategy="s", category="c", text="t", agent="patch", patch=patch.read_text())
+    return Assignment("tiny-0001", "tiny", Kind.SCREEN, hypothesis, TargetRepo(repo).resolve("main"),
+                      "farm/tiny/tiny-0001")
+
+
+def test_a_changed_reference_is_rebuilt_and_its_block_run_again(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    patch = make_patch(repo, tmp_path / "h.patch", "N = 400000", "N = 390000")
+    blocks = []
+
+    def on_block(block, samples):
+        blocks.append(block.block)
+        if len(blocks) == 1:  # after the first block something writes into the reference checkout
+            (tmp_path / "work" / "workers" / "w0" / "ref" / "statistics.pyc").write_bytes(b"shadow")
+
+    pipeline, events = _pipeline(tmp_path, repo, on_block)
+    result = pipeline.run(_assignment(repo, patch))
+    assert result.status in (Status.KEEP, Status.DISCARD), result.reason
+    assert blocks == list(range(result.blocks))  # the discarded block is not sent: block 1 once, after the rebuild
+    assert any(kind == "tampered" and "ref checkout before benchmark block 2" in message and "statistics.pyc" in
+               message for kind, message in events), events
+    assert any("the reference checkout is rebuilt from scratch" in message for _, message in events)
+    assert not (tmp_path / "work" / "workers" / "w0" / "ref" / "statistics.pyc").exists()
+
+
+def test_a_changed_candidate_is_tampered_and_measured_no_further(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    patch = make_patch(repo, tmp_path / "h.patch", "N = 400000", "N = 390000")
+    blocks = []
+
+    def on_block(block, samples):
+        blocks.append(block.block)
+        (tmp_path / "work" / "workers" / "w0" / "cand" / "prog.py").write_text(
+            "print('{\"name\": \"loop\", \"value\": 0.0001}')\n")
+
+    pipeline, events = _pipeline(tmp_path, repo, on_block)
+    result = pipeline.run(_assignment(repo, patch))
+    assert result.status is Status.TAMPERED
+    assert result.reason.startswith("the cand checkout is not its commit before benchmark block 2: prog.py "
+                                    "differ(s) from the commit")
+    assert blocks == [0]
+    assert not (tmp_path / "work" / "workers" / "w0" / "cand").exists()  # made afresh for the next experiment
