@@ -333,7 +333,8 @@ class ExperimentPipeline:
         if problem:
             raise Outcome(Status.CRASH, f"the agent cannot be sandboxed: {problem}")
         return sandbox.agent_sandbox(self.farm_dirs, (self.slots.repo.git_dir() / "objects", *shown), writable,
-                                     [*agents.state_dirs(agent), *settings.state_dirs], settings.network)
+                                     [*agents.state_dirs(agent), *settings.state_dirs], settings.network,
+                                     [self.config.resolve(".")])
 
     def _apply_text(self, cand: Slot, patch_text: str) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".patch", delete=False) as handle:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import functools
 import os
+import pathlib
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -62,6 +64,7 @@ class Sandbox:
     writable: tuple[str, ...] = ()  # writable (inside a hidden or read-only directory)
     optional_writable: tuple[str, ...] = ()  # writable where they exist (an agent's declared state directories)
     private_tmp: bool = False
+    tmp_visible: tuple[str, ...] = ()  # under /tmp, shown read-only in the private /tmp (the farm's Python, ...)
     network: bool = True
 
     def argv(self) -> list[str]:
@@ -73,6 +76,8 @@ class Sandbox:
         argv += ["--proc", "/proc"]
         if self.private_tmp:
             argv += ["--tmpfs", "/tmp"]
+            for path in self.tmp_visible:  # before the hidden directories, which may lie inside them
+                argv += ["--ro-bind", path, path]
         for path in self.hidden:
             argv += ["--tmpfs", path]
         for path in self.readonly:
@@ -89,12 +94,21 @@ class Sandbox:
 
 
 def agent_sandbox(farm_dirs: Iterable[os.PathLike | str], shown: Iterable[os.PathLike | str],
-                  writable: Iterable[os.PathLike | str], state_dirs: Iterable[str], network: bool) -> Sandbox:
+                  writable: Iterable[os.PathLike | str], state_dirs: Iterable[str], network: bool,
+                  visible: Iterable[os.PathLike | str] = ()) -> Sandbox:
     """An agent's sandbox: `farm_dirs` hidden, `shown` (inside them) read-only again, `writable` writable (they
-    must exist), `state_dirs` (~ expanded) writable where they exist."""
+    must exist), `state_dirs` (~ expanded) writable where they exist. Its /tmp is its own, but for what lies
+    there and the agent needs: the farm's Python and code, and `visible` (the campaign file's directory, where
+    a relative agent command points; a planner's files), read-only."""
     state = tuple(os.path.realpath(os.path.expanduser(d)) for d in state_dirs)
-    return Sandbox(root_writable=False, hidden=tuple(_existing(farm_dirs)), readonly=tuple(_existing(shown)),
-                   writable=tuple(_existing(writable)), optional_writable=state, private_tmp=True, network=network)
+    hidden = _existing(farm_dirs)
+    hidden = [path for path in hidden if not any(path.startswith(outer + os.sep) for outer in hidden)]
+    under_tmp = [path for path in _existing([sys.prefix, sys.base_prefix, pathlib.Path(__file__).parents[1],
+                                             *visible]) if path.startswith("/tmp/")]
+    visible = [path for path in under_tmp if not any(path.startswith(outer + os.sep) for outer in under_tmp)]
+    return Sandbox(root_writable=False, hidden=tuple(hidden), readonly=tuple(_existing(shown)),
+                   writable=tuple(_existing(writable)), optional_writable=state, private_tmp=True,
+                   tmp_visible=tuple(visible), network=network)
 
 
 def phase_sandbox(farm_dirs: Iterable[os.PathLike | str], checkout: os.PathLike | str) -> Sandbox:
