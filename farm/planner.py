@@ -10,6 +10,8 @@ directory (not in the target repository), its output and files in <workdir>/logs
     FARM_TAKEN_IDS_FILE  the hypothesis ids already used in the campaign, one per line (a new id must differ)
     FARM_REPO, FARM_TIP  the target repository and the integration tip's commit, to read (not to change)
     FARM_CAMPAIGN, FARM_STRATEGY
+    FARM_STATE_DIR       a directory of its own, kept across calls: the only place it may write (it runs in the
+                         sandbox of an agent, farm/sandbox.py: everything else is read-only)
 
 and prints up to N lines, each one JSON object: {"id": "...", "category": "...", "text": "..."} (category
 optional). Each hypothesis goes to the strategy's coding agent like a listed one. A line that is not such an
@@ -103,7 +105,10 @@ def _run(strategy: StrategyConfig, campaign: str, memory: str, taken: set[str], 
     memory_file.write_text(memory)
     taken_file = directory / f"taken-{call}.txt"
     taken_file.write_text("".join(f"{i}\n" for i in sorted(taken)))
+    state_dir = directory / "state"
+    state_dir.mkdir(exist_ok=True)
     environment = {"FARM_MEMORY_FILE": str(memory_file), "FARM_PLANNER_COUNT": str(planner.batch),
+                   "FARM_STATE_DIR": str(state_dir),
                    "FARM_TAKEN_IDS_FILE": str(taken_file), "FARM_REPO": str(repo), "FARM_TIP": tip,
                    "FARM_CAMPAIGN": campaign, "FARM_STRATEGY": strategy.name}
     try:

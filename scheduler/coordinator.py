@@ -239,13 +239,13 @@ class Coordinator:
 
     def _planner_sandbox(self, command: str, directory: pathlib.Path) -> sandbox.Sandbox | None:
         """A planner runs like an agent: the filesystem read-only (it reads the repository and its files in
-        `directory`), a private /tmp and PID namespace, writable only its CLI's state directories. None with
-        `sandbox: none`."""
+        `directory`), a private /tmp and PID namespace, writable only its own `state` directory there and its
+        CLI's state directories. None with `sandbox: none`."""
         settings = self.config.sandbox
         if settings.mode == "none":
             return None
         state = [*agents.state_dirs_of_program(agents.program_of(command)), *settings.state_dirs]
-        return sandbox.agent_sandbox([], [], [], state, settings.network,
+        return sandbox.agent_sandbox([], [], [directory / "state"], state, settings.network,
                                      [self.config.resolve("."), self.repo.path, directory])
 
     def _planner_tag(self) -> str:
@@ -331,7 +331,7 @@ class Coordinator:
         call = self.campaign.planners[strategy]["calls"] + 1
         self.progress.say(f"planner of {strategy}: call {call}, asking for {config.planner.batch} hypotheses")
         directory = self.workdir / "logs" / "planner" / strategy
-        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "state").mkdir(parents=True, exist_ok=True)
         future = self.planner_thread.submit(
             run_planner, config, self.name, self._memory(strategy)[0], set(self.campaign.hypotheses.by_id),
             self.config.resolve("."), directory, call, self.repo.path,

@@ -84,7 +84,7 @@ KNOB_PROG = textwrap.dedent('''\
 
 PLANNER = textwrap.dedent('''\
     import json, os, pathlib
-    calls = pathlib.Path("calls")
+    calls = pathlib.Path(os.environ["FARM_STATE_DIR"], "calls")  # its cwd is read-only in its sandbox
     call = int(calls.read_text()) + 1 if calls.exists() else 1
     calls.write_text(str(call))
     assert "# Strategy memory" in pathlib.Path(os.environ["FARM_MEMORY_FILE"]).read_text()
