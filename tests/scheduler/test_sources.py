@@ -150,7 +150,8 @@ def test_a_knob_search_lands_the_best_setting_and_a_planner_feeds_its_agent(loca
     rejected = [m for (m,) in con.execute("SELECT message FROM events WHERE kind = 'planner_rejected'").fetchall()]
     assert len(rejected) == 2 and any("not JSON" in m for m in rejected) and \
         any("id 'p1' is taken" in m for m in rejected)
-    assert (tmp_path / "work" / "logs" / "planner" / "plans" / "state" / "calls").read_text() == "3"  # the third call proposed nothing: the planner is done
+    calls = tmp_path / "work" / "logs" / "planner" / "plans" / "state" / "calls"
+    assert calls.read_text() == "3"  # the third call proposed nothing: the planner is done
     p1, notes = con.execute("SELECT id, agent_notes FROM experiments WHERE hypothesis_id = 'p1'").fetchone()
     assert notes == "a comment for p1; expect nothing\n"
     assert "note the loop layout" in (tmp_path / "work" / "logs" / p1 / "prompt-0.md").read_text()
