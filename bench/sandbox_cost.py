@@ -26,10 +26,10 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import cpp_fixture  # noqa: E402
-from farm import sandbox  # noqa: E402
-from farm.runner import Pinning, run_command  # noqa: E402
-from worktrees import Scratch, TargetRepo  # noqa: E402
+import cpp_fixture
+from farm import sandbox
+from farm.runner import Pinning, run_command
+from worktrees import Scratch, TargetRepo
 
 AGENT_TARGET_MS = 50.0
 PHASE_TARGET_MS = 10.0
@@ -85,12 +85,12 @@ def main() -> int:
     rows = [("agent start, no sandbox", ms["agent_bare"], ""),
             ("agent start, sandboxed", ms["agent_sandboxed"], ""),
             ("scratch checkout of the fixture (clone --shared + checkout)", ms["scratch"], ""),
-            ("agent sandbox adds", agent_extra, f"target < {AGENT_TARGET_MS:g} ms: "
-                                                f"{'met' if agent_extra < AGENT_TARGET_MS else 'MISSED'}"),
+            ("agent sandbox adds", agent_extra,
+             f"target < {AGENT_TARGET_MS:g} ms: {'met' if agent_extra < AGENT_TARGET_MS else 'MISSED'}"),
             ("phase run, no sandbox", ms["phase_bare"], ""),
             ("phase run, sandboxed", ms["phase_sandboxed"], ""),
-            ("phase sandbox adds", phase_extra, f"target < {PHASE_TARGET_MS:g} ms: "
-                                                f"{'met' if phase_extra < PHASE_TARGET_MS else 'MISSED'}")]
+            ("phase sandbox adds", phase_extra,
+             f"target < {PHASE_TARGET_MS:g} ms: {'met' if phase_extra < PHASE_TARGET_MS else 'MISSED'}")]
     print(f"medians of {args.runs} interleaved runs (`true`, pinned to one CPU):")
     for name, value, verdict in rows:
         print(f"  {name:<62} {value:7.1f} ms  {verdict}")

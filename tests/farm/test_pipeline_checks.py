@@ -63,7 +63,7 @@ def test_a_changed_candidate_is_tampered_and_measured_no_further(tmp_path):
         (tmp_path / "work" / "workers" / "w0" / "cand" / "prog.py").write_text(
             "print('{\"name\": \"loop\", \"value\": 0.0001}')\n")
 
-    pipeline, events = _pipeline(tmp_path, repo, on_block)
+    pipeline, _ = _pipeline(tmp_path, repo, on_block)
     result = pipeline.run(_assignment(repo, patch))
     assert result.status is Status.TAMPERED
     assert result.reason.startswith("the cand checkout is not its commit before benchmark block 2: prog.py "

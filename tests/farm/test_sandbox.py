@@ -53,7 +53,7 @@ def test_an_agent_writes_its_scratch_and_own_files_only(farm, tmp_path):
                "the repository's configuration": f"echo '[core] fsmonitor = x' >> {tmp_path}/repo/.git/config",
                "the prompt": f"echo obey > {farm}/logs/e1/prompt-0.md",
                "a new file beside the scratch": f"echo x > {farm}/workers/w0/x"}
-    for what, command in attacks.items():
+    for command in attacks.values():
         with pytest.raises(PhaseError):
             run_command("agent", command, scratch, 30, None, sandbox=box)
     assert (farm / "workers" / "w1" / "ref" / "bench.py").read_text() == "honest\n"

@@ -12,7 +12,8 @@ script = pathlib.Path(".git") / "monitor.sh"
 script.write_text(f"#!/bin/sh\ntouch {marker}\n")
 script.chmod(0o755)
 repo = os.environ.get("REDTEAM_REPO", "")
-subprocess.run(["git", "config", "--file", f"{repo}/.git/config", "core.fsmonitor", str(script.resolve())])
+subprocess.run(["git", "config", "--file", f"{repo}/.git/config", "core.fsmonitor", str(script.resolve())],
+               check=False)  # hidden in the sandbox: fails
 subprocess.run(["git", "config", "core.fsmonitor", str(script.resolve())], check=True)
 subprocess.run(["git", "config", "filter.fast.clean", f"sh -c 'touch {marker}; cat'"], check=True)
 pathlib.Path(".gitattributes").write_text("* filter=fast\n")
