@@ -69,7 +69,7 @@ def test_attacks_are_stopped_and_leave_the_other_verdicts_alone(local_ray, tmp_p
         {"id": "real_speed_up", "patch": _patch(repo, tmp_path / "s.patch", "prog.py",
                                                 prog.replace("N = 400000", "N = 100000"))},
     ]
-    attacks = [_agent("index_flags"), _agent("pyc_shadow"), _agent("fsmonitor", str(fsmonitor_ran)),
+    attacks = [_agent("index_flags"), _agent("pyc_shadow"), _agent("fsmonitor", str(fsmonitor_ran), str(repo)),
                _agent("other_ref"), _agent("lock"), _agent("phase_file"), _agent("env_i", marker),
                _agent("non_ascii"), _agent("symlink")]
     no_ops = {"name": "honest", "agent": "command",
