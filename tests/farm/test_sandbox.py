@@ -8,7 +8,7 @@ from farm import sandbox
 from farm.cli import main
 from farm.errors import PhaseError
 from farm.runner import run_command
-from tests.marked import kill_marked, marked_pids, new_marker
+from tests.marked import kill_marked, marked_pids, new_marker, wait_marked
 from tests.scheduler.tiny_repo import config_dict, make_repo
 
 
@@ -96,7 +96,7 @@ def test_env_i_escapes_the_tag_sweep_without_a_sandbox(tmp_path):
     marker = new_marker()
     try:
         run_command("bench", f"env -i sleep {marker}4 &", tmp_path, 30, None)
-        assert marked_pids(marker) != []
+        assert wait_marked(marker, 1) != []  # it may not have started when its command ended
     finally:
         kill_marked(marker)
 
