@@ -38,22 +38,28 @@ class Preset:
     executable: str
     command: str  # with {model} (the model option or nothing) and {max_turns}
     model_option: str  # with {model}
-    state_dirs: tuple[str, ...] = ()  # what the CLI writes outside the checkout (sessions, logs): writable in the sandbox
+    # What the CLI writes outside the checkout (sessions, settings, logs), writable in the sandbox: a directory
+    # (ending in /) is made if missing, so that a first run can write it; a file only where it exists.
+    state: tuple[str, ...] = ()
+    # Set only inside the farm's sandbox: Claude Code refuses to skip its permission prompts as root unless it is
+    # told it runs in a sandbox, which is honest only there.
+    sandboxed_env: tuple[tuple[str, str], ...] = ()
 
 
 PRESETS = {
     "claude-code": Preset("claude", 'claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns {max_turns} '
                                     "--dangerously-skip-permissions{model}", " --model {model}",
-                          ("~/.claude", "~/.claude.json")),
+                          ("~/.claude/", "~/.claude.json"), (("IS_SANDBOX", "1"),)),
     "codex": Preset("codex", 'codex exec --sandbox workspace-write --ephemeral{model} "$(cat "$FARM_PROMPT_FILE")"',
-                    " -m {model}", ("~/.codex",)),
+                    " -m {model}", ("~/.codex/",)),
     # Aider commits by default and adds its files to .gitignore: the farm commits, and the tree stays the agent's.
     "aider": Preset("aider", 'aider --yes --no-auto-commits --no-gitignore --chat-history-file '
                              '"$FARM_LOG_DIR/aider-chat.md" --input-history-file "$FARM_LOG_DIR/aider-input.txt"'
                              '{model} --message-file "$FARM_PROMPT_FILE"', " --model {model}",
-                    ("~/.aider",)),
+                    ("~/.aider/",)),
     "opencode": Preset("opencode", 'opencode run{model} "$(cat "$FARM_PROMPT_FILE")"', " -m {model}",
-                       ("~/.local/share/opencode", "~/.config/opencode", "~/.cache/opencode", "~/.local/state/opencode")),
+                       ("~/.local/share/opencode/", "~/.config/opencode/", "~/.cache/opencode/",
+                        "~/.local/state/opencode/")),
 }
 
 
@@ -67,14 +73,19 @@ def command_line(agent: CommandAgentConfig) -> str:
 
 
 def state_dirs(agent: CommandAgentConfig) -> tuple[str, ...]:
-    """The preset CLI's own state directories (writable to it in the sandbox); none for a custom command."""
-    return PRESETS[agent.preset].state_dirs if agent.preset is not None else ()
+    """The preset CLI's own state (writable in the sandbox); none for a custom command."""
+    return PRESETS[agent.preset].state if agent.preset is not None else ()
 
 
 def state_dirs_of_program(program: str) -> tuple[str, ...]:
-    """The state directories of the preset whose CLI `program` is (a planner's command line may start one)."""
+    """The state of the preset whose CLI `program` is (a planner's command line may start one)."""
     name = os.path.basename(program)
-    return next((preset.state_dirs for preset in PRESETS.values() if preset.executable == name), ())
+    return next((preset.state for preset in PRESETS.values() if preset.executable == name), ())
+
+
+def sandboxed_environment(agent: CommandAgentConfig) -> dict[str, str]:
+    """What the preset's CLI is told inside the farm's sandbox only (README, Agents)."""
+    return dict(PRESETS[agent.preset].sandboxed_env) if agent.preset is not None else {}
 
 
 def read_notes(path: pathlib.Path) -> str | None:

@@ -484,6 +484,10 @@ class CommandAgentConfig(Model):
     max_turns: int = Field(30, ge=1, description="claude-code: the turn limit of one run.")
     timeout: float = Field(1800.0, gt=0, description="Seconds before the agent's whole process tree is killed "
                                                      "(status `timeout`).")
+    preflight: bool = Field(True, description=(
+        "For a preset: `farm validate` and `farm run` first ask its CLI whether it is logged in, with the CLI's own "
+        "status command (no model call, nothing spent; farm/preflight.py), and refuse the campaign with one line "
+        "if not. false: skip the check (for a login it cannot see)."))
 
     @model_validator(mode="after")
     def _one_command(self):

@@ -300,6 +300,8 @@ class ExperimentPipeline:
         environment = agents.environment(self.scratch.path, prompt_file, notes_file, memory_file, own_dir, exp,
                                          a.hypothesis.id, attempt, self.pinning.cpus)
         box = self._agent_sandbox(agent, shown=(prompt_file, memory_file), writable=(self.scratch.path, own_dir))
+        if box is not None:
+            environment.update(agents.sandboxed_environment(agent))
         self.send_event(exp, "agent", f"running the agent{f' (rework {attempt})' if attempt else ''}")
         try:
             run_command("agent", agents.command_line(agent), self.scratch.path, agent.timeout, self.pinning,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pathlib
 from dataclasses import dataclass
 
-from farm import agents, knobs, sandbox
+from farm import agents, knobs, preflight, sandbox
 from farm.config import CampaignConfig
 from farm.errors import ConfigError, TargetError
 from farm.hypotheses import load_hypotheses
@@ -61,8 +61,9 @@ def check_campaign(config: CampaignConfig, workdir: pathlib.Path, workers: int |
         if strategy.agent == "command":
             commands[f"agent of {strategy.name}"] = agents.command_line(strategy.command)
             missing = agents.missing_executable(strategy.command, config.resolve("."))
-            if missing:
-                problems.append(config.problem(f"strategies.{index}.command", f"agent of {strategy.name}: {missing}"))
+            not_ready = missing or preflight.login_problem(strategy.command)
+            if not_ready:
+                problems.append(config.problem(f"strategies.{index}.command", f"agent of {strategy.name}: {not_ready}"))
         if strategy.planner is not None:
             commands[f"planner of {strategy.name}"] = strategy.planner.command
             missing = agents.missing_program(strategy.planner.command, config.resolve("."))

@@ -98,8 +98,14 @@ def test_presets_render_their_command_lines_and_a_missing_cli_is_a_validate_erro
     result = CliRunner().invoke(main, ["validate", str(path), "--workdir", str(tmp_path / "work")])
     assert result.exit_code == 2
     assert "strategies.0.command: agent of claude: 'claude' not found on PATH" in result.output
-    (bin_dir / "claude").write_text("#!/bin/sh\n")
+    (bin_dir / "claude").write_text("#!/bin/sh\necho '{\"loggedIn\": false}'\n")  # `claude auth status`
     (bin_dir / "claude").chmod(0o755)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    result = CliRunner().invoke(main, ["validate", str(path), "--workdir", str(tmp_path / "work")])
+    assert result.exit_code == 2
+    assert ("strategies.0.command: agent of claude: claude: not logged in: run claude once and log in, or set "
+            "ANTHROPIC_API_KEY") in result.output
+    (bin_dir / "claude").write_text("#!/bin/sh\necho '{\"loggedIn\": true}'\n")
     result = CliRunner().invoke(main, ["validate", str(path), "--workdir", str(tmp_path / "work")])
     assert result.exit_code == 0, result.output
     assert ('agent of claude: claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns 12 '
