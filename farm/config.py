@@ -484,6 +484,13 @@ class CommandAgentConfig(Model):
     max_turns: int = Field(30, ge=1, description="claude-code: the turn limit of one run.")
     timeout: float = Field(1800.0, gt=0, description="Seconds before the agent's whole process tree is killed "
                                                      "(status `timeout`).")
+    stall_timeout: float | None = Field(900.0, gt=0, description=(
+        "Seconds an agent may print nothing and change no file in its checkout before it is killed as `timeout` "
+        "with the reason \"stalled\" (a hung CLI, a login prompt nobody answers); null: only `timeout`."))
+    pause_after: int = Field(3, ge=1, description=(
+        "Agent failures (crash or timeout of the agent itself) in a row with the same cause that pause the "
+        "strategy: its remaining hypotheses are skipped, with one line and an `events` row (kind `paused`), "
+        "instead of burning its queue on a CLI that cannot work."))
     preflight: bool = Field(True, description=(
         "For a preset: `farm validate` and `farm run` first ask its CLI whether it is logged in, with the CLI's own "
         "status command (no model call, nothing spent; farm/preflight.py), and refuse the campaign with one line "

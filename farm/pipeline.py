@@ -35,7 +35,7 @@ from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
 from farm.protocol import parse_output
 from farm.records import Assignment, Block, ExperimentResult, Kind, Sample, Status
-from farm.runner import Pinning, run_command
+from farm.runner import Pinning, Stall, run_command
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
 from stats.noise import aa_log_ratios, effect_floor, robust_noise
@@ -305,7 +305,8 @@ class ExperimentPipeline:
         self.send_event(exp, "agent", f"running the agent{f' (rework {attempt})' if attempt else ''}")
         try:
             run_command("agent", agents.command_line(agent), self.scratch.path, agent.timeout, self.pinning,
-                        log_path=log_dir / f"agent-{attempt}.log", env=environment, tag=self.tag, sandbox=box)
+                        log_path=log_dir / f"agent-{attempt}.log", env=environment, tag=self.tag, sandbox=box,
+                        stall=Stall(agent.stall_timeout, self.scratch.path) if agent.stall_timeout else None)
         except PhaseTimeout as error:
             raise Outcome(Status.TIMEOUT, f"agent: {error}") from None
         except PhaseError as error:

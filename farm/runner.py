@@ -103,16 +103,54 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+@dataclass(frozen=True)
+class Stall:
+    """A command that prints nothing and changes no file under `watch` for `seconds` is stalled."""
+
+    seconds: float
+    watch: pathlib.Path
+
+
+def _activity(outputs, watch: pathlib.Path) -> tuple:
+    """What changes while a command works: its output's size, and the newest change under `watch`."""
+    newest = 0
+    for directory, _, files in os.walk(watch):
+        for name in [*files, "."]:  # a directory's own time changes when a file in it is deleted
+            try:
+                newest = max(newest, os.lstat(os.path.join(directory, name)).st_mtime_ns)
+            except OSError:
+                pass
+    return tuple(os.fstat(handle.fileno()).st_size for handle in outputs) + (newest,)
+
+
+def _watch_for_stall(proc: subprocess.Popen, stall: Stall, outputs, stalled: threading.Event, expire) -> None:
+    """Until the command ends: look every tenth of `stall.seconds` (1 to 30 s) for output or a changed file;
+    none for `stall.seconds` stalls it."""
+    interval = min(max(stall.seconds / 10, 1.0), 30.0)
+    last, quiet_since = _activity(outputs, stall.watch), time.monotonic()
+    while proc.poll() is None:
+        time.sleep(interval)
+        now = _activity(outputs, stall.watch)
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since >= stall.seconds and proc.poll() is None:
+            stalled.set()
+            expire()
+            return
+
+
 def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float, pinning: Pinning | None,
                 log_path: str | os.PathLike | None = None, env: dict[str, str] | None = None,
-                check: bool = True, tag: str | None = None, sandbox: Sandbox | None = None) -> CommandResult:
+                check: bool = True, tag: str | None = None, sandbox: Sandbox | None = None,
+                stall: Stall | None = None) -> CommandResult:
     """Run `command` with bash in `cwd`.
 
     Returns a CommandResult. Raises PhaseTimeout after `timeout` seconds (the
     process group is killed) and, if `check`, PhaseError on a non-zero exit.
     `tag` is the "<campaign>:<worker>" the command's farm tag starts with
     (DEFAULT_TAG if None); whatever carries the command's tag when it ends is killed. `sandbox`: bwrap's
-    mounts and namespaces around the command (None: none).
+    mounts and namespaces around the command (None: none). `stall`: also killed (PhaseTimeout, "stalled")
+    once it printed nothing and changed no file under `stall.watch` for `stall.seconds`.
     """
     if pinning is not None and shutil.which("taskset") is None:
         raise PhaseError(phase, "taskset not found: install util-linux to pin CPUs")
@@ -134,10 +172,15 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
         proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 start_new_session=True)
         expired = threading.Event()
+        stalled = threading.Event()
 
         def expire() -> None:
             expired.set()
             _kill_group(proc)
+
+        if stall is not None:
+            threading.Thread(target=_watch_for_stall, args=(proc, stall, (out, err), stalled, expire),
+                             daemon=True).start()
 
         # A timer kills the group at the timeout while this thread waits without polling: Popen.wait(timeout)
         # sleeps in steps of up to 50 ms and noticed each command's end 15 ms late on average.
@@ -166,6 +209,10 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
             log.write(stdout + ("\n--- stderr ---\n" + stderr if stderr.strip() else ""))
             log.write(f"\n--- exit {proc.returncode} after {seconds:.2f}s{' (timeout)' if timed_out else ''}\n\n")
     result = CommandResult(proc.returncode, stdout, stderr, seconds, proc.pid)
+    if stalled.is_set():
+        raise PhaseTimeout(phase, f"{phase} stalled: no output and no file changed for {stall.seconds:g}s "
+                                  f"(`{command}`); its process group was killed", command, None,
+                           _tail(stderr or stdout))
     if timed_out:
         raise PhaseTimeout(phase, f"{phase} timed out after {timeout:g}s (`{command}`); its process group was killed",
                            command, None,

@@ -18,6 +18,7 @@ leaves a store whose saved state matches its rows, and `restore` + `resume` cont
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -64,6 +65,8 @@ class Campaign:
         # "strategy|category" -> [discards, keeps] of its screens (a voided verdict counts nowhere)
         self.categories: dict[str, list[int]] = {}
         self.stopping = False
+        # strategy -> [cause, count]: its last agent failures in a row with the same cause (the circuit breaker)
+        self.agent_failures: dict[str, list] = {}
         self.writes: list[tuple[str, tuple]] = []  # store writes not yet sent
         # Per strategy with a planner: its calls, the hypotheses it proposed, failures in a row, and whether it
         # is done (proposed max_hypotheses, proposed nothing new, or failed twice in a row).
@@ -350,6 +353,7 @@ class Campaign:
 
     def _on_screen(self, a: Assignment, result: ExperimentResult) -> None:
         self._count_screen(result.experiment_id, a.hypothesis, result.status, result.effect, +1)
+        self._agent_breaker(a.hypothesis.strategy, result)
         lands = self._lands(a.hypothesis)
         if result.status is Status.KEEP and lands:
             self.lineages[a.lineage].merges.add(Kept(result.experiment_id, a.hypothesis.id, result.effect,
@@ -359,6 +363,28 @@ class Campaign:
         if result.status in MEASURED:
             self.monitor.record_screen(a.parent_commit, result, a.hypothesis.id)
             self._check_baseline(a.parent_commit, result)
+
+    def _agent_breaker(self, strategy: str, result: ExperimentResult) -> None:
+        """`command.pause_after` agent failures in a row with the same cause (a CLI that cannot log in, a
+        missing tool) pause the strategy: its remaining hypotheses are skipped, one line and an `events` row."""
+        command = self.config.strategy(strategy).command
+        failed = result.status in (Status.CRASH, Status.TIMEOUT) and result.reason.startswith(("agent", "the agent"))
+        if command is None or not failed:
+            self.agent_failures.pop(strategy, None)
+            return
+        cause = re.sub(r"\d+", "N", result.reason)[:300]  # the same failure in another experiment or worker
+        last = self.agent_failures.get(strategy)
+        count = last[1] + 1 if last and last[0] == cause else 1
+        self.agent_failures[strategy] = [cause, count]
+        if count < command.pause_after:
+            return
+        skipped = self.hypotheses.drop(strategy)
+        if strategy in self.planners:
+            self.planners[strategy]["done"] = True
+        message = (f"strategy {strategy} paused: its agent failed {count} times in a row the same way ("
+                   f"{result.reason[:200]}); {len(skipped)} of its hypotheses will not run")
+        self._write("add_events", self.name, [(time.time(), None, None, "paused", message)])
+        self.say(message)
 
     def _count_screen(self, experiment_id: str, hypothesis: Hypothesis, status: Status, effect: float | None,
                       step: int) -> None:
@@ -490,6 +516,7 @@ class Campaign:
                 "lineages": {name: lineage.to_dict() for name, lineage in self.lineages.items()},
                 "race": self.race.to_dict() if self.race else None, "confirmation": self.confirmation,
                 "statuses": self.statuses, "categories": self.categories, "hypotheses": self.hypotheses.to_dict(),
+                "agent_failures": self.agent_failures,
                 "planners": self.planners, "monitor": self.monitor.to_dict(),
                 "in_flight": {e: [w, self._assignment_dict(a)] for e, (w, a) in self.in_flight.items()},
                 "retry": [self._assignment_dict(a) for a in self.retry],
@@ -508,6 +535,7 @@ class Campaign:
         self.confirmation = data.get("confirmation")
         self.statuses = dict(data["statuses"])
         self.categories = {key: list(counts) for key, counts in data["categories"].items()}
+        self.agent_failures = {key: list(value) for key, value in data.get("agent_failures", {}).items()}
         self.planners.update({k: dict(v) for k, v in data.get("planners", {}).items() if k in self.planners})
         self.hypotheses.restore(data["hypotheses"])
         acceptance = self.config.acceptance

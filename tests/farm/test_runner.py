@@ -4,7 +4,7 @@ import time
 import pytest
 
 from farm.errors import PhaseError, PhaseTimeout
-from farm.runner import Pinning, run_command
+from farm.runner import Pinning, Stall, run_command
 from tests.marked import kill_marked, marked_pids, new_marker
 
 
@@ -103,3 +103,14 @@ def test_the_command_carries_its_tag(tmp_path):
     campaign, worker, token = result.stdout.strip().split(":")
     assert (campaign, worker) == ("c1", "w1") and len(token) == 32
     assert run_command("probe", "echo $AUTORESEARCH_FARM_TAG", tmp_path, 30, None).stdout.startswith("farm:-:")
+
+
+def test_a_command_that_prints_nothing_and_changes_no_file_is_killed_as_stalled(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(PhaseTimeout, match="agent stalled: no output and no file changed for 2s"):
+        run_command("agent", "sleep 60", tmp_path, 60, None, stall=Stall(2, tmp_path))
+    assert time.monotonic() - started < 10
+    # Working slowly is not stalling: a file changed every second, for longer than the stall time.
+    result = run_command("agent", "for i in 1 2 3 4; do sleep 1; touch f$i; done; echo done", tmp_path, 60, None,
+                         stall=Stall(2, tmp_path))
+    assert result.stdout.strip() == "done"

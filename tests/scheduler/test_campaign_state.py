@@ -352,3 +352,38 @@ def test_a_voided_verdict_counts_in_no_category_and_its_re_measurement_counts_on
         campaign.finish(_result(again, status))
     assert campaign.categories == {"s|c": [3, 0]}
     assert campaign.assign("w0", (0,)).hypothesis.id == "h5"
+
+
+def _failed(assignment, reason):
+    now = time.time()
+    return ExperimentResult(assignment.experiment_id, Status.CRASH, reason, "w0", (0,), now, now)
+
+
+def test_an_agent_failing_the_same_way_pause_after_times_in_a_row_pauses_its_strategy(tmp_path):
+    data = config_dict(tmp_path, [], acceptance={"canary_every": 100})
+    data["strategies"] = [
+        {"name": "s", "agent": "command", "command": {"command": "x", "pause_after": 2},
+         "hypotheses": [{"id": f"h{i}", "text": "t"} for i in range(5)]},
+        {"name": "p", "hypotheses": [{"id": "patch1", "patch": "x"}]}]
+    agents = _hypotheses("h0", "h1", "h2", "h3", "h4", agent="command")
+    other = [Hypothesis(id="patch1", strategy="p", category="c", text="", agent="patch", patch="x")]
+    campaign = Campaign(CampaignConfig(**data), agents + other, BASE, ["w0"], say=lambda line: None)
+    recorder = Recorder(tmp_path, campaign)
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
+    # A failure with another cause in between starts the count again; the same cause on another worker or
+    # experiment (its numbers differ) counts as the same.
+    causes = ["agent failed: exit 1: claude: not logged in (w0, 17)", "agent: agent timed out after 60s",
+              "agent failed: exit 1: claude: not logged in (w1, 23)", "agent failed: exit 1: claude: not logged in (w0, 31)"]
+    for cause in causes:
+        assignment = campaign.assign("w0", (0,))
+        assert assignment.hypothesis.strategy == "s"
+        campaign.finish(_failed(assignment, cause))
+    recorder.save()
+    assert campaign.hypotheses.waiting() == ["patch1"]  # h4 skipped; the other strategy goes on
+    events = recorder.rows("SELECT message FROM events WHERE kind = 'paused'")
+    assert len(events) == 1 and events[0][0].startswith("strategy s paused: its agent failed 2 times in a row the "
+                                                        "same way (agent failed: exit 1: claude: not logged in")
+    assert events[0][0].endswith("1 of its hypotheses will not run")
+    restored = Campaign(CampaignConfig(**data), agents + other, BASE, ["w0"], say=lambda line: None)
+    restored.restore(json.loads(json.dumps(campaign.to_dict())))
+    assert restored.agent_failures == campaign.agent_failures
