@@ -135,7 +135,8 @@ def prompt(config: CampaignConfig, hypothesis: Hypothesis, guard_failure: str | 
            stuck: bool = False, conflict: tuple[str, str] | None = None) -> str:
     """The task as the agent reads it. `conflict`: (git's message, the kept diff) when a kept change no longer
     applies on the integration tip and the agent is asked to make it again there."""
-    benchmarks = ", ".join(f"{name} ({b.direction.value} is better)" for name, b in config.benchmarks.items())
+    benchmarks = ", ".join(f"{name} ({b.direction.value} is better)" for name, b in config.benchmarks.items()
+                           if not b.held_out)
     if hypothesis.category == "open":
         task = ("Find one change that you expect to make the benchmarks faster, and make it. Choose it yourself: "
                 "read the code first.")

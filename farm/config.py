@@ -168,6 +168,10 @@ class BenchmarkConfig(Model):
     direction: Direction = Field(Direction.LOWER, description="`lower` (times) or `higher` (throughput) is better.")
     min_effect: float | None = Field(None, ge=0, description="Effect floor for this benchmark (fraction); default: "
                                                              "acceptance.min_effect.")
+    held_out: bool = Field(False, description=(
+        "A hold-out against overfitting: never shown to an agent (not in its prompt, its memory or a log it can "
+        "read) and not decided in screens; decided in merge re-measurements and the final confirmation. A kept "
+        "change that regresses it beyond its floor is not landed (\"overfits the visible benchmarks\")."))
 
 
 class AcceptanceConfig(Model):
@@ -449,6 +453,20 @@ class KnobsConfig(Model):
         return self
 
 
+class BudgetConfig(Model):
+    hours: float | None = Field(None, gt=0, description="Wall-clock hours since the campaign started (a resumed "
+                                                        "campaign counts from its first start).")
+    experiments: int | None = Field(None, ge=1, description="Screens started (like `farm run --max-experiments`; "
+                                                            "the smaller of the two counts).")
+
+
+class StopConfig(Model):
+    plateau: int | None = Field(None, ge=1, description="Stop when none of the last N screens was kept.")
+    target: float | None = Field(None, gt=0, description=(
+        "Stop when the landed effect (the product of the landed re-measured ratios on the integration branch; "
+        "< 1 is better) is at or below this, e.g. 0.8 for 20 % faster."))
+
+
 class SandboxConfig(Model):
     mode: Literal["bwrap", "none"] = Field("bwrap", description=(
         "`bwrap`: every agent run (command agents, their reworks and rebases, planners) works in a scratch "
@@ -580,6 +598,12 @@ class CampaignConfig(Model):
                                                                            "read, and when categories are given up.")
     race: RaceConfig = Field(default_factory=RaceConfig, description="How several strategies share the workers "
                                                                      "and the integration branch.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description=(
+        "Limits of the campaign. Reaching one ends it like one Ctrl-C, but whole: no new screen starts, what runs "
+        "finishes, kept screens land, the final confirmation runs, and the reason is an `events` row (kind "
+        "`stopped`)."))
+    stop: StopConfig = Field(default_factory=StopConfig, description="Rules that end the campaign early, as a "
+                                                                     "budget does.")
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where agents run: bubblewrap "
                                                                               "(default) or, unsafe, `none`.")
     strategies: list[StrategyConfig] = Field(min_length=1, description="Hypothesis sources.")
@@ -607,6 +631,10 @@ class CampaignConfig(Model):
     def problem(self, where: str, message: str) -> str:
         """One error line in the loader's style, `file: field.path: message` (no file when built in code)."""
         return f"{self.source_file}: {where}: {message}" if self.source_file else f"{where}: {message}"
+
+    def held_out(self) -> list[str]:
+        """The benchmarks kept from agents and screens (benchmarks.NAME.held_out)."""
+        return [name for name, settings in self.benchmarks.items() if settings.held_out]
 
     def resolve(self, path: str) -> pathlib.Path:
         """A path from the file, made absolute against the file's directory."""

@@ -32,9 +32,10 @@ def is_stuck(query: Query, campaign: str, strategy: str, stuck_after: int) -> bo
 
 
 def strategy_memory(query: Query, campaign: str, strategy: str, exhausted: list[str], stuck: bool,
-                    stuck_after: int) -> str:
+                    stuck_after: int, held_out: list[str] = ()) -> str:
+    """The memory an agent of `strategy` reads; nothing of the `held_out` benchmarks."""
     lines = [f"# Strategy memory: campaign {campaign}, strategy {strategy}", ""]
-    lines += ["## Current best per benchmark", ""] + _best(query, campaign) + [""]
+    lines += ["## Current best per benchmark", ""] + _best(query, campaign, held_out) + [""]
     lines += ["## Tried so far (oldest first)", ""]
     _, tried = query("""SELECT e.hypothesis_id, coalesce(h.category, ''), coalesce(h.text, ''), e.status, e.effect,
                                coalesce(e.reason, ''), coalesce(e.agent_notes, '')
@@ -68,7 +69,7 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _best(query: Query, campaign: str) -> list[str]:
+def _best(query: Query, campaign: str, held_out: list[str] = ()) -> list[str]:
     """The integrated tip's median per benchmark: the last landed re-measurement's candidate, else the base
     (the reference arm of the first screen)."""
     _, landed = query("""SELECT m.remeasure_experiment_id, e.hypothesis_id FROM merges m
@@ -85,4 +86,4 @@ def _best(query: Query, campaign: str) -> list[str]:
         experiment, arm, what = first[0][0], "ref", "the base, nothing landed yet"
     _, rows = query("SELECT benchmark, median(value), any_value(unit) FROM samples WHERE experiment_id = ? AND arm = ? "
                     "GROUP BY 1 ORDER BY 1", [experiment, arm])
-    return [f"- {name}: {value:.6g} {unit} ({what})" for name, value, unit in rows]
+    return [f"- {name}: {value:.6g} {unit} ({what})" for name, value, unit in rows if name not in held_out]

@@ -34,7 +34,7 @@ from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
 from farm.protocol import parse_output
-from farm.records import Assignment, Block, ExperimentResult, Kind, Sample, Status
+from farm.records import OVERFITS, Assignment, Block, ExperimentResult, Kind, Sample, Status
 from farm.runner import Pinning, Stall, run_command
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
@@ -159,6 +159,10 @@ class ExperimentPipeline:
         state["decisions"] = decisions
         state["effect"] = geometric_effect(decisions)
         reason = f"{outcome.reason} ({state['blocks']} blocks)"
+        overfit = [d.benchmark for d in decisions if d.benchmark in self.config.held_out()
+                   and d.verdict is Verdict.REGRESSED]
+        if overfit:
+            return Status.DISCARD, f"{OVERFITS}: held-out {', '.join(overfit)} regressed; {reason}"
         if state["rebased"]:
             reason = f"made again by its agent on the tip after a conflict; {reason}"
         if state["reworked"]:
@@ -552,6 +556,8 @@ class ExperimentPipeline:
             if self.config.benchmarks and name not in self.config.benchmarks:
                 continue  # printed but not configured: recorded as samples, not decided
             settings = self.config.benchmarks.get(name)
+            if settings and settings.held_out and a.kind is Kind.SCREEN:
+                continue  # a hold-out: decided when the change is about to land, never in a screen
             minimum = settings.min_effect if settings and settings.min_effect is not None else acceptance.min_effect
             higher = bool(settings and settings.direction is Direction.HIGHER)
             floor = float(effect_floor(minimum, bias.get(name, 0.0)))

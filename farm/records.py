@@ -58,6 +58,7 @@ class Hypothesis:
     knobs: tuple[tuple[str, str], ...] = ()  # agent `knobs`: (name, value) of every knob of the strategy
 
 
+OVERFITS = "overfits the visible benchmarks"  # a merge re-measurement's reason when a held-out one regressed
 INTEGRATED = "integrated"  # the lineage of the integration branch farm/<campaign>/integrated
 
 

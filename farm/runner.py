@@ -123,17 +123,16 @@ def _activity(outputs, watch: pathlib.Path) -> tuple:
     return tuple(os.fstat(handle.fileno()).st_size for handle in outputs) + (newest,)
 
 
-def _watch_for_stall(proc: subprocess.Popen, stall: Stall, outputs, stalled: threading.Event, expire) -> None:
-    """Until the command ends: look every tenth of `stall.seconds` (1 to 30 s) for output or a changed file;
-    none for `stall.seconds` stalls it."""
+def _watch_for_stall(stall: Stall, outputs, done: threading.Event, stalled: threading.Event, expire) -> None:
+    """Until the command ends (`done`): look every tenth of `stall.seconds` (1 to 30 s) for output or a changed
+    file; none for `stall.seconds` stalls it."""
     interval = min(max(stall.seconds / 10, 1.0), 30.0)
     last, quiet_since = _activity(outputs, stall.watch), time.monotonic()
-    while proc.poll() is None:
-        time.sleep(interval)
+    while not done.wait(interval):
         now = _activity(outputs, stall.watch)
         if now != last:
             last, quiet_since = now, time.monotonic()
-        elif time.monotonic() - quiet_since >= stall.seconds and proc.poll() is None:
+        elif time.monotonic() - quiet_since >= stall.seconds and not done.is_set():
             stalled.set()
             expire()
             return
@@ -172,15 +171,17 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
         proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 start_new_session=True)
         expired = threading.Event()
-        stalled = threading.Event()
+        stalled, done = threading.Event(), threading.Event()
+        watcher = None
 
         def expire() -> None:
             expired.set()
             _kill_group(proc)
 
         if stall is not None:
-            threading.Thread(target=_watch_for_stall, args=(proc, stall, (out, err), stalled, expire),
-                             daemon=True).start()
+            watcher = threading.Thread(target=_watch_for_stall, args=(stall, (out, err), done, stalled, expire),
+                                       daemon=True)
+            watcher.start()
 
         # A timer kills the group at the timeout while this thread waits without polling: Popen.wait(timeout)
         # sleeps in steps of up to 50 ms and noticed each command's end 15 ms late on average.
@@ -190,6 +191,9 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
             proc.wait()
         finally:
             timer.cancel()
+            done.set()
+            if watcher is not None:
+                watcher.join()  # before the output files it reads are closed
             # However the command ended (or this call was interrupted), nothing it started may outlive it: not a
             # background job, not a child that left the process group with setsid or a double fork.
             kill_tagged(command_tag)

@@ -18,6 +18,7 @@ leaves a store whose saved state matches its rows, and `restore` + `resume` cont
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from dataclasses import replace
 from farm.acceptance_monitor import AcceptanceMonitor
 from farm.config import CampaignConfig
 from farm.planner import Plan
-from farm.records import INTEGRATED, Assignment, ExperimentResult, Hypothesis, Kind, Status
+from farm.records import INTEGRATED, OVERFITS, Assignment, ExperimentResult, Hypothesis, Kind, Status
 from scheduler.hypothesis_queue import HypothesisQueue
 from scheduler.merge_queue import Kept, Lineage
 from scheduler.race import DROPPED, RACING, WINNER, Race
@@ -47,7 +48,11 @@ class Campaign:
         self.name = config.campaign
         self.workers = list(workers)
         self.say = say
-        self.hypotheses = HypothesisQueue(hypotheses, max_experiments)
+        limits = [n for n in (max_experiments, config.budget.experiments) if n is not None]
+        self.hypotheses = HypothesisQueue(hypotheses, min(limits) if limits else None)
+        self.started_at = time.time()  # for budget.hours; kept across resumes
+        self.screens_since_keep = 0  # for stop.plateau
+        self.stopped: str | None = None  # why a budget or stop rule ended the campaign
         self.monitor = AcceptanceMonitor(config.acceptance.alpha, config.acceptance.canary_every)
         self.base = base_commit
         self.race_mode = config.race.mode == "race"
@@ -353,6 +358,7 @@ class Campaign:
 
     def _on_screen(self, a: Assignment, result: ExperimentResult) -> None:
         self._count_screen(result.experiment_id, a.hypothesis, result.status, result.effect, +1)
+        self.screens_since_keep = 0 if result.status is Status.KEEP else self.screens_since_keep + 1
         self._agent_breaker(a.hypothesis.strategy, result)
         lands = self._lands(a.hypothesis)
         if result.status is Status.KEEP and lands:
@@ -363,6 +369,36 @@ class Campaign:
         if result.status in MEASURED:
             self.monitor.record_screen(a.parent_commit, result, a.hypothesis.id)
             self._check_baseline(a.parent_commit, result)
+
+    def check_stop(self, now: float) -> None:
+        """The budget and stop rules (config `budget`, `stop`). Once one is reached, no new screen starts (the
+        screen budget is spent); what runs finishes, kept screens land and the final confirmation runs."""
+        if self.stopped is None:
+            self.stopped = self._stop_reason(now)
+            if self.stopped is None:
+                return
+            self._write("add_events", self.name, [(now, None, None, "stopped", self.stopped)])
+            self.say(f"stopping: {self.stopped}; what runs finishes, kept screens land, then the final "
+                     f"confirmation")
+        self.hypotheses.max_screens = min(self.hypotheses.max_screens or self.hypotheses.started,
+                                          self.hypotheses.started)
+        for planner in self.planners.values():
+            planner["done"] = True
+
+    def _stop_reason(self, now: float) -> str | None:
+        budget, stop = self.config.budget, self.config.stop
+        hours = (now - self.started_at) / 3600
+        if budget.hours is not None and hours >= budget.hours:
+            return f"budget.hours {budget.hours:g} reached ({hours:.2f} h)"
+        if budget.experiments is not None and self.hypotheses.started >= budget.experiments:
+            return f"budget.experiments {budget.experiments} reached"
+        if stop.plateau is not None and self.screens_since_keep >= stop.plateau:
+            return f"plateau: none of the last {self.screens_since_keep} screens was kept (stop.plateau {stop.plateau})"
+        landed = [kept.effect for kept in self.lineages[INTEGRATED].landed if kept.effect]
+        effect = math.prod(landed) if landed else None
+        if stop.target is not None and effect is not None and effect <= stop.target:
+            return f"target reached: the landed effect {effect:.3f}x is at or below stop.target {stop.target:g}x"
+        return None
 
     def _agent_breaker(self, strategy: str, result: ExperimentResult) -> None:
         """`command.pause_after` agent failures in a row with the same cause (a CLI that cannot log in, a
@@ -408,10 +444,11 @@ class Campaign:
         if result.status is Status.KEEP:
             self._land(lineage, kept, result.commit, remeasured=result)
             return
-        vanished = result.status is Status.DISCARD and kept.parent_commit != a.parent_commit
+        overfits = result.reason.startswith(OVERFITS)
+        vanished = result.status is Status.DISCARD and kept.parent_commit != a.parent_commit and not overfits
         why = (f"its gain vanished on top of the winners landed since it was screened (screened "
                f"{_times(kept.effect)}, re-measured {_times(result.effect)} against the tip)" if vanished
-               else f"{result.status.value} against the tip")
+               else OVERFITS if overfits else f"{result.status.value} against the tip")
         self._write("add_merge", kept.experiment_id, self.name, None, kept.effect, result.effect,
                     result.experiment_id, False, None, f"{why}: {result.reason}" if vanished
                     else f"{result.status.value}: {result.reason}", lineage.name)
@@ -516,7 +553,8 @@ class Campaign:
                 "lineages": {name: lineage.to_dict() for name, lineage in self.lineages.items()},
                 "race": self.race.to_dict() if self.race else None, "confirmation": self.confirmation,
                 "statuses": self.statuses, "categories": self.categories, "hypotheses": self.hypotheses.to_dict(),
-                "agent_failures": self.agent_failures,
+                "agent_failures": self.agent_failures, "started_at": self.started_at,
+                "screens_since_keep": self.screens_since_keep, "stopped": self.stopped,
                 "planners": self.planners, "monitor": self.monitor.to_dict(),
                 "in_flight": {e: [w, self._assignment_dict(a)] for e, (w, a) in self.in_flight.items()},
                 "retry": [self._assignment_dict(a) for a in self.retry],
@@ -536,6 +574,9 @@ class Campaign:
         self.statuses = dict(data["statuses"])
         self.categories = {key: list(counts) for key, counts in data["categories"].items()}
         self.agent_failures = {key: list(value) for key, value in data.get("agent_failures", {}).items()}
+        self.started_at = data.get("started_at", self.started_at)
+        self.screens_since_keep = data.get("screens_since_keep", 0)
+        self.stopped = data.get("stopped")
         self.planners.update({k: dict(v) for k, v in data.get("planners", {}).items() if k in self.planners})
         self.hypotheses.restore(data["hypotheses"])
         acceptance = self.config.acceptance

@@ -286,6 +286,7 @@ class Coordinator:
         """Every idle worker gets the campaign's next experiment for it, if any. The results `collected` since
         the last save and the new assignments are saved in one transaction (one save a turn: it carries the
         whole campaign state), before any of them runs."""
+        self.campaign.check_stop(time.time())
         assigned = [(worker, self.campaign.assign(worker.name, worker.cpus)) for worker in self.pool.idle()]
         assigned = [(worker, assignment) for worker, assignment in assigned if assignment is not None]
         if assigned or collected:
@@ -313,7 +314,7 @@ class Coordinator:
 
         stuck = memory.is_stuck(query, self.name, strategy, self.config.memory.stuck_after)
         return memory.strategy_memory(query, self.name, strategy, self.campaign.exhausted(strategy), stuck,
-                                      self.config.memory.stuck_after), stuck
+                                      self.config.memory.stuck_after, self.config.held_out()), stuck
 
     def _plan(self) -> None:
         """Hand a finished planner call's output to the campaign, and start the next due planner."""

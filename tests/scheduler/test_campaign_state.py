@@ -387,3 +387,32 @@ def test_an_agent_failing_the_same_way_pause_after_times_in_a_row_pauses_its_str
     restored = Campaign(CampaignConfig(**data), agents + other, BASE, ["w0"], say=lambda line: None)
     restored.restore(json.loads(json.dumps(campaign.to_dict())))
     assert restored.agent_failures == campaign.agent_failures
+
+
+@pytest.mark.parametrize("rule, expected", [
+    ({"stop": {"plateau": 2}}, "plateau: none of the last 2 screens was kept (stop.plateau 2)"),
+    ({"budget": {"experiments": 2}}, "budget.experiments 2 reached"),
+    ({"budget": {"hours": 1}}, "budget.hours 1 reached"),
+])
+def test_a_budget_or_stop_rule_ends_the_screens_and_is_recorded_once(tmp_path, rule, expected):
+    ids = ("h1", "h2", "h3", "h4")
+    data = {**config_dict(tmp_path, [{"id": i, "patch": "x"} for i in ids], acceptance={"canary_every": 100}),
+            **rule}
+    campaign = Campaign(CampaignConfig(**data), _hypotheses(*ids), BASE, ["w0"], say=lambda line: None)
+    recorder = Recorder(tmp_path, campaign)
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
+    for _ in range(2):
+        campaign.check_stop(time.time())
+        campaign.finish(_result(campaign.assign("w0", (0,)), Status.DISCARD))
+    assert campaign.stopped is None or "hours" not in expected
+    later = time.time() + 3600 if "hours" in expected else time.time()
+    campaign.check_stop(later)
+    campaign.check_stop(later)
+    assert campaign.stopped.startswith(expected)
+    assert campaign.assign("w0", (0,)) is None  # no new screen; h3 and h4 never start
+    recorder.save()
+    assert [m for (m,) in recorder.rows("SELECT message FROM events WHERE kind = 'stopped'")] == [campaign.stopped]
+    restored = Campaign(CampaignConfig(**data), _hypotheses(*ids), BASE, ["w0"], say=lambda line: None)
+    restored.restore(json.loads(json.dumps(campaign.to_dict())))
+    restored.check_stop(time.time())
+    assert restored.stopped == campaign.stopped and restored.assign("w0", (0,)) is None
