@@ -54,6 +54,11 @@ def _existing(paths: Iterable[os.PathLike | str]) -> list[str]:
     return sorted(found, key=lambda p: (p.count(os.sep), p))
 
 
+def _outermost(paths: list[str]) -> list[str]:
+    """The paths that lie inside none of the others (mounting those covers the rest)."""
+    return [path for path in paths if not any(path.startswith(outer + os.sep) for outer in paths)]
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """One bwrap command line: `argv()` goes before `bash -c COMMAND`."""
@@ -97,23 +102,21 @@ def agent_sandbox(farm_dirs: Iterable[os.PathLike | str], shown: Iterable[os.Pat
                   writable: Iterable[os.PathLike | str], state_dirs: Iterable[str], network: bool,
                   visible: Iterable[os.PathLike | str] = ()) -> Sandbox:
     """An agent's sandbox: `farm_dirs` hidden, `shown` (inside them) read-only again, `writable` writable (they
-    must exist), `state_dirs` (~ expanded; one ending in / is made if missing) writable where they exist. Its /tmp is its own, but for what lies
-    there and the agent needs: the farm's Python and code, and `visible` (the campaign file's directory, where
-    a relative agent command points; a planner's files), read-only."""
+    must exist), `state_dirs` (~ expanded; one ending in / is made if missing) writable where they exist. Its
+    /tmp is its own, but for what lies there and the agent needs: the farm's Python and code, and `visible`
+    (the campaign file's directory, where a relative agent command points; a planner's files), read-only."""
     state = []
     for entry in state_dirs:
         path = os.path.expanduser(entry)
         if entry.endswith("/"):  # a CLI's own directory: made, so that its first run can write there
             os.makedirs(path, exist_ok=True)
         state.append(os.path.realpath(path))
-    hidden = _existing(farm_dirs)
-    hidden = [path for path in hidden if not any(path.startswith(outer + os.sep) for outer in hidden)]
+    hidden = _outermost(_existing(farm_dirs))
     under_tmp = [path for path in _existing([sys.prefix, sys.base_prefix, pathlib.Path(__file__).parents[1],
                                              *visible]) if path.startswith("/tmp/")]
-    visible = [path for path in under_tmp if not any(path.startswith(outer + os.sep) for outer in under_tmp)]
     return Sandbox(root_writable=False, hidden=tuple(hidden), readonly=tuple(_existing(shown)),
                    writable=tuple(_existing(writable)), optional_writable=tuple(state), private_tmp=True,
-                   tmp_visible=tuple(visible), network=network)
+                   tmp_visible=tuple(_outermost(under_tmp)), network=network)
 
 
 def phase_sandbox(farm_dirs: Iterable[os.PathLike | str], checkout: os.PathLike | str) -> Sandbox:
