@@ -52,8 +52,8 @@ def measure(runs: int, root: pathlib.Path) -> dict:
     base = repo.resolve("main")
     scratch.create(base, "farm/bench/e1")
     pinning = Pinning((max(os.sched_getaffinity(0)),))
-    farm_dirs = (work, repo.path, repo.git_dir())
-    agent_box = sandbox.agent_sandbox(farm_dirs, [repo.git_dir() / "objects"], [scratch.path, own], [], True)
+    farm_dirs = (work, repo.path, repo.git_dir)
+    agent_box = sandbox.agent_sandbox(farm_dirs, [repo.git_dir / "objects"], [scratch.path, own], [], True)
     phase_box = sandbox.phase_sandbox(farm_dirs, cand)
     timings: dict[str, list[float]] = {name: [] for name in
                                        ("agent_bare", "agent_sandboxed", "phase_bare", "phase_sandboxed", "scratch")}

@@ -103,9 +103,9 @@ class ExperimentPipeline:
         self.send_event = send_event
         self.tag = tag  # "<campaign>:<worker>": every phase command carries it (see farm.processes)
         self._ref_built: tuple[str, str | None] | None = None  # (commit, fingerprint) of the built ref slot
-        # The workdir (or the node's run directory: slots, lock, phase board, logs) and the repository: hidden
-        # from agents, read-only to phases but for the checkout a phase runs in.
-        self.farm_dirs = (self.log_root.parent, slots.repo.path, slots.repo.git_dir())
+        # The workdir (or the node's run directory: slots, lock, phase board, logs) and the repository, its git
+        # directory inside it: hidden from agents, read-only to phases but for the checkout a phase runs in.
+        self.farm_dirs = (self.log_root.parent, slots.repo.path)
         self.scratch = Scratch(slots.repo, slots.root / "scratch")
         self.contained = sandbox.bwrap_problem() is None  # else phases fall back to the tag sweep
 
@@ -339,7 +339,7 @@ class ExperimentPipeline:
         problem = sandbox.bwrap_problem()
         if problem:
             raise Outcome(Status.CRASH, f"the agent cannot be sandboxed: {problem}")
-        return sandbox.agent_sandbox(self.farm_dirs, (self.slots.repo.git_dir() / "objects", *shown), writable,
+        return sandbox.agent_sandbox(self.farm_dirs, (self.slots.repo.git_dir / "objects", *shown), writable,
                                      [*agents.state_dirs(agent), *settings.state_dirs], settings.network,
                                      [self.config.resolve(".")])
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import fcntl
 import os
 import pathlib
@@ -91,15 +92,16 @@ class TargetRepo:
         out = self.git("rev-list", "--reverse", f"{base}..{tip}")
         return out.split() if out else []
 
+    @functools.cached_property
     def git_dir(self) -> pathlib.Path:
-        """The repository's own git directory (`.git` of a work tree, a bare repository itself)."""
+        """The repository's own git directory (`.git` of a work tree, a bare repository itself); asked once."""
         path = pathlib.Path(self.git("rev-parse", "--git-common-dir"))
         return path if path.is_absolute() else self.path / path
 
     @contextlib.contextmanager
     def lock(self):
         """An exclusive lock across processes, held around worktree add/remove/prune."""
-        with open(self.git_dir() / "farm-worktrees.lock", "w") as handle:
+        with open(self.git_dir / "farm-worktrees.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

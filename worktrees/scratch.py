@@ -76,7 +76,7 @@ class Scratch:
         (ChangeRefused) a symbolic link that points outside the tree and an embedded repository."""
         self.index.unlink(missing_ok=True)
         env = {"GIT_INDEX_FILE": str(self.index)}
-        here = ["--git-dir", str(self.repo.git_dir()), "--work-tree", str(self.path)]
+        here = ["--git-dir", str(self.repo.git_dir), "--work-tree", str(self.path)]
 
         def git(*args: str) -> str:
             return run_git(self.path, *here, *args, env=env)
