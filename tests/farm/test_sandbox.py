@@ -95,8 +95,11 @@ def test_env_i_escapes_the_tag_sweep_without_a_sandbox(tmp_path):
     # Why the PID namespace is needed: the tag is an environment variable, and `env -i` drops it.
     marker = new_marker()
     try:
-        run_command("bench", f"env -i sleep {marker}4 &", tmp_path, 30, None)
-        assert wait_marked(marker, 1) != []  # it may not have started when its command ended
+        # The command ends only once `env` has become the sleep: before that exec it still carries the tag, and
+        # the sweep kills it (a race that failed CI once).
+        run_command("bench", f"env -i sleep {marker}4 & p=$!; until grep -q '^sleep' /proc/$p/cmdline; do "
+                    "sleep 0.01; done", tmp_path, 30, None)
+        assert wait_marked(marker, 1) != []
     finally:
         kill_marked(marker)
 
