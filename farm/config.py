@@ -145,9 +145,16 @@ class BenchConfig(PhaseConfig):
         return pattern
 
 
+class GuardConfig(PhaseConfig):
+    memory_growth: float | None = Field(None, ge=0, description=(
+        "The memory guard: refuse (`guard_fail`) a candidate whose peak resident memory in its benchmark runs "
+        "(the median over its runs) exceeds its parent's by more than this fraction, e.g. 0.25; checked after "
+        "the measurement, in screens and merge re-measurements. null: no memory guard."))
+
+
 class PhasesConfig(Model):
     build: BuildConfig = Field(description="Builds the checkout (in its own build directory).")
-    guard: PhaseConfig = Field(description="Correctness guard: exit 0 means correct.")
+    guard: GuardConfig = Field(description="Correctness guard: exit 0 means correct.")
     bench: BenchConfig = Field(description="Runs the benchmarks once; prints one value per benchmark.")
     env_file: str = Field(".farm-env", description="A file of `NAME=value` lines in the checkout (relative to its "
                                                    "top): when it exists, every phase command of that checkout runs "
@@ -165,6 +172,10 @@ class PhasesConfig(Model):
 
 
 class BenchmarkConfig(Model):
+    metric: Literal["printed", "peak_rss"] = Field("printed", description=(
+        "`printed`: the value the bench command prints under this name. `peak_rss`: the peak resident memory of "
+        "each benchmark run in bytes (the largest process of the run's tree, from the kernel's accounting), "
+        "decided like any benchmark, lower is better."))
     direction: Direction = Field(Direction.LOWER, description="`lower` (times) or `higher` (throughput) is better.")
     min_effect: float | None = Field(None, ge=0, description="Effect floor for this benchmark (fraction); default: "
                                                              "acceptance.min_effect.")
@@ -172,6 +183,12 @@ class BenchmarkConfig(Model):
         "A hold-out against overfitting: never shown to an agent (not in its prompt, its memory or a log it can "
         "read) and not decided in screens; decided in merge re-measurements and the final confirmation. A kept "
         "change that regresses it beyond its floor is not landed (\"overfits the visible benchmarks\")."))
+
+    @model_validator(mode="after")
+    def _memory_is_lower(self):
+        if self.metric == "peak_rss" and self.direction is Direction.HIGHER:
+            raise ValueError("a `peak_rss` benchmark is memory: lower is better (drop `direction: higher`)")
+        return self
 
 
 class AcceptanceConfig(Model):
@@ -631,6 +648,14 @@ class CampaignConfig(Model):
     def problem(self, where: str, message: str) -> str:
         """One error line in the loader's style, `file: field.path: message` (no file when built in code)."""
         return f"{self.source_file}: {where}: {message}" if self.source_file else f"{where}: {message}"
+
+    def printed_benchmarks(self) -> list[str]:
+        """The configured benchmarks the bench command must print (not those measured by the farm)."""
+        return [name for name, settings in self.benchmarks.items() if settings.metric == "printed"]
+
+    def memory_benchmarks(self) -> list[str]:
+        """The benchmarks on the runs' peak resident memory (benchmarks.NAME.metric: peak_rss)."""
+        return [name for name, settings in self.benchmarks.items() if settings.metric == "peak_rss"]
 
     def held_out(self) -> list[str]:
         """The benchmarks kept from agents and screens (benchmarks.NAME.held_out)."""

@@ -17,7 +17,9 @@ import duckdb
 LOOP_STATUS = {"keep": "keep", "discard": "discard", "guard_fail": "checks_failed"}
 SCREENS_SQL = """
 SELECT e.id, coalesce(e."commit", e.parent_commit) AS commit, e.effect, e.status, e.reason, e.blocks,
-       e.started_at, h.text, e.hypothesis_id
+       e.started_at, h.text, e.hypothesis_id,
+       (SELECT median(run.peak_rss) FROM (SELECT DISTINCT block, peak_rss FROM samples
+                                          WHERE experiment_id = e.id AND arm = 'cand') run) AS peak_rss
 FROM experiments e JOIN hypotheses h ON h.campaign = e.campaign AND h.id = e.hypothesis_id
 WHERE e.campaign = ? AND e.kind = 'screen' AND e.status NOT IN ('running', 'lost', 'invalidated')
 ORDER BY e.started_at, e.id
@@ -46,12 +48,13 @@ def _description(hypothesis: str, text: str, status: str, reason: str | None) ->
 
 def export_results_tsv(con: duckdb.DuckDBPyConnection, campaign: str, path: pathlib.Path) -> int:
     """karpathy/autoresearch's results.tsv: commit (7 characters), metric, memory_gb, status (keep, discard or
-    crash), description. The farm measures no memory: 0.0."""
+    crash), description. memory_gb: the candidate's median peak resident memory over its benchmark runs (GB,
+    10^9 bytes, as the loop writes its peak VRAM); 0.0 when it ran none."""
     rows = _screens(con, campaign)
     lines = ["commit\teffect\tmemory_gb\tstatus\tdescription"]
-    for _, commit, effect, status, reason, _, _, text, hypothesis in rows:
+    for _, commit, effect, status, reason, _, _, text, hypothesis, peak_rss in rows:
         loop_status = status if status in ("keep", "discard") else "crash"
-        lines.append(f"{commit[:7]}\t{effect or 0.0:.6f}\t0.0\t{loop_status}\t"
+        lines.append(f"{commit[:7]}\t{effect or 0.0:.6f}\t{(peak_rss or 0) / 1e9:.3f}\t{loop_status}\t"
                      f"{_description(hypothesis, text, status, reason)}")
     path.write_text("\n".join(lines) + "\n")
     return len(rows)
@@ -69,7 +72,7 @@ def export_autoresearch_jsonl(con: duckdb.DuckDBPyConnection, campaign: str, pat
     lines = [json.dumps({"type": "config", "name": campaign, "metricName": "effect", "metricUnit": "x",
                          "bestDirection": "lower"})]
     rows = _screens(con, campaign)
-    for run, (experiment, commit, effect, status, reason, blocks, started, text, hypothesis) in enumerate(rows):
+    for run, (experiment, commit, effect, status, reason, blocks, started, text, hypothesis, _) in enumerate(rows):
         lines.append(json.dumps({
             "run": run, "commit": commit[:7], "metric": effect or 0.0, "metrics": ratios.get(experiment, {}),
             "status": LOOP_STATUS.get(status, "crash"), "description": _description(hypothesis, text, status, reason),

@@ -24,6 +24,7 @@ import hashlib
 import math
 import os
 import pathlib
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -114,7 +115,8 @@ class ExperimentPipeline:
     def run(self, assignment: Assignment) -> ExperimentResult:
         started = time.time()
         state = {"commit": None, "ref_fp": None, "cand_fp": None, "decisions": (), "blocks": 0, "reworked": 0,
-                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None, "rebased": False}
+                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None, "rebased": False,
+                 "peak_rss": {}}
         try:
             run = {Kind.AA: self._run_aa, Kind.CONFIRM: self._run_confirm}.get(assignment.kind, self._run)
             status, reason = run(assignment, state)
@@ -159,6 +161,7 @@ class ExperimentPipeline:
         state["decisions"] = decisions
         state["effect"] = geometric_effect(decisions)
         reason = f"{outcome.reason} ({state['blocks']} blocks)"
+        self._memory_guard(state["peak_rss"], reason)
         overfit = [d.benchmark for d in decisions if d.benchmark in self.config.held_out()
                    and d.verdict is Verdict.REGRESSED]
         if overfit:
@@ -168,6 +171,18 @@ class ExperimentPipeline:
         if state["reworked"]:
             reason = f"reworked {state['reworked']}x after a guard failure; {reason}"
         return (Status.KEEP if outcome.outlook is Outlook.KEEP else Status.DISCARD), reason
+
+    def _memory_guard(self, peaks: dict[str, list[int]], reason: str) -> None:
+        """phases.guard.memory_growth: the candidate's median peak resident memory over its benchmark runs may
+        exceed the parent's by at most that fraction, else `guard_fail`."""
+        allowed = self.config.phases.guard.memory_growth
+        if allowed is None or not peaks.get("ref") or not peaks.get("cand"):
+            return
+        ref, cand = statistics.median(peaks["ref"]), statistics.median(peaks["cand"])
+        if cand > ref * (1 + allowed):
+            raise Outcome(Status.GUARD_FAIL, f"memory guard: peak resident memory {cand / ref:.2f}x the parent's "
+                                             f"({cand / 2**20:.1f} MiB against {ref / 2**20:.1f} MiB; "
+                                             f"phases.guard.memory_growth allows {1 + allowed:.2f}x); {reason}")
 
     def _run_aa(self, a: Assignment, state: dict) -> tuple[Status, str]:
         """A/A canary: the parent's reference build against a second build of the same source (in the cand
@@ -368,14 +383,16 @@ class ExperimentPipeline:
             finally:
                 self.board.set("idle", exp)
 
-    def _phase(self, phase: str, command: str, timeout: float, slot: Slot, exp: str, log_name: str):
+    def _phase(self, phase: str, command: str, timeout: float, slot: Slot, exp: str, log_name: str,
+               measure_memory: bool = False):
         """Run a phase in its sandbox, with the variables of the checkout's env file; a timeout becomes the
         experiment's Outcome."""
         box = sandbox.phase_sandbox(self.farm_dirs, slot.path) if self.contained else None
         try:
             return run_command(phase, command, slot.path, timeout, self.pinning,
                                log_path=self.log_root / exp / f"{log_name}.log", tag=self.tag, sandbox=box,
-                               env=knobs.read_env_file(slot.path / self.config.phases.env_file))
+                               env=knobs.read_env_file(slot.path / self.config.phases.env_file),
+                               measure_memory=measure_memory)
         except PhaseTimeout as error:
             raise Outcome(Status.TIMEOUT, str(error)) from None
 
@@ -431,19 +448,27 @@ class ExperimentPipeline:
         raise AssertionError("unreachable")
 
     def _run_bench(self, slot: Slot, exp: str, arm: str, block: int, required: list[str]) -> list[Sample]:
+        """One benchmark run: its printed readings, and one per `peak_rss` benchmark; every sample carries the
+        run's peak resident memory."""
         bench = self.config.phases.bench
+        memory_benchmarks = self.config.memory_benchmarks()
         started = time.time()
         try:
-            result = self._phase("bench", bench.command, bench.timeout, slot, exp, "bench")
+            result = self._phase("bench", bench.command, bench.timeout, slot, exp, "bench", measure_memory=True)
         except PhaseError as error:
             raise Outcome(Status.CRASH, f"benchmark run ({arm}, block {block}) failed: {error}") from None
         try:
-            readings = parse_output(result.stdout, bench.protocol, bench.pattern, required)
+            readings = parse_output(result.stdout, bench.protocol, bench.pattern,
+                                    [name for name in required if name not in memory_benchmarks])
         except ProtocolError as error:
             raise Outcome(Status.CRASH, f"benchmark output ({arm}, block {block}) unreadable: {error}") from None
+        if memory_benchmarks and not result.peak_rss:
+            raise Outcome(Status.CRASH, f"benchmark run ({arm}, block {block}): its peak memory was not measured")
         finished = time.time()
-        return [Sample(exp, arm, block, r.name, r.value, r.unit, r.cpus or self.pinning.cpus,
-                       r.pid or result.pid, started, finished) for r in readings]
+        samples = [Sample(exp, arm, block, r.name, r.value, r.unit, r.cpus or self.pinning.cpus, r.pid or result.pid,
+                          started, finished, result.peak_rss) for r in readings]
+        return samples + [Sample(exp, arm, block, name, float(result.peak_rss), "bytes", self.pinning.cpus,
+                                 result.pid, started, finished, result.peak_rss) for name in memory_benchmarks]
 
     def _check_stale(self, cand: Slot, changed: list[str], state: dict) -> None:
         """stale_build: a changed source that feeds the artefacts is newer than an artefact after the build."""
@@ -480,6 +505,8 @@ class ExperimentPipeline:
                 required = sorted({s.benchmark for s in batch if s.arm == arms[0]})
             self.send_block(record, batch)
             state["blocks"] = block + 1
+            for (arm, _), peak in {(s.arm, s.block): s.peak_rss for s in batch if s.peak_rss}.items():
+                state["peak_rss"].setdefault(arm, []).append(peak)
             for sample in batch:
                 target = values[0] if sample.arm == arms[0] else values[1]
                 target.setdefault(sample.benchmark, []).append(sample.value)
@@ -562,5 +589,6 @@ class ExperimentPipeline:
             higher = bool(settings and settings.direction is Direction.HIGHER)
             floor = float(effect_floor(minimum, bias.get(name, 0.0)))
             decisions.append(decide_benchmark(name, ref_values[name], cand_values[name], floor, higher_is_better=higher,
-                                              alpha=acceptance.alpha, looks=looks, beta=acceptance.beta))
+                                              alpha=acceptance.alpha, looks=looks, beta=acceptance.beta,
+                                              exact=bool(settings and settings.metric == "peak_rss")))
         return decisions

@@ -100,6 +100,7 @@ class Sample:
     pid: int | None
     started_at: float
     finished_at: float
+    peak_rss: int | None = None  # bytes: the peak resident memory of the benchmark run that printed it
 
 
 @dataclass(frozen=True)

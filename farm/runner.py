@@ -61,6 +61,10 @@ class CommandResult:
     stderr: str
     seconds: float
     pid: int
+    peak_rss: int | None = None  # bytes: the run's peak resident memory (measure_memory), None if not measured
+
+
+PEAK_RSS_WRAPPER = pathlib.Path(__file__).with_name("peak_rss.py")
 
 
 def _tail(text: str) -> str:
@@ -103,6 +107,14 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def _read_report(report) -> int | None:
+    """What farm/peak_rss.py wrote (bytes), or None if it wrote nothing (killed); closes the file."""
+    with report:
+        report.seek(0)
+        text = report.read().decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None
+
+
 @dataclass(frozen=True)
 class Stall:
     """A command that prints nothing and changes no file under `watch` for `seconds` is stalled."""
@@ -141,7 +153,7 @@ def _watch_for_stall(stall: Stall, outputs, done: threading.Event, stalled: thre
 def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float, pinning: Pinning | None,
                 log_path: str | os.PathLike | None = None, env: dict[str, str] | None = None,
                 check: bool = True, tag: str | None = None, sandbox: Sandbox | None = None,
-                stall: Stall | None = None) -> CommandResult:
+                stall: Stall | None = None, measure_memory: bool = False) -> CommandResult:
     """Run `command` with bash in `cwd`.
 
     Returns a CommandResult. Raises PhaseTimeout after `timeout` seconds (the
@@ -149,11 +161,14 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
     `tag` is the "<campaign>:<worker>" the command's farm tag starts with
     (DEFAULT_TAG if None); whatever carries the command's tag when it ends is killed. `sandbox`: bwrap's
     mounts and namespaces around the command (None: none). `stall`: also killed (PhaseTimeout, "stalled")
-    once it printed nothing and changed no file under `stall.watch` for `stall.seconds`.
+    once it printed nothing and changed no file under `stall.watch` for `stall.seconds`. `measure_memory`: the
+    command runs under farm/peak_rss.py, and the result has its peak resident memory (None if it was killed).
     """
     if pinning is not None and shutil.which("taskset") is None:
         raise PhaseError(phase, "taskset not found: install util-linux to pin CPUs")
-    argv = [*(sandbox.argv() if sandbox is not None else []), "bash", "-c", command]
+    report = tempfile.TemporaryFile("w+b") if measure_memory else None
+    wrapper = [sys.executable, "-I", "-S", str(PEAK_RSS_WRAPPER), str(report.fileno())] if report else []
+    argv = [*(sandbox.argv() if sandbox is not None else []), *wrapper, "bash", "-c", command]
     if pinning is not None:
         argv = ["taskset", "-c", pinning.cpu_list(), *argv]
     command_tag = f"{tag or DEFAULT_TAG}:{uuid.uuid4().hex}"
@@ -169,7 +184,7 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
     # waiting after its command ended; with files the phase ends when the command does.
     with tempfile.TemporaryFile("w+", errors="replace") as out, tempfile.TemporaryFile("w+", errors="replace") as err:
         proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True)
+                                start_new_session=True, pass_fds=(report.fileno(),) if report else ())
         expired = threading.Event()
         stalled, done = threading.Event(), threading.Event()
         watcher = None
@@ -205,6 +220,7 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     seconds = time.monotonic() - start
+    peak_rss = _read_report(report) if report else None
     if log_path is not None:
         log_path = pathlib.Path(log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,7 +228,7 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
             log.write(f"$ {command}  (cwd={cwd}, cpus={pinning.cpu_list() if pinning else 'any'})\n")
             log.write(stdout + ("\n--- stderr ---\n" + stderr if stderr.strip() else ""))
             log.write(f"\n--- exit {proc.returncode} after {seconds:.2f}s{' (timeout)' if timed_out else ''}\n\n")
-    result = CommandResult(proc.returncode, stdout, stderr, seconds, proc.pid)
+    result = CommandResult(proc.returncode, stdout, stderr, seconds, proc.pid, peak_rss)
     if stalled.is_set():
         raise PhaseTimeout(phase, f"{phase} stalled: no output and no file changed for {stall.seconds:g}s "
                                   f"(`{command}`); its process group was killed", command, None,

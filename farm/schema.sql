@@ -1,8 +1,8 @@
--- The farm's DuckDB schema, version 4. Bump SCHEMA_VERSION in farm/store.py and add a
+-- The farm's DuckDB schema, version 6. Bump SCHEMA_VERSION in farm/store.py and add a
 -- migration there when this file changes. Version 2 added `blocks`; version 3 `experiments.retry_of`,
 -- `experiments.agent_notes` and `campaign_state`; version 4 `experiments.lineage`, `merges.lineage`,
--- `allocations` and the view `race_results`; version 5 `phases`. Added columns go last (ALTER TABLE adds
--- them there).
+-- `allocations` and the view `race_results`; version 5 `phases`; version 6 `samples.peak_rss` and
+-- `agent_runs`. Added columns go last (ALTER TABLE adds them there).
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -79,7 +79,9 @@ CREATE TABLE IF NOT EXISTS samples (
     pid INTEGER,
     worker VARCHAR NOT NULL,
     started_at TIMESTAMP NOT NULL,
-    finished_at TIMESTAMP NOT NULL
+    finished_at TIMESTAMP NOT NULL,
+    peak_rss BIGINT                  -- bytes: the peak resident memory of the benchmark run (the largest process
+                                     -- of its tree, the kernel's ru_maxrss); the same for every sample of a run
 );
 
 CREATE TABLE IF NOT EXISTS blocks (    -- one row per measurement block, written with its samples
@@ -172,6 +174,23 @@ CREATE TABLE IF NOT EXISTS phases (  -- where each worker's time went: one row p
                                      -- measurement lock) | measure | idle (no command: bookkeeping, or nothing
                                      -- to do)
     started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS agent_runs (  -- every run of a command agent (first try, reworks, a rebase) and its cost
+    campaign VARCHAR NOT NULL,
+    experiment_id VARCHAR NOT NULL,
+    attempt INTEGER NOT NULL,        -- 0, then 1, 2, ... for reworks
+    strategy VARCHAR NOT NULL,
+    cli VARCHAR,                     -- the preset (claude-code, codex, opencode, aider); NULL: a custom command
+    outcome VARCHAR NOT NULL,        -- ok | failed | timeout
+    seconds DOUBLE NOT NULL,
+    cost_usd DOUBLE,                 -- as the CLI reported it; NULL: it did not say (see README: Agent spend)
+    input_tokens BIGINT,             -- cached input included
+    output_tokens BIGINT,
+    turns INTEGER,
+    session_id VARCHAR,
+    summary VARCHAR,                 -- the CLI's own session summary as it printed it (JSON), cut to 20,000 chars
     finished_at TIMESTAMP NOT NULL
 );
 

@@ -26,7 +26,7 @@ import duckdb
 from farm.errors import StoreError
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA_FILE = pathlib.Path(__file__).with_name("schema.sql")
 # version -> SQL that upgrades a store from version - 1. Frozen history: a later change to a table gets its own
 # migration rather than an edit here.
@@ -73,6 +73,22 @@ MIGRATIONS: dict[int, str] = {
               experiment_id VARCHAR,
               phase VARCHAR NOT NULL,
               started_at TIMESTAMP NOT NULL,
+              finished_at TIMESTAMP NOT NULL)""",
+    6: """ALTER TABLE samples ADD COLUMN peak_rss BIGINT;
+          CREATE TABLE agent_runs (
+              campaign VARCHAR NOT NULL,
+              experiment_id VARCHAR NOT NULL,
+              attempt INTEGER NOT NULL,
+              strategy VARCHAR NOT NULL,
+              cli VARCHAR,
+              outcome VARCHAR NOT NULL,
+              seconds DOUBLE NOT NULL,
+              cost_usd DOUBLE,
+              input_tokens BIGINT,
+              output_tokens BIGINT,
+              turns INTEGER,
+              session_id VARCHAR,
+              summary VARCHAR,
               finished_at TIMESTAMP NOT NULL)""",
 }
 
@@ -338,7 +354,8 @@ class Store:
         block_rows = [[b.experiment_id, b.block, b.worker, b.arm_order, _ts(b.started_at), _ts(b.finished_at),
                        b.loadavg_1m, b.cpu_mhz, b.others, b.waited_s] for b, _ in blocks]
         sample_rows = [[s.experiment_id, s.arm, s.block, s.benchmark, s.value, s.unit, list(s.cpus), s.pid,
-                        block.worker, _ts(s.started_at), _ts(s.finished_at)] for block, batch in blocks for s in batch]
+                        block.worker, _ts(s.started_at), _ts(s.finished_at), s.peak_rss]
+                       for block, batch in blocks for s in batch]
         event_rows = [[campaign, _ts(at), worker, exp, kind, msg] for at, worker, exp, kind, msg in events]
         phase_rows = [[campaign, worker, exp, phase, _ts(start), _ts(end)] for worker, exp, phase, start, end in phases]
         self.con.begin()

@@ -207,13 +207,15 @@ def ratio_interval(ref, cand, alpha: float = 0.05, looks=None) -> tuple[float, f
 
 
 def decide_benchmark(benchmark: str, ref, cand, effect_floor: float, *, higher_is_better: bool = False,
-                     alpha: float = 0.05, looks=None, beta: float = 0.2) -> BenchmarkDecision:
+                     alpha: float = 0.05, looks=None, beta: float = 0.2, exact: bool = False) -> BenchmarkDecision:
     """Classify one benchmark at a look (see the module docstring).
 
     `looks`: the whole schedule (default: one look at the blocks given).
     `beta`: one-sided level of the screening bounds used for futility and
     no-regression (see `outlooks`). Never raises on bad data: degenerate input
-    gives Verdict.INSUFFICIENT with the reason in `note`.
+    gives Verdict.INSUFFICIENT with the reason in `note`. `exact`: a measurement
+    without noise (peak memory): when every block gives the same ratio, that
+    ratio is the answer (its interval a point), not "insufficient".
     """
     n = int(np.size(ref))
     nan = math.nan
@@ -223,12 +225,24 @@ def decide_benchmark(benchmark: str, ref, cand, effect_floor: float, *, higher_i
         return BenchmarkDecision(benchmark, nan, nan, nan, Verdict.INSUFFICIENT, n, effect_floor, note=str(error))
     a = assess(d, effect_floor, alpha=alpha, looks=looks if looks is not None else (max(n, 3),), beta=beta)
     verdict = VERDICTS[int(a["verdict"])]
+    if verdict is Verdict.INSUFFICIENT and exact and n >= 2 and np.all(d == d[0]):
+        return _exact_decision(benchmark, float(d[0]), n, effect_floor)
     if verdict is Verdict.INSUFFICIENT:
         return BenchmarkDecision(benchmark, nan, nan, nan, verdict, n, effect_floor,
                                  note="zero spread: the kept blocks all gave the same ratio (timer resolution?)")
     e = {key: math.exp(float(a[key])) for key in ("centre", "low", "high", "screen_low", "screen_high")}
     return BenchmarkDecision(benchmark, e["centre"], e["low"], e["high"], verdict, n, effect_floor,
                              float(a["p_improved"]), e["screen_low"], e["screen_high"])
+
+
+def _exact_decision(benchmark: str, log_ratio: float, n: int, effect_floor: float) -> BenchmarkDecision:
+    """Every block gave the same log ratio: the ratio is known exactly, and decided against the floor."""
+    bound = math.log1p(effect_floor)
+    verdict = Verdict.IMPROVED if log_ratio < -bound else Verdict.REGRESSED if log_ratio > bound else Verdict.SAME
+    ratio = math.exp(log_ratio)
+    return BenchmarkDecision(benchmark, ratio, ratio, ratio, verdict, n, effect_floor,
+                             0.0 if verdict is Verdict.IMPROVED else 1.0, ratio, ratio,
+                             note="exact: every block gave this ratio")
 
 
 def _describe(d: BenchmarkDecision) -> str:

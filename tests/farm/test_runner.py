@@ -114,3 +114,20 @@ def test_a_command_that_prints_nothing_and_changes_no_file_is_killed_as_stalled(
     result = run_command("agent", "for i in 1 2 3 4; do sleep 1; touch f$i; done; echo done", tmp_path, 60, None,
                          stall=Stall(2, tmp_path))
     assert result.stdout.strip() == "done"
+
+
+ALLOCATE = "python3 -c 'x = bytearray({mb} * 2**20); x[::4096] = b\"1\" * len(x[::4096])'"
+
+
+@pytest.mark.parametrize("contained", [False, True])
+def test_the_peak_memory_of_a_run_is_its_largest_process_and_the_command_cannot_forge_it(tmp_path, contained):
+    from farm import sandbox
+    box = sandbox.phase_sandbox([tmp_path / "farm"], tmp_path) if contained else None
+    runs = {mb: run_command("bench", ALLOCATE.format(mb=mb), tmp_path, 60, Pinning((0,)), sandbox=box,
+                            measure_memory=True).peak_rss for mb in (50, 150)}
+    assert 50 * 2**20 < runs[50] < 80 * 2**20 and 150 * 2**20 < runs[150] < 180 * 2**20
+    # A child's peak counts (not only the shell's); the report's descriptor is not the command's to write.
+    nested = run_command("bench", f"{ALLOCATE.format(mb=100)} & wait; echo 1 >&3", tmp_path, 60, None, sandbox=box,
+                         measure_memory=True, check=False)
+    assert 100 * 2**20 < nested.peak_rss < 130 * 2**20 and "Bad file descriptor" in nested.stderr
+    assert run_command("bench", "true", tmp_path, 60, None).peak_rss is None  # not asked for

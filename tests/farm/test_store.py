@@ -9,7 +9,7 @@ from farm.store import SCHEMA_VERSION, Store, open_readonly
 from stats import decide_benchmark
 
 TABLES = {"campaigns", "strategies", "hypotheses", "experiments", "samples", "blocks", "decisions", "merges",
-          "artifacts", "events", "schema_version", "allocations", "race_results", "phases"}
+          "artifacts", "events", "schema_version", "allocations", "race_results", "phases", "agent_runs"}
 
 
 def block(experiment_id: str, number: int, at: float) -> Block:
@@ -27,7 +27,7 @@ def test_schema_and_round_trip(tmp_path):
     store.start_experiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,))
     now = time.time()
     for b in range(3):
-        samples = [Sample("c-0001", arm, b, "x", 1.0 + b, "s", (1,), 42, now, now) for arm in ("ref", "cand")]
+        samples = [Sample("c-0001", arm, b, "x", 1.0 + b, "s", (1,), 42, now, now, 2**33 + b) for arm in ("ref", "cand")]
         assert store.add_block(block("c-0001", b, now), samples) == 2
     decision = decide_benchmark("x", [1, 2, 3], [1, 2.001, 2.999], 0.02)
     store.finish_experiment(ExperimentResult("c-0001", Status.DISCARD, "why", "w0", (1,), now, now,
@@ -35,7 +35,8 @@ def test_schema_and_round_trip(tmp_path):
     store.close()
     con = open_readonly(tmp_path / "f.duckdb")
     assert con.execute("SELECT status, reason FROM experiments").fetchall() == [("discard", "why")]
-    assert con.execute("SELECT count(*), min(cpus) FROM samples WHERE arm = 'ref'").fetchone() == (3, [1])
+    assert con.execute("SELECT count(*), min(cpus), max(peak_rss) FROM samples WHERE arm = 'ref'").fetchone() == \
+        (3, [1], 2**33 + 2)  # beyond INTEGER: a peak of 8 GiB
     assert con.execute("SELECT verdict FROM decisions").fetchone() == ("same",)
     assert con.execute("SELECT block, worker, arm_order, others, waited_s FROM blocks ORDER BY block").fetchall() == [
         (0, "w0", "ref,cand", "w1:build", 0.25), (1, "w0", "cand,ref", "w1:build", 0.25),
@@ -121,6 +122,8 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     store.con.execute("DROP VIEW race_results")
     store.con.execute("DROP TABLE allocations")
     store.con.execute("DROP TABLE phases")
+    store.con.execute("ALTER TABLE samples DROP COLUMN peak_rss")
+    store.con.execute("DROP TABLE agent_runs")
     store.con.execute("DELETE FROM schema_version")
     store.con.execute("INSERT INTO schema_version VALUES (1)")
     store.close()

@@ -109,6 +109,8 @@ def test_exports_open_in_duckdb_with_the_stores_row_counts(store, tmp_path):
     tsv = duckdb.sql(f"SELECT * FROM read_csv('{out / 'results.tsv'}', delim = '\t', header = true)").fetchall()
     assert [(row[3], row[4].split()[0].rstrip(":")) for row in tsv] == [
         ({"keep": "keep", "discard": "discard"}.get(status, "crash"), h) for h, status in screens]
+    # memory_gb: the candidate's peak resident memory where it was measured (a Python process: 5 MB to 1 GB)
+    assert all(0.005 < row[2] < 1 if row[3] in ("keep", "discard") else row[2] == 0 for row in tsv), tsv
     lines = [json.loads(line) for line in (out / "autoresearch.jsonl").read_text().splitlines()]
     assert lines[0] == {"type": "config", "name": "pm", "metricName": "effect", "metricUnit": "x",
                         "bestDirection": "lower"}

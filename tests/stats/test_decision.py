@@ -92,6 +92,20 @@ def test_degenerate_inputs_are_insufficient_not_errors(ref, cand):
     assert decide_experiment([decision], final=False).outlook is Outlook.CONTINUE
 
 
+@pytest.mark.parametrize("cand, verdict, outlook", [(55.0, Verdict.IMPROVED, Outlook.KEEP),
+                                                     (101.0, Verdict.SAME, Outlook.DISCARD),
+                                                     (130.0, Verdict.REGRESSED, Outlook.DISCARD)])
+def test_an_exact_measurement_with_zero_spread_is_its_ratio(cand, verdict, outlook):
+    # Peak memory: the same bytes in every block is the answer, not a timer's resolution.
+    decision = decide_benchmark("mem", [100.0] * 4, [cand] * 4, 0.05, looks=(3, 4), exact=True)
+    assert (decision.verdict, decision.ratio, decision.ci_low, decision.ci_high) == pytest.approx(
+        (verdict, cand / 100, cand / 100, cand / 100))
+    assert decide_experiment([decision], final=False).outlook is outlook
+    # Two blocks that differ are decided by the usual statistics, exact or not.
+    noisy = decide_benchmark("mem", [100.0, 100.2, 99.9, 100.0], [55.0, 55.0, 55.1, 55.0], 0.05, exact=True)
+    assert noisy.note == "" and noisy.ci_low < noisy.ratio < noisy.ci_high
+
+
 def _decision(name, ratios, floor=0.02, **kwargs):
     ratios = np.asarray(ratios, dtype=float)
     return decide_benchmark(name, np.ones(ratios.size), ratios, floor, **kwargs)
