@@ -44,22 +44,23 @@ class Preset:
     # Set only inside the farm's sandbox: Claude Code refuses to skip its permission prompts as root unless it is
     # told it runs in a sandbox, which is honest only there.
     sandboxed_env: tuple[tuple[str, str], ...] = ()
+    report: str | None = None  # the session summary the command line asks for (farm/agent_spend.py)
 
 
 PRESETS = {
     "claude-code": Preset("claude", 'claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns {max_turns} '
-                                    "--dangerously-skip-permissions{model}", " --model {model}",
-                          ("~/.claude/", "~/.claude.json"), (("IS_SANDBOX", "1"),)),
-    "codex": Preset("codex", 'codex exec --sandbox workspace-write --ephemeral{model} "$(cat "$FARM_PROMPT_FILE")"',
-                    " -m {model}", ("~/.codex/",)),
+                                    "--dangerously-skip-permissions --output-format json{model}", " --model {model}",
+                          ("~/.claude/", "~/.claude.json"), (("IS_SANDBOX", "1"),), "claude-json"),
+    "codex": Preset("codex", 'codex exec --sandbox workspace-write --ephemeral --json{model} '
+                             '"$(cat "$FARM_PROMPT_FILE")"', " -m {model}", ("~/.codex/",), report="codex-jsonl"),
     # Aider commits by default and adds its files to .gitignore: the farm commits, and the tree stays the agent's.
     "aider": Preset("aider", 'aider --yes --no-auto-commits --no-gitignore --chat-history-file '
                              '"$FARM_LOG_DIR/aider-chat.md" --input-history-file "$FARM_LOG_DIR/aider-input.txt"'
                              '{model} --message-file "$FARM_PROMPT_FILE"', " --model {model}",
-                    ("~/.aider/",)),
-    "opencode": Preset("opencode", 'opencode run{model} "$(cat "$FARM_PROMPT_FILE")"', " -m {model}",
+                    ("~/.aider/",), report="aider-text"),
+    "opencode": Preset("opencode", 'opencode run --format json{model} "$(cat "$FARM_PROMPT_FILE")"', " -m {model}",
                        ("~/.local/share/opencode/", "~/.config/opencode/", "~/.cache/opencode/",
-                        "~/.local/state/opencode/")),
+                        "~/.local/state/opencode/"), report="opencode-json"),
 }
 
 
@@ -81,6 +82,13 @@ def state_dirs_of_program(program: str) -> tuple[str, ...]:
     """The state of the preset whose CLI `program` is (a planner's command line may start one)."""
     name = os.path.basename(program)
     return next((preset.state for preset in PRESETS.values() if preset.executable == name), ())
+
+
+def report_format(agent: CommandAgentConfig) -> str | None:
+    """The format of the session summary the agent's CLI prints (farm/agent_spend.py), or None."""
+    if agent.report is not None:
+        return None if agent.report == "none" else agent.report
+    return PRESETS[agent.preset].report if agent.preset is not None else None
 
 
 def sandboxed_environment(agent: CommandAgentConfig) -> dict[str, str]:

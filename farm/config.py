@@ -475,6 +475,11 @@ class BudgetConfig(Model):
                                                         "campaign counts from its first start).")
     experiments: int | None = Field(None, ge=1, description="Screens started (like `farm run --max-experiments`; "
                                                             "the smaller of the two counts).")
+    cost_usd: float | None = Field(None, gt=0, description=(
+        "Agent spend in US dollars, as the agents' CLIs report it (command.report; a CLI that reports no money, "
+        "Codex, counts nothing here). Checked after each experiment: the experiments running then finish."))
+    tokens: int | None = Field(None, ge=1, description="Agent tokens, input and output, as the CLIs report them "
+                                                       "(checked like cost_usd).")
 
 
 class StopConfig(Model):
@@ -530,6 +535,12 @@ class CommandAgentConfig(Model):
         "For a preset: `farm validate` and `farm run` first ask its CLI whether it is logged in, with the CLI's own "
         "status command (no model call, nothing spent; farm/preflight.py), and refuse the campaign with one line "
         "if not. false: skip the check (for a login it cannot see)."))
+    report: Literal["claude-json", "codex-jsonl", "opencode-json", "aider-text", "none"] | None = Field(
+        None, description=(
+        "The format of the session summary the CLI prints on stdout, read for its cost, tokens, turns and "
+        "session id (farm/agent_spend.py; stored in `agent_runs`, counted by budget.cost_usd and budget.tokens). "
+        "Default: the preset's (claude-code `claude-json`, codex `codex-jsonl`, opencode `opencode-json`, aider "
+        "`aider-text`); `none` for a custom command unless given."))
 
     @model_validator(mode="after")
     def _one_command(self):

@@ -61,6 +61,15 @@ RECIPES: dict[str, Recipe] = {
                   round(100 * sum(epoch(finished_at - started_at))
                         / sum(sum(epoch(finished_at - started_at))) OVER (PARTITION BY worker), 1) AS percent
            FROM phases WHERE campaign = $campaign GROUP BY worker, phase ORDER BY worker, seconds DESC"""),
+    "spend": Recipe(
+        "what each strategy's agents cost (as their CLIs reported it), and what it bought: runs, money, tokens, "
+        "screens kept",
+        """SELECT r.strategy, count(*) AS runs, count(*) FILTER (r.outcome <> 'ok') AS failed,
+                  round(sum(r.cost_usd), 4) AS cost_usd, sum(r.input_tokens) AS input_tokens,
+                  sum(r.output_tokens) AS output_tokens, round(sum(r.seconds) / 60, 1) AS minutes,
+                  count(DISTINCT r.experiment_id) FILTER (e.status = 'keep') AS kept
+           FROM agent_runs r JOIN experiments e ON e.id = r.experiment_id
+           WHERE r.campaign = $campaign GROUP BY r.strategy ORDER BY r.strategy"""),
 }
 
 

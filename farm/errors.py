@@ -28,13 +28,15 @@ class StoreError(FarmError):
 
 
 class PhaseError(FarmError):
-    """A phase command failed. Carries the command, exit code and the tail of its output."""
+    """A phase command failed. Carries the command, exit code, the tail of its output and its whole stdout."""
 
-    def __init__(self, phase: str, message: str, command: str = "", returncode: int | None = None, tail: str = ""):
+    def __init__(self, phase: str, message: str, command: str = "", returncode: int | None = None, tail: str = "",
+                 stdout: str = ""):
         self.phase = phase
         self.command = command
         self.returncode = returncode
         self.tail = tail
+        self.stdout = stdout
         super().__init__(message)
 
 

@@ -35,7 +35,8 @@ from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
 from farm.protocol import parse_output
-from farm.records import OVERFITS, Assignment, Block, ExperimentResult, Kind, Sample, Status
+from farm.agent_spend import read_spend
+from farm.records import OVERFITS, AgentRun, Assignment, Block, ExperimentResult, Kind, Sample, Status
 from farm.runner import Pinning, Stall, run_command
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
@@ -116,7 +117,7 @@ class ExperimentPipeline:
         started = time.time()
         state = {"commit": None, "ref_fp": None, "cand_fp": None, "decisions": (), "blocks": 0, "reworked": 0,
                  "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None, "rebased": False,
-                 "peak_rss": {}}
+                 "peak_rss": {}, "agent_runs": []}
         try:
             run = {Kind.AA: self._run_aa, Kind.CONFIRM: self._run_confirm}.get(assignment.kind, self._run)
             status, reason = run(assignment, state)
@@ -131,7 +132,7 @@ class ExperimentPipeline:
             decisions=tuple(state["decisions"]), blocks=state["blocks"], ref_fingerprint=state["ref_fp"],
             cand_fingerprint=state["cand_fp"], effect=state["effect"], reworked=state["reworked"],
             changed_paths=tuple(state["changed"]), ref_means=tuple(state["ref_means"]), aa_log_ratios=state["aa"],
-            artifacts=tuple(state["artifacts"]), notes=state["notes"])
+            artifacts=tuple(state["artifacts"]), notes=state["notes"], agent_runs=tuple(state["agent_runs"]))
 
     # -- the flow ----------------------------------------------------------
 
@@ -322,16 +323,23 @@ class ExperimentPipeline:
         if box is not None:
             environment.update(agents.sandboxed_environment(agent))
         self.send_event(exp, "agent", f"running the agent{f' (rework {attempt})' if attempt else ''}")
+        started, outcome, stdout = time.monotonic(), "ok", ""
         try:
-            run_command("agent", agents.command_line(agent), self.scratch.path, agent.timeout, self.pinning,
-                        log_path=log_dir / f"agent-{attempt}.log", env=environment, tag=self.tag, sandbox=box,
-                        stall=Stall(agent.stall_timeout, self.scratch.path) if agent.stall_timeout else None)
+            stdout = run_command("agent", agents.command_line(agent), self.scratch.path, agent.timeout, self.pinning,
+                                 log_path=log_dir / f"agent-{attempt}.log", env=environment, tag=self.tag,
+                                 sandbox=box, stall=Stall(agent.stall_timeout, self.scratch.path)
+                                 if agent.stall_timeout else None).stdout
         except PhaseTimeout as error:
+            outcome, stdout = "timeout", error.stdout
             raise Outcome(Status.TIMEOUT, f"agent: {error}") from None
         except PhaseError as error:
+            outcome, stdout = "failed", error.stdout
             raise Outcome(Status.CRASH, f"agent failed: {error}") from None
         finally:
             state["notes"] = agents.read_notes(notes_file)
+            spend = read_spend(agents.report_format(agent), stdout)
+            state["agent_runs"].append(AgentRun(attempt, agent.preset, outcome, time.monotonic() - started,
+                                                **vars(spend)))
         if self.scratch.config_changed():
             raise Outcome(Status.TAMPERED, "the agent changed its checkout's git configuration (.git/config); "
                                            "nothing of it is taken")

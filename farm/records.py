@@ -104,6 +104,22 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class AgentRun:
+    """One run of a command agent and what its CLI said it cost (farm/agent_spend.py; None: not said)."""
+
+    attempt: int  # 0, then 1, 2, ... for reworks
+    cli: str | None  # the preset; None for a custom command
+    outcome: str  # ok | failed | timeout
+    seconds: float
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    turns: int | None = None
+    session_id: str | None = None
+    summary: str | None = None
+
+
+@dataclass(frozen=True)
 class ExperimentResult:
     experiment_id: str
     status: Status
@@ -124,6 +140,7 @@ class ExperimentResult:
     aa_log_ratios: tuple[tuple[str, tuple[float, ...]], ...] = ()  # for Kind.AA: per benchmark
     artifacts: tuple[tuple[str, str | None, str], ...] = ()  # (kind, benchmark, reason) found by the worker
     notes: str | None = None  # what a command agent left in its notes file (why, what it expects)
+    agent_runs: tuple[AgentRun, ...] = ()  # every run of a command agent in this experiment, with its spend
 
 
 @dataclass(frozen=True)

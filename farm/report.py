@@ -75,6 +75,9 @@ def final_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> None:
 def campaign_status(con: duckdb.DuckDBPyConnection, campaign: str) -> None:
     """One campaign of `farm status`: its state and counts, then its summary."""
     print(_status_line(con, campaign))
+    spend = agent_spend_line(con, campaign)
+    if spend:
+        print(spend)
     final_summary(con, campaign)
     print()
 
@@ -264,6 +267,18 @@ def _html_table(con: duckdb.DuckDBPyConnection, sql: str, campaign: str) -> str:
     cell = lambda v: html.escape("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
     return ("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"
             + "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows) + "</table>")
+
+
+def agent_spend_line(con: duckdb.DuckDBPyConnection, campaign: str) -> str | None:
+    """What the campaign's agents cost, as their CLIs reported it (`agent_runs`); None if no agent ran."""
+    runs, unreported, cost, tokens_in, tokens_out, seconds = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE cost_usd IS NULL AND input_tokens IS NULL), sum(cost_usd), "
+        "sum(input_tokens), sum(output_tokens), sum(seconds) FROM agent_runs WHERE campaign = ?", [campaign]).fetchone()
+    if not runs:
+        return None
+    said = f", {unreported} of them reported nothing" if unreported else ""
+    return (f"agents: {runs} run(s) in {seconds / 60:.1f} min{said}; cost ${cost or 0:.2f}, tokens "
+            f"{tokens_in or 0:,} in / {tokens_out or 0:,} out (as the CLIs reported)")
 
 
 def _status_line(con: duckdb.DuckDBPyConnection, campaign: str) -> str:

@@ -232,12 +232,11 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
     if stalled.is_set():
         raise PhaseTimeout(phase, f"{phase} stalled: no output and no file changed for {stall.seconds:g}s "
                                   f"(`{command}`); its process group was killed", command, None,
-                           _tail(stderr or stdout))
+                           _tail(stderr or stdout), stdout)
     if timed_out:
         raise PhaseTimeout(phase, f"{phase} timed out after {timeout:g}s (`{command}`); its process group was killed",
-                           command, None,
-                           _tail(stderr or stdout))
+                           command, None, _tail(stderr or stdout), stdout)
     if check and proc.returncode != 0:
         raise PhaseError(phase, f"exit {proc.returncode}: {_telling_line(stderr, stdout)}", command,
-                         proc.returncode, _tail(stderr + "\n" + stdout))
+                         proc.returncode, _tail(stderr + "\n" + stdout), stdout)
     return result

@@ -291,6 +291,13 @@ class Store:
         self._insert_rows("decisions", [[result.experiment_id, d.benchmark, _finite(d.ratio), _finite(d.ci_low),
                                          _finite(d.ci_high), d.verdict.value, d.n_blocks, d.effect_floor, d.note]
                                         for d in result.decisions])
+        if result.agent_runs:
+            campaign, strategy = self.con.execute("SELECT campaign, strategy FROM experiments WHERE id = ?",
+                                                  [result.experiment_id]).fetchone()
+            self._insert_rows("agent_runs", [[campaign, result.experiment_id, r.attempt, strategy, r.cli, r.outcome,
+                                              r.seconds, r.cost_usd, r.input_tokens, r.output_tokens, r.turns,
+                                              r.session_id, r.summary, _ts(result.finished_at)]
+                                             for r in result.agent_runs])
 
     def mark_lost(self, experiment_id: str, reason: str) -> None:
         """An attempt that never ended: its samples and blocks stay, marked by the status; it runs again as a

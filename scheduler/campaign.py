@@ -52,6 +52,7 @@ class Campaign:
         self.hypotheses = HypothesisQueue(hypotheses, min(limits) if limits else None)
         self.started_at = time.time()  # for budget.hours; kept across resumes
         self.screens_since_keep = 0  # for stop.plateau
+        self.spend = {"cost_usd": 0.0, "tokens": 0}  # what the agents' CLIs reported (budget.cost_usd, .tokens)
         self.stopped: str | None = None  # why a budget or stop rule ended the campaign
         self.monitor = AcceptanceMonitor(config.acceptance.alpha, config.acceptance.canary_every)
         self.base = base_commit
@@ -325,6 +326,9 @@ class Campaign:
         worker, a = self.in_flight.pop(result.experiment_id)
         self._write("finish_experiment", result)
         self._count(result.status, +1)
+        for run in result.agent_runs:
+            self.spend["cost_usd"] += run.cost_usd or 0.0
+            self.spend["tokens"] += (run.input_tokens or 0) + (run.output_tokens or 0)
         effect = f" effect {result.effect:.3f}x" if result.effect else ""
         self.say(f"{worker} {result.experiment_id} {a.hypothesis.id}: {result.status.value.upper()}{effect} -- "
                  f"{result.reason}")
@@ -392,6 +396,10 @@ class Campaign:
             return f"budget.hours {budget.hours:g} reached ({hours:.2f} h)"
         if budget.experiments is not None and self.hypotheses.started >= budget.experiments:
             return f"budget.experiments {budget.experiments} reached"
+        if budget.cost_usd is not None and self.spend["cost_usd"] >= budget.cost_usd:
+            return f"budget.cost_usd {budget.cost_usd:g} reached (the agents reported ${self.spend['cost_usd']:.2f})"
+        if budget.tokens is not None and self.spend["tokens"] >= budget.tokens:
+            return f"budget.tokens {budget.tokens} reached (the agents reported {self.spend['tokens']} tokens)"
         if stop.plateau is not None and self.screens_since_keep >= stop.plateau:
             return f"plateau: none of the last {self.screens_since_keep} screens was kept (stop.plateau {stop.plateau})"
         landed = [kept.effect for kept in self.lineages[INTEGRATED].landed if kept.effect]
@@ -554,7 +562,7 @@ class Campaign:
                 "race": self.race.to_dict() if self.race else None, "confirmation": self.confirmation,
                 "statuses": self.statuses, "categories": self.categories, "hypotheses": self.hypotheses.to_dict(),
                 "agent_failures": self.agent_failures, "started_at": self.started_at,
-                "screens_since_keep": self.screens_since_keep, "stopped": self.stopped,
+                "screens_since_keep": self.screens_since_keep, "stopped": self.stopped, "spend": self.spend,
                 "planners": self.planners, "monitor": self.monitor.to_dict(),
                 "in_flight": {e: [w, self._assignment_dict(a)] for e, (w, a) in self.in_flight.items()},
                 "retry": [self._assignment_dict(a) for a in self.retry],
@@ -577,6 +585,7 @@ class Campaign:
         self.started_at = data.get("started_at", self.started_at)
         self.screens_since_keep = data.get("screens_since_keep", 0)
         self.stopped = data.get("stopped")
+        self.spend = dict(data.get("spend", self.spend))
         self.planners.update({k: dict(v) for k, v in data.get("planners", {}).items() if k in self.planners})
         self.hypotheses.restore(data["hypotheses"])
         acceptance = self.config.acceptance
