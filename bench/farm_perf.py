@@ -495,6 +495,10 @@ def _finish(store, ray, experiments: list[dict]) -> None:
         "['idle', 'agent', 'build', 'guard', 'wait', 'measure'][k + 1], e.started_at + k * INTERVAL 10 SECOND, "
         "e.started_at + (k + 1) * INTERVAL 10 SECOND FROM experiments e, range(6) r(k) WHERE e.campaign = ?",
         [STORE_CAMPAIGN]))
+    ray.get(store.query.remote(  # one agent run per screen, as a command strategy's
+        "INSERT INTO agent_runs SELECT e.campaign, e.id, 0, e.strategy, 'claude-code', 'ok', 60.0, 0.25, 20000, "
+        "1500, 6, 'session-' || e.id, NULL, e.finished_at FROM experiments e WHERE e.campaign = ? "
+        "AND e.kind = 'screen'", [STORE_CAMPAIGN]))
 
 
 def _top_up(store, ray, pending: list[dict]) -> int:
@@ -510,7 +514,7 @@ def _top_up(store, ray, pending: list[dict]) -> int:
         [ids, BLOCKS_PER_EXPERIMENT]))
     _, rows = ray.get(store.query.remote(
         "INSERT INTO samples SELECT x.id, arm, b, 'b' || k, 0.1 * (k + 1) * (1 + 0.01 * ((b + k) % 3)), 's', "
-        "[CAST(substr(x.worker, 2) AS INTEGER)], 1000 + b, x.worker, now()::TIMESTAMP, now()::TIMESTAMP "
+        "[CAST(substr(x.worker, 2) AS INTEGER)], 1000 + b, x.worker, now()::TIMESTAMP, now()::TIMESTAMP, 2^25 "
         "FROM (SELECT id, worker FROM experiments WHERE list_contains(?, id)) x, range(?) r(b), "
         "(VALUES ('ref'), ('cand')) a(arm), range(?) q(k)", [ids, BLOCKS_PER_EXPERIMENT, BENCHMARKS]))
     return int(rows[0][0])
