@@ -112,8 +112,8 @@ def test_the_agents_config_shows_the_command_lines_and_needs_claude(tmp_path, mo
                                        str(tmp_path / "w")])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert 'agent of claude: claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns 40 --dangerously-skip-permissions' \
-        in lines
+    assert 'agent of claude: claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns 40 --dangerously-skip-permissions ' \
+        '--output-format json' in lines
     assert "planner of planned: python3 planners/claude_planner.py" in lines
 
 
