@@ -109,7 +109,7 @@ def test_presets_render_their_command_lines_and_a_missing_cli_is_a_validate_erro
     result = CliRunner().invoke(main, ["validate", str(path), "--workdir", str(tmp_path / "work")])
     assert result.exit_code == 0, result.output
     assert ('agent of claude: claude -p "$(cat "$FARM_PROMPT_FILE")" --max-turns 12 '
-            "--dangerously-skip-permissions --model opus") in result.output
+            "--dangerously-skip-permissions --output-format json --model opus") in result.output
 
 
 def test_a_kept_agent_change_that_conflicts_with_the_tip_is_made_again_by_its_agent(local_ray, tmp_path):
