@@ -10,7 +10,9 @@ import traceback
 import click
 
 from farm.config import CampaignConfig, load_config
+from cpp_fixture import FixtureError
 from farm.errors import ConfigError, FarmError, StoreError
+from worktrees import WorktreeError
 from farm.report import campaign_status, final_summary, write_progress_png
 from farm.store import open_readonly
 
@@ -23,15 +25,21 @@ def _fail(error: Exception, debug: bool, code: int):
     sys.exit(code)
 
 
+# What a user is told in one line: the farm's own errors, and those of the layers below it that stay free of
+# farm/ (worktrees/: git; cpp_fixture/: the fixture's set-up). farm/errors.py draws the tree.
+USER_ERRORS = (FarmError, WorktreeError, FixtureError)
+
+
 class FarmGroup(click.Group):
-    """Turns FarmError into one line (per problem) and a non-zero exit; --debug shows the traceback."""
+    """Turns a user error (USER_ERRORS) into one line (per problem) and a non-zero exit; --debug shows the
+    traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ConfigError as error:
             _fail(error, ctx.obj.get("debug", False) if ctx.obj else False, 2)
-        except FarmError as error:
+        except USER_ERRORS as error:
             _fail(error, ctx.obj.get("debug", False) if ctx.obj else False, 1)
 
 

@@ -324,6 +324,11 @@ class RefsConfig(Model):
                                                                   "whole change).")
     category: str = Field("commit", description="The category recorded for these hypotheses.")
 
+    @field_validator("commits", "branches", mode="before")
+    @classmethod
+    def _names_as_written(cls, names):
+        return [as_written(name) for name in names] if isinstance(names, list) else names
+
     @model_validator(mode="after")
     def _something(self):
         if not (self.range or self.commits or self.branches):
@@ -686,11 +691,52 @@ def format_validation_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+class YamlInt(int):
+    """A YAML integer that remembers how it was written: `commits: [6995621]` is a commit id, not a number."""
+
+    text: str
+
+
+class YamlFloat(float):
+    """A YAML float that remembers how it was written (`7e76581`, a commit id, would be inf)."""
+
+    text: str
+
+
+class _NumbersKeepTheirText(yaml.SafeLoader):
+    """PyYAML's safe loader, but a number also carries the text it was read from (YamlInt, YamlFloat)."""
+
+    def construct_yaml_int(self, node):
+        number = YamlInt(super().construct_yaml_int(node))
+        number.text = node.value
+        return number
+
+    def construct_yaml_float(self, node):
+        number = YamlFloat(super().construct_yaml_float(node))
+        number.text = node.value
+        return number
+
+
+_NumbersKeepTheirText.add_constructor("tag:yaml.org,2002:int", _NumbersKeepTheirText.construct_yaml_int)
+_NumbersKeepTheirText.add_constructor("tag:yaml.org,2002:float", _NumbersKeepTheirText.construct_yaml_float)
+
+
+def as_written(value):
+    """A name YAML read as a number (a commit id such as 6995621 or 7e76581), as the file wrote it; any other
+    number is refused with what to do (ValueError); anything else is left for the field to check."""
+    if isinstance(value, (YamlInt, YamlFloat)):
+        return value.text
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(f"{value!r} is a number: quote a commit id or ref (\"{value}\")")
+    return value
+
+
 def parse_yaml_mapping(path: str | os.PathLike, text: str, expected: str, example: str) -> dict:
     """The YAML mapping in `text` (read from `path`); ConfigError with the line and column of a syntax error,
-    or what was found instead of `expected` (with `example` to look at)."""
+    or what was found instead of `expected` (with `example` to look at). Numbers remember their text
+    (YamlInt, YamlFloat): a commit id YAML took for a number is read as written (as_written)."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_NumbersKeepTheirText)  # a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -1,12 +1,20 @@
-"""The farm's exceptions. The CLI catches FarmError, prints one line, exits non-zero.
+"""The farm's exceptions. The CLI catches these, prints one line, exits non-zero.
 
     FarmError
     ├── ConfigError          the campaign file is missing, not YAML, or invalid
     ├── TargetError          the target repository or base ref is unusable
     ├── StoreError           the DuckDB file cannot be opened or has the wrong schema
+    ├── KnobError            a knob setting cannot be written (farm/knobs.py)
     └── PhaseError           a phase (agent, build, guard, bench) failed
         ├── PhaseTimeout     ... by running past its timeout (its process group was killed)
         └── ProtocolError    ... by printing output the benchmark protocol cannot read
+
+The layers below farm/ import nothing of it, so their errors have roots of their own, caught by the CLI beside
+FarmError (farm/cli.py, USER_ERRORS):
+
+    worktrees.WorktreeError  a git operation failed (ApplyError: a patch does not apply; ChangeRefused: an
+                             agent's change is refused)
+    cpp_fixture.FixtureError the fixture cannot be set up
 """
 from __future__ import annotations
 

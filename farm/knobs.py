@@ -18,11 +18,12 @@ import random
 import re
 
 from farm.config import FARM_VARIABLES, KnobsConfig, knob_value_problem
+from farm.errors import FarmError
 
 Setting = tuple[tuple[str, str], ...]  # (knob name, value) for every knob, in the config's order
 
 
-class KnobError(Exception):
+class KnobError(FarmError):
     """A knob cannot be written into this checkout (its file or pattern is not there, its file is outside the
     checkout, its value is not one line)."""
 

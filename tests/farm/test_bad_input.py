@@ -14,10 +14,14 @@ import yaml
 from click.testing import CliRunner
 
 import cpp_fixture
+import farm.cli
+from cpp_fixture import FixtureError
 from farm.cli import main
 from farm.config import BenchConfig, load_config
 from farm.errors import ConfigError, ProtocolError, TargetError
+from farm.knobs import KnobError
 from farm.protocol import parse_output
+from worktrees import WorktreeError
 
 DELETE = object()
 
@@ -486,3 +490,16 @@ def test_a_duckdb_file_that_is_not_a_farm_store_is_one_line(tmp_path, command):
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert result.stderr.splitlines() == [f"error: {other} is a DuckDB file but not a farm store (it has no farm "
                                           f"tables); pass the farm.duckdb of a campaign"]
+
+
+@pytest.mark.parametrize("error", [WorktreeError("git update-ref farm/c/integrated: cannot lock ref"),
+                                   FixtureError("/tmp/x is not empty; give a new directory"),
+                                   KnobError("knob threads: the pattern matches nothing in CMakeLists.txt")])
+def test_an_error_of_any_layer_reaches_the_user_as_one_line(monkeypatch, error):
+    # On main a WorktreeError (git, from claim_branches or a save of the campaign) was a traceback.
+    def fail(db):
+        raise error
+    monkeypatch.setattr(farm.cli, "_stores", fail)
+    result = CliRunner().invoke(farm.cli.main, ["status"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output == f"error: {error}\n"

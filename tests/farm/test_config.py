@@ -141,3 +141,18 @@ def test_measurement_mode_defaults_to_auto_and_is_checked(tmp_path):
         load_config(write(tmp_path, MINIMAL + "measurement: {mode: sometimes}\n"))
     with pytest.raises(ConfigError, match=r"measurement\.lock: Extra inputs are not permitted"):
         load_config(write(tmp_path, MINIMAL + "measurement: {lock: true}\n"))
+
+
+def test_commit_ids_that_yaml_reads_as_numbers_are_taken_as_written(tmp_path):
+    # 6995621 is an integer to YAML, 7e76581 a float (inf), 0755123 an octal integer: each a commit id here.
+    text = MINIMAL.replace("    hypotheses: [{id: h1, patch: h1.patch}]",
+                           "    refs: {commits: [6995621, 7e76581, 0755123, abc1234], branches: [1234]}")
+    refs = load_config(write(tmp_path, text)).strategies[0].refs
+    assert refs.commits == ["6995621", "7e76581", "0755123", "abc1234"] and refs.branches == ["1234"]
+    assert load_config(write(tmp_path, MINIMAL)).acceptance.min_blocks == 3  # numbers elsewhere stay numbers
+
+
+def test_a_commit_id_given_as_a_number_in_code_is_refused_with_what_to_do():
+    from farm.config import RefsConfig
+    with pytest.raises(ValueError, match=r'6995621 is a number: quote a commit id or ref \("6995621"\)'):
+        RefsConfig(commits=[6995621])
