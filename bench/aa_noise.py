@@ -41,7 +41,7 @@ import cpp_fixture  # noqa: E402
 from farm.config import CampaignConfig  # noqa: E402
 from farm.protocol import parse_output  # noqa: E402
 from farm.runner import Pinning, run_command  # noqa: E402
-from scheduler import run_campaign  # noqa: E402
+from scheduler.runtime import run_campaign  # noqa: E402
 from stats.noise import aa_log_ratios, robust_noise  # noqa: E402
 
 DEMO = pathlib.Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"

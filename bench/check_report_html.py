@@ -49,7 +49,8 @@ def main() -> int:
         print("MISSED: no Chromium on PATH (apt-get install chromium)")
         return 1
     con = open_readonly(args.db)
-    campaign = args.campaign or con.execute("SELECT id FROM campaigns ORDER BY started_at DESC LIMIT 1").fetchall()[0][0]
+    newest = "SELECT id FROM campaigns ORDER BY started_at DESC LIMIT 1"
+    campaign = args.campaign or con.execute(newest).fetchall()[0][0]
     experiments = con.execute("SELECT count(*) FROM experiments WHERE campaign = ?", [campaign]).fetchall()[0][0]
     with tempfile.TemporaryDirectory() as directory:
         page = write_html(con, campaign, pathlib.Path(directory) / "report.html")

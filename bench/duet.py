@@ -207,8 +207,8 @@ def verdict(fom_abba: float, fom_duet: float) -> str:
 
 
 def bootstrap_ratio(d_abba, d_duet, wall_abba, wall_duet, stat: str, draws: int = 2000, seed: int = 1):
-    """95 % interval of FoM(abba)/FoM(duet) for the spread SPREADS[stat], resampling blocks (block i of both methods together: they
-    were measured next to each other, so a disturbed stretch of time moves both)."""
+    """95 % interval of FoM(abba)/FoM(duet) for the spread SPREADS[stat], resampling blocks (block i of both
+    methods together: they were measured next to each other, so a disturbed stretch of time moves both)."""
     a = np.asarray(d_abba, dtype=float)
     b = np.asarray(d_duet, dtype=float)
     keep = np.isfinite(a) & np.isfinite(b)
@@ -258,7 +258,7 @@ def collect(proc: subprocess.Popen, timeout: float, what: str, cpu: int) -> dict
         raise RuntimeError(f"{what}: bench.py timed out after {timeout:.0f} s") from None
     if proc.returncode != 0:
         raise RuntimeError(f"{what}: bench.py exit {proc.returncode}: {err.strip()[-600:]}")
-    rows = {row["name"]: row for row in map(json.loads, (l for l in out.splitlines() if l.startswith("{")))}
+    rows = {row["name"]: row for row in map(json.loads, (line for line in out.splitlines() if line.startswith("{")))}
     for name, row in rows.items():
         if row["cpus"] != [cpu] or row["threads"] != 1:
             raise RuntimeError(f"{what}: {name} ran on cpus {row['cpus']} with {row['threads']} threads, "
@@ -494,9 +494,10 @@ def main(argv=None) -> int:
         abba, duet = [], []
         began = time.monotonic()
         for block in range(args.blocks):
-            runs = [lambda: abba.append(abba_block(trees, cpus[1], block, names, args.duration, timeout)),
-                    lambda: duet.append(duet_block(trees, cpus, block, names, duet_duration, args.setup_time,
-                                                   args.startup, timeout))]
+            runs = [lambda block=block: abba.append(abba_block(trees, cpus[1], block, names, args.duration, timeout)),
+                    # duet_duration late-bound on purpose: block 0's abba run sets it
+                    lambda block=block: duet.append(duet_block(trees, cpus, block, names, duet_duration,  # noqa: B023
+                                                               args.setup_time, args.startup, timeout))]
             for k, run in enumerate(runs if block % 2 == 0 else runs[::-1]):
                 run()
                 if k == 0 and duet_duration is None:  # block 0 runs abba first

@@ -60,8 +60,8 @@ def measure(runs: int, root: pathlib.Path) -> dict:
     agent_box = sandbox.agent_sandbox(farm_dirs, [repo.git_dir / "objects"], [scratch.path, own], [], True)
     phase_box = sandbox.phase_sandbox(farm_dirs, cand)
     timings: dict[str, list[float]] = {name: [] for name in
-                                       ("agent_bare", "agent_sandboxed", "phase_bare", "phase_sandboxed", "bench_memory",
-                                        "scratch")}
+                                       ("agent_bare", "agent_sandboxed", "phase_bare", "phase_sandboxed",
+                                        "bench_memory", "scratch")}
     for _ in range(runs):
         timings["agent_sandboxed"].append(_seconds(lambda: run_command("agent", "true", scratch.path, 30, pinning,
                                                                         sandbox=agent_box)))

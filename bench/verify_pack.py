@@ -170,7 +170,8 @@ def main() -> int:
     agree = total = 0
     with tempfile.TemporaryDirectory(prefix="verify_pack-") as tmp:
         trees = Trees(pathlib.Path(tmp))
-        print(f"cpus={args.cpus} blocks={args.blocks} same-band=±{SAME_BAND:.0%}; ratio = patched/parent (<1 is faster)")
+        print(f"cpus={args.cpus} blocks={args.blocks} same-band=±{SAME_BAND:.0%}; "
+              f"ratio = patched/parent (<1 is faster)")
         for entry in manifest:
             if entry["id"] not in wanted:
                 continue
@@ -188,7 +189,8 @@ def main() -> int:
                 got = measured["directions"][name]
                 agree += got == want
                 total += 1
-                print(f"    {name:12} ratio {ratio:7.3f}  {got:6}  expected {want:6} {'ok' if got == want else 'DIFFERS'}",
+                verdict = "ok" if got == want else "DIFFERS"
+                print(f"    {name:12} ratio {ratio:7.3f}  {got:6}  expected {want:6} {verdict}",
                       flush=True)
         if not args.no_combined:
             chain, totals, per_bench = combined(trees, args)

@@ -20,7 +20,8 @@ def main(argv=None) -> int:
             print(f"fixture repository ready in {repo} (build: cd {repo} && python build.py)")
         else:
             for entry in cpp_fixture.load_manifest():
-                print(f"{entry['id']:24} {entry['category']:12} {entry['expected']['outcome']:11} {entry['description']}")
+                outcome = entry["expected"]["outcome"]
+                print(f"{entry['id']:24} {entry['category']:12} {outcome:11} {entry['description']}")
     except cpp_fixture.FixtureError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -9,12 +9,12 @@ import traceback
 
 import click
 
-from farm.config import CampaignConfig, load_config
 from cpp_fixture import FixtureError
+from farm.config import CampaignConfig, load_config
 from farm.errors import ConfigError, FarmError, StoreError
-from worktrees import WorktreeError
 from farm.report import campaign_status, final_summary, write_progress_png
 from farm.store import open_readonly
+from worktrees import WorktreeError
 
 
 def _fail(error: Exception, debug: bool, code: int):
@@ -124,7 +124,7 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
         if deleted:
             shutil.rmtree(workdir_path)
         check_campaign(config, workdir_path, workers)  # the checks of `farm validate`, before Ray starts
-        from scheduler import run_campaign  # Ray is imported only when a campaign runs
+        from scheduler.runtime import run_campaign  # Ray is imported only when a campaign runs
 
         summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
                                max_experiments=max_experiments, echo=lambda line: click.echo(line), resume=resume,
@@ -303,7 +303,12 @@ def status(db, campaign):
 
     for store in _stores(db):
         snapshots = []
-        con = open_readonly(store, lambda path, age: (snapshots.append(path), _note_snapshot(path, age)))
+
+        def note(path, age, snapshots=snapshots):
+            snapshots.append(path)
+            _note_snapshot(path, age)
+
+        con = open_readonly(store, note)
         names = [name for (name,) in con.execute("SELECT id FROM campaigns ORDER BY started_at").fetchall()]
         for name in names:
             if campaign in (None, name):

@@ -109,8 +109,8 @@ class PhaseConfig(Model):
 
 
 class BuildConfig(PhaseConfig):
-    artifacts: list[str] = Field(default_factory=list, description="Globs (relative to the checkout) of the built "
-                                                                   "artefacts; their hash is recorded as a fingerprint.")
+    artifacts: list[str] = Field(default_factory=list, description=(
+        "Globs (relative to the checkout) of the built artefacts; their hash is recorded as a fingerprint."))
     sources: list[str] = Field(default_factory=list, description="fnmatch patterns of the files that feed the "
                                                                  "artefacts (e.g. `src/*`, `include/*`). A change "
                                                                  "to one that leaves an artefact older than it after "

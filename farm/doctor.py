@@ -15,6 +15,7 @@ from typing import Literal
 
 from farm import sandbox
 from farm.config import CampaignConfig
+from farm.cpusets import allocate_cpu_sets, available_cpus
 
 State = Literal["ok", "warn", "unknown"]
 CPU_SYSFS = "sys/devices/system/cpu"
@@ -86,15 +87,8 @@ def _cpus_of_isolcpus(value: str) -> list[int]:
 
 # ---------------------------------------------------------------------------- worker CPU sets
 
-def available_cpus() -> list[int]:
-    """The CPUs this process may run on (its affinity; a container or taskset may narrow it)."""
-    return sorted(os.sched_getaffinity(0))
-
-
 def default_worker_sets(available: list[int] | None = None) -> list[tuple[int, ...]]:
     """One CPU per worker over the available CPUs: what `farm run` does with a config that says nothing."""
-    from scheduler.cpusets import allocate_cpu_sets  # the scheduler package imports Ray: only when needed
-
     return allocate_cpu_sets(available=available if available is not None else available_cpus())
 
 
@@ -105,8 +99,6 @@ def config_worker_sets(config: CampaignConfig, available: list[int] | None = Non
     available here (allocate_cpu_sets would refuse them). Allocated sets raise ConfigError when they do
     not fit, as `farm run` would.
     """
-    from scheduler.cpusets import allocate_cpu_sets
-
     if config.workers.cpu_sets:
         return [tuple(sorted(cpus)) for cpus in config.workers.cpu_sets]
     return allocate_cpu_sets(config.workers.count, config.workers.cpus_per_worker,

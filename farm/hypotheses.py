@@ -14,9 +14,15 @@ import pathlib
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from farm.config import (NAME_PATTERN, CampaignConfig, HypothesisConfig, StrategyConfig, format_validation_error,
-                         parse_yaml_mapping)
 from farm import knobs
+from farm.config import (
+    NAME_PATTERN,
+    CampaignConfig,
+    HypothesisConfig,
+    StrategyConfig,
+    format_validation_error,
+    parse_yaml_mapping,
+)
 from farm.errors import ConfigError
 from farm.records import Hypothesis
 from worktrees import TargetRepo, WorktreeError

@@ -30,12 +30,12 @@ import time
 from collections.abc import Callable, Iterator
 
 from farm import agents, knobs, sandbox
+from farm.agent_spend import read_spend
 from farm.config import CampaignConfig, Direction, StrategyConfig
 from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
 from farm.protocol import parse_output
-from farm.agent_spend import read_spend
 from farm.records import OVERFITS, AgentRun, Assignment, Block, ExperimentResult, Kind, Sample, Status
 from farm.runner import Pinning, Stall, run_command
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
@@ -116,8 +116,8 @@ class ExperimentPipeline:
     def run(self, assignment: Assignment) -> ExperimentResult:
         started = time.time()
         state = {"commit": None, "ref_fp": None, "cand_fp": None, "decisions": (), "blocks": 0, "reworked": 0,
-                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None, "rebased": False,
-                 "peak_rss": {}, "agent_runs": []}
+                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None,
+                 "rebased": False, "peak_rss": {}, "agent_runs": []}
         try:
             run = {Kind.AA: self._run_aa, Kind.CONFIRM: self._run_confirm}.get(assignment.kind, self._run)
             status, reason = run(assignment, state)

@@ -1,6 +1,6 @@
 """The experiment store: one DuckDB file, written by exactly one process.
 
-In a campaign the store actor (scheduler/store_actor.py) owns a Store; every
+In a campaign the store actor (scheduler/runtime/store_actor.py) owns a Store; every
 other process sends it whole batches. `farm query`, `farm status` and
 reports open the file read-only with `open_readonly`. DuckDB lets no other
 process open a file that one is writing, so while a campaign runs the store
@@ -408,7 +408,8 @@ class Store:
 
     def add_events(self, campaign: str, events: list[tuple[float, str | None, str | None, str, str]]) -> None:
         """events: (unix time, worker, experiment_id, kind, message); inside the caller's transaction, if any."""
-        self._insert_rows("events", [[campaign, _ts(at), worker, exp, kind, msg] for at, worker, exp, kind, msg in events])
+        self._insert_rows("events", [[campaign, _ts(at), worker, exp, kind, msg]
+                                     for at, worker, exp, kind, msg in events])
 
     def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
         cursor = self.con.execute(sql, params or [])

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from farm import agents, knobs, preflight, sandbox
 from farm.config import CampaignConfig
+from farm.cpusets import allocate_cpu_sets
 from farm.errors import ConfigError, TargetError
 from farm.hypotheses import load_hypotheses
 from farm.pipeline import is_protected
 from farm.records import Hypothesis
 from farm.target import base_commit as base_of
 from farm.target import inspect_target
-from scheduler.cpusets import allocate_cpu_sets  # no Ray: cpusets only reads this process's affinity
 from worktrees import WorktreeError
 
 SYMLINK_MODE = "120000 "  # git's mode of a symbolic link, as `git ls-tree` prints it

@@ -1,8 +1,7 @@
-"""The Ray runtime: coordinator, worker actors, the store actor, CPU sets.
+"""The campaign: what runs next and what lands, and the Ray runtime that carries it out.
 
-Ray is imported only in this package (and its tests).
+scheduler/ itself is Ray-free and pure: the campaign's state machine (campaign.py), its hypothesis and merge
+queues, the strategy race and the acceptance monitor, tested without Ray as stats/ is. scheduler/runtime/ is
+the only place that imports Ray: the coordinator, the worker actors, the store actor and the nodes
+(`from scheduler.runtime import run_campaign`).
 """
-from scheduler.coordinator import CampaignSummary, run_campaign
-from scheduler.cpusets import allocate_cpu_sets
-
-__all__ = ["CampaignSummary", "allocate_cpu_sets", "run_campaign"]

@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from farm.acceptance_monitor import AcceptanceMonitor
 from farm.config import CampaignConfig
 from farm.planner import Plan
 from farm.records import INTEGRATED, OVERFITS, Assignment, ExperimentResult, Hypothesis, Kind, Status
+from scheduler.acceptance_monitor import AcceptanceMonitor
 from scheduler.hypothesis_queue import HypothesisQueue
 from scheduler.merge_queue import Kept, Lineage
 from scheduler.race import DROPPED, RACING, WINNER, Race

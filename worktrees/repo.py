@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import fcntl
+import functools
 import os
 import pathlib
 import time

@@ -26,9 +26,8 @@ import statistics
 import sys
 import time
 
-from harness.workloads import WORKLOADS, checksum
-
 import interp
+from harness.workloads import WORKLOADS, checksum
 
 
 def parse_args(argv):

@@ -11,4 +11,5 @@ n = int(re.search(r"^N = (\d+)$", prog.read_text(), re.MULTILINE).group(1))
 again = "## Your change no longer applies" in prompt
 new = n // 2 if again else 400000 // int(sys.argv[1])
 prog.write_text(prog.read_text().replace(f"N = {n}", f"N = {new}"))
-pathlib.Path(os.environ["FARM_NOTES_FILE"]).write_text(f"N {n} -> {new}{' (again, on the moved tip)' if again else ''}\n")
+where = " (again, on the moved tip)" if again else ""
+pathlib.Path(os.environ["FARM_NOTES_FILE"]).write_text(f"N {n} -> {new}{where}\n")

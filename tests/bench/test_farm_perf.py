@@ -83,13 +83,13 @@ def test_throughput_part(shared_ray, tmp_path):
         assert details["mean_in_worker_s"] >= 0.3  # the synthetic experiment's sleeps
         assert details["cpu_s"]["store_actor"] > 0 and details["cpu_s"]["driver"] > 0
     # The substitutions are undone.
-    import scheduler.coordinator
-    import scheduler.worker_pool
-    from scheduler.worker import WorkerActor
+    import scheduler.runtime.coordinator
+    import scheduler.runtime.worker_pool
+    from scheduler.runtime.worker import WorkerActor
 
-    assert scheduler.worker_pool.WorkerActor is WorkerActor
-    assert scheduler.coordinator.local_node is scheduler.nodes.local_node
-    assert scheduler.coordinator.cluster_nodes is scheduler.nodes.cluster_nodes
+    assert scheduler.runtime.worker_pool.WorkerActor is WorkerActor
+    assert scheduler.runtime.coordinator.local_node is scheduler.runtime.nodes.local_node
+    assert scheduler.runtime.coordinator.cluster_nodes is scheduler.runtime.nodes.cluster_nodes
 
 
 def test_docs_table_is_replaced_and_the_text_around_it_kept(tmp_path):

@@ -9,8 +9,8 @@ import ray
 from ray.cluster_utils import Cluster
 
 from farm.config import CampaignConfig
-from scheduler import run_campaign
-from scheduler.cpusets import affinity, available_cpus
+from farm.cpusets import affinity, available_cpus
+from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import TargetRepo
 
@@ -78,7 +78,9 @@ def test_a_campaign_on_two_nodes_lands_wins_found_on_both(two_nodes, tmp_path):
     screens = dict(con.execute("SELECT hypothesis_id, worker FROM experiments WHERE kind = 'screen' "
                                "AND status = 'keep'").fetchall())
     assert set(screens) == {"fewer_a", "fewer_b"} and set(screens.values()) == {"w0", "w1"}, screens
-    assert set(con.execute("SELECT e.hypothesis_id FROM merges m JOIN experiments e ON e.id = m.experiment_id WHERE m.landed").fetchall()) == {("fewer_a",), ("fewer_b",)}
+    landed = con.execute("SELECT e.hypothesis_id FROM merges m JOIN experiments e ON e.id = m.experiment_id "
+                         "WHERE m.landed").fetchall()
+    assert set(landed) == {("fewer_a",), ("fewer_b",)}
     hub = TargetRepo(repo)
     landed = hub.git("show", f"{summary.integrated_branch}:prog.py")
     assert "A = 150000" in landed and "B = 150000" in landed

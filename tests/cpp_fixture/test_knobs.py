@@ -106,7 +106,8 @@ def test_default_knobs_compile_to_todays_flags(knob_repo):
     args = compile_args(knob_repo, "loocv.cpp")
     assert opt_level(args) == "-O3"
     assert {"-DINTERP_OMP_SCHEDULE=static", "-DINTERP_OMP_CHUNK=0", "-DINTERP_BLOCK_SIZE=64"} <= set(args)
-    assert json.loads((knob_repo / "build" / "knobs-env.json").read_text()) == {"CXXFLAGS": "", "INTERP_BLOCK_SIZE": "64"}
+    assert json.loads((knob_repo / "build" / "knobs-env.json").read_text()) == {"CXXFLAGS": "",
+                                                                                "INTERP_BLOCK_SIZE": "64"}
 
 
 @pytest.mark.parametrize("opt, schedule, chunk, block, cxxflags", [

@@ -152,7 +152,8 @@ CONFIG_CASES = [
     ("strategies missing", {"strategies": DELETE}, "strategies: Field required"),
     ("strategies duplicate names", {"strategies": BASE["strategies"] * 2}, "strategy names must be unique"),
     ("strategy name", {"strategies.0.name": "a b"}, "strategies.0.name: String should match pattern"),
-    ("strategy agent", {"strategies.0.agent": "llm"}, "strategies.0.agent: Input should be 'patch', 'command', 'knobs' or 'refs'"),
+    ("strategy agent", {"strategies.0.agent": "llm"},
+     "strategies.0.agent: Input should be 'patch', 'command', 'knobs' or 'refs'"),
     ("strategy without hypotheses", {"strategies.0.hypotheses": DELETE}, "strategies.0: Value error, give inline "
                                                                          "`hypotheses`, a `pack` directory, `refs`"),
     ("hypothesis id", {"strategies.0.hypotheses.0.id": "../x"}, "strategies.0.hypotheses.0.id: String should match"),
@@ -377,7 +378,7 @@ def test_prepare_target_turns_fixture_errors_into_one_line_target_errors(campaig
     with pytest.raises(TargetError) as info:
         prepare_target(config, tmp_path / "w2")
     assert "\n" not in str(info.value) and str(info.value).startswith("target.fixture: cannot materialise")
-    from scheduler import coordinator  # the coordinator uses this very function
+    from scheduler.runtime import coordinator  # the coordinator uses this very function
     assert coordinator.prepare_target is prepare_target
 
 

@@ -93,8 +93,8 @@ def test_the_knob_config_validates_against_the_fixture_and_a_wrong_knob_file_is_
     assert "7 hypotheses" in result.output
     text = (REPO_ROOT / "configs" / "knobs.yaml").read_text()
     broken = tmp_path / "knobs.yaml"
-    broken.write_text(text.replace("INTERP_OMP_SCHEDULE", "INTERP_SCHEDULE").replace("file: knobs.cmake, pattern: '^set\\(INTERP_OPT",
-                                                                                  "file: knobs.txt, pattern: '^set\\(INTERP_OPT"))
+    broken.write_text(text.replace("INTERP_OMP_SCHEDULE", "INTERP_SCHEDULE").replace(
+        "file: knobs.cmake, pattern: '^set\\(INTERP_OPT", "file: knobs.txt, pattern: '^set\\(INTERP_OPT"))
     result = CliRunner().invoke(main, ["validate", str(broken), "--workdir", str(tmp_path / "w")])
     assert result.exit_code == 2
     assert result.output.splitlines() == [
@@ -107,7 +107,8 @@ def test_the_agents_config_shows_the_command_lines_and_needs_claude(tmp_path, mo
     result = CliRunner().invoke(main, ["validate", str(REPO_ROOT / "configs" / "agents.yaml"), "--workdir",
                                        str(tmp_path / "w")])
     assert result.exit_code == 2 and "agent of claude: 'claude' not found on PATH" in result.output
-    monkeypatch.setenv("PATH", f"{REPO_ROOT / 'tests' / 'agents' / 'bin'}:{os.path.dirname(sys.executable)}:/usr/bin:/bin")
+    stand_ins = REPO_ROOT / "tests" / "agents" / "bin"
+    monkeypatch.setenv("PATH", f"{stand_ins}:{os.path.dirname(sys.executable)}:/usr/bin:/bin")
     result = CliRunner().invoke(main, ["validate", str(REPO_ROOT / "configs" / "agents.yaml"), "--workdir",
                                        str(tmp_path / "w")])
     assert result.exit_code == 0, result.output

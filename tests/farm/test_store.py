@@ -27,7 +27,8 @@ def test_schema_and_round_trip(tmp_path):
     store.start_experiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,))
     now = time.time()
     for b in range(3):
-        samples = [Sample("c-0001", arm, b, "x", 1.0 + b, "s", (1,), 42, now, now, 2**33 + b) for arm in ("ref", "cand")]
+        samples = [Sample("c-0001", arm, b, "x", 1.0 + b, "s", (1,), 42, now, now, 2**33 + b)
+                   for arm in ("ref", "cand")]
         assert store.add_block(block("c-0001", b, now), samples) == 2
     decision = decide_benchmark("x", [1, 2, 3], [1, 2.001, 2.999], 0.02)
     store.finish_experiment(ExperimentResult("c-0001", Status.DISCARD, "why", "w0", (1,), now, now,

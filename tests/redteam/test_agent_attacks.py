@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from farm.config import CampaignConfig
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.marked import kill_marked, marked_pids, new_marker
 from tests.scheduler.tiny_repo import config_dict, make_repo
 
@@ -63,7 +63,8 @@ def test_attacks_are_stopped_and_leave_the_other_verdicts_alone(local_ray, tmp_p
                  'target.write_text("import time\\ntime.sleep(1)\\n" + target.read_text())\n')
     spawn = f'import subprocess\nsubprocess.Popen(["env", "-i", "sleep", "{marker}2"], start_new_session=True)\n'
     candidates = [
-        {"id": "build_rewrites_guard", "patch": _patch(repo, tmp_path / "b.patch", "build.sh", "printf 'true\\n' > guard.sh\n")},
+        {"id": "build_rewrites_guard",
+         "patch": _patch(repo, tmp_path / "b.patch", "build.sh", "printf 'true\\n' > guard.sh\n")},
         {"id": "bench_writes_other_ref", "patch": _patch(repo, tmp_path / "r.patch", "prog.py", other_ref + prog)},
         {"id": "bench_env_i", "patch": _patch(repo, tmp_path / "e.patch", "prog.py", spawn + prog)},
         {"id": "real_speed_up", "patch": _patch(repo, tmp_path / "s.patch", "prog.py",

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from farm.config import CampaignConfig
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.markdown_blocks import fenced_blocks, headings
 from tests.ray_once import local_ray
 from tests.scheduler.tiny_repo import config_dict, make_repo

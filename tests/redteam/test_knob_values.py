@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from farm.cli import main
 from farm.config import CampaignConfig, StrategyConfig
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.ray_once import local_ray
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 

@@ -7,10 +7,10 @@ import pytest
 import ray
 
 from farm.config import CampaignConfig
+from farm.cpusets import allocate_cpu_sets
 from farm.records import Block, Sample
-from scheduler.cpusets import allocate_cpu_sets
-from scheduler.store_actor import StoreActor
-from scheduler.worker import WorkerActor
+from scheduler.runtime.store_actor import StoreActor
+from scheduler.runtime.worker import WorkerActor
 from tests.scheduler.tiny_repo import config_dict, make_repo
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,8 @@ def test_store_actor_takes_concurrent_batches_without_loss(local_ray, tmp_path):
     con = duckdb.connect(str(path), read_only=True)
     rows = con.execute("SELECT worker, count(*) FROM samples GROUP BY 1 ORDER BY 1").fetchall()
     assert rows == [("w0", 400), ("w1", 400)] and sent == 800
-    assert con.execute("SELECT count(DISTINCT (experiment_id, arm, block, benchmark)) FROM samples").fetchone() == (800,)
+    distinct = "SELECT count(DISTINCT (experiment_id, arm, block, benchmark)) FROM samples"
+    assert con.execute(distinct).fetchone() == (800,)
     assert con.execute("SELECT worker, count(*) FROM blocks GROUP BY 1 ORDER BY 1").fetchall() == [("w0", 40),
                                                                                                    ("w1", 40)]
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from farm.cli import main
 from farm.config import CampaignConfig
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,8 @@ def test_agent_spend_is_stored_per_run_shown_by_status_and_ends_the_campaign_at_
                        "ON e.id = r.experiment_id ORDER BY e.started_at").fetchall()
     # 0.40 a run: the third brings the spend to $1.20, past the budget, and no fourth starts.
     assert [row[:8] for row in runs] == [
-        ("a0", "ok", 0.4, 1500, 200, 3, "session-a0", "paid"), ("a1", "failed", 0.4, 1500, 200, 3, "session-a1", "paid"),
+        ("a0", "ok", 0.4, 1500, 200, 3, "session-a0", "paid"),
+        ("a1", "failed", 0.4, 1500, 200, 3, "session-a1", "paid"),
         ("a2", "ok", 0.4, 1500, 200, 3, "session-a2", "paid")]
     assert '"total_cost_usd": 0.4' in runs[0][8]
     assert con.execute("SELECT message FROM events WHERE kind = 'stopped'").fetchall() == [

@@ -7,7 +7,7 @@ import pytest
 
 from farm.config import CampaignConfig
 from farm.report import confirmation_summary
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import TargetRepo
 
@@ -131,8 +131,8 @@ SLOW_REF_PROG = '''\
 import json, os, pathlib, time
 
 # Counts the runs in the worker's reference slot; runs 19-21 (the sixth experiment's reference arm, after
-# the canary's 3 reference runs and five experiments of 3 blocks) are six times slower: a machine hiccup that hits only the
-# reference arm of one experiment.
+# the canary's 3 reference runs and five experiments of 3 blocks) are six times slower: a machine hiccup that hits
+# only the reference arm of one experiment.
 N = 400000
 counter = pathlib.Path(os.environ["REF_COUNTER"])
 if pathlib.Path.cwd().name == "ref":

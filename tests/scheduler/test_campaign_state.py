@@ -373,7 +373,8 @@ def test_an_agent_failing_the_same_way_pause_after_times_in_a_row_pauses_its_str
     # A failure with another cause in between starts the count again; the same cause on another worker or
     # experiment (its numbers differ) counts as the same.
     causes = ["agent failed: exit 1: claude: not logged in (w0, 17)", "agent: agent timed out after 60s",
-              "agent failed: exit 1: claude: not logged in (w1, 23)", "agent failed: exit 1: claude: not logged in (w0, 31)"]
+              "agent failed: exit 1: claude: not logged in (w1, 23)",
+              "agent failed: exit 1: claude: not logged in (w0, 31)"]
     for cause in causes:
         assignment = campaign.assign("w0", (0,))
         assert assignment.hypothesis.strategy == "s"

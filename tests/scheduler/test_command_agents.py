@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from farm.cli import main
 from farm.config import CampaignConfig
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.marked import marked_pids, new_marker
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import TargetRepo

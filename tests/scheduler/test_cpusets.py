@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from farm.config import MeasurementMode
-from scheduler.cpusets import affinity, exclusive_measurement, spare_cpus
+from farm.cpusets import affinity, exclusive_measurement, spare_cpus
 
 
 def test_spare_cpus_are_the_available_ones_no_worker_owns():

@@ -237,8 +237,8 @@ def test_a_second_ctrl_c_abandons_the_running_experiments_and_resume_runs_them_a
 def test_a_campaign_that_fails_is_recorded_as_failed_not_finished(local_ray, tmp_path, monkeypatch):
     # On main an exception in the loop still marked the campaign `finished`.
     from farm.config import CampaignConfig
-    from scheduler import run_campaign
     from scheduler.campaign import Campaign
+    from scheduler.runtime import run_campaign
 
     _campaign(tmp_path)
     config = CampaignConfig(**yaml.safe_load((tmp_path / "campaign.yaml").read_text()))

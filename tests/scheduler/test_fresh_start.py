@@ -5,7 +5,7 @@ import pytest
 
 from farm.config import CampaignConfig
 from farm.errors import TargetError
-from scheduler.coordinator import Coordinator
+from scheduler.runtime.coordinator import Coordinator
 from tests.scheduler.tiny_repo import config_dict, make_repo
 
 

@@ -10,7 +10,7 @@ import pytest
 from farm import agents, memory
 from farm.config import CampaignConfig
 from farm.records import Hypothesis
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 
 pytestmark = pytest.mark.slow

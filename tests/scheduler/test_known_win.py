@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from farm.config import CampaignConfig
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,7 @@ import pytest
 
 from farm.config import MeasurementMode
 from farm.errors import ConfigError
-from scheduler.nodes import Node, place_workers
+from scheduler.runtime.nodes import Node, place_workers
 
 HEAD = Node("head", "a", (0, 1, 2, 3), hub=True)
 OTHER = Node("other", "b", (4, 5), hub=False)

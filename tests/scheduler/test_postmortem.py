@@ -13,7 +13,7 @@ from farm.cli import main
 from farm.config import CampaignConfig
 from farm.cookbook import RECIPES, bound
 from farm.store import snapshot_path
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 
 pytestmark = pytest.mark.slow

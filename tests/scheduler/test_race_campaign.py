@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from farm.config import CampaignConfig
-from scheduler import run_campaign
+from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,8 @@ def test_a_race_drops_the_loser_and_lands_the_best_lineage_with_the_others_winne
     assert sorted(con.execute("SELECT hypothesis_id, lineage, status FROM experiments WHERE kind = 'screen'")
                   .fetchall()) == [("half", "loop", "keep"), ("note0", "cut", "discard"), ("note1", "loop", "discard"),
                                    ("note2", "notes", "discard"), ("quarter", "cut", "keep")], "\n".join(lines)
-    reasons = [m for (m,) in con.execute("SELECT message FROM events WHERE kind = 'reallocation' ORDER BY ts").fetchall()]
+    reasons = [m for (m,) in con.execute("SELECT message FROM events WHERE kind = 'reallocation' "
+                                         "ORDER BY ts").fetchall()]
     assert any(m.startswith("rung 1 (1 screens each") and m.endswith(
         "notes is below the better half; 2 of its hypotheses will not run") for m in reasons), reasons
     assert reasons[-1].startswith("race over: cut wins")
@@ -68,7 +69,8 @@ def test_a_race_drops_the_loser_and_lands_the_best_lineage_with_the_others_winne
                           "ON e.id = m.remeasure_experiment_id WHERE m.lineage = 'integrated'").fetchall()
     assert offered == [(cut_tip, True, 2)]
     assert summary.landed == [e for (e,) in con.execute(
-        "SELECT experiment_id FROM merges WHERE landed AND lineage IN ('cut', 'integrated') ORDER BY merged_at").fetchall()]
+        "SELECT experiment_id FROM merges WHERE landed AND lineage IN ('cut', 'integrated') "
+        "ORDER BY merged_at").fetchall()]
     # The final confirmation measured the integration tip (both changes: about 8x) against the base.
     assert con.execute("SELECT status, effect < 0.5 FROM experiments WHERE kind = 'confirm'").fetchall() == \
         [("keep", True)]

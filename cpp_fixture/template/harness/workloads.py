@@ -1,9 +1,8 @@
 """The benchmarks: deterministic inputs, the call that is timed, its checksum."""
 import hashlib
 
-import numpy as np
-
 import interp
+import numpy as np
 
 
 def _points(n, dims, seed):

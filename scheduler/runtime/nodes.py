@@ -21,8 +21,8 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from farm.config import MeasurementMode
+from farm.cpusets import allocate_cpu_sets, available_cpus, exclusive_measurement
 from farm.errors import ConfigError
-from scheduler.cpusets import allocate_cpu_sets, available_cpus, exclusive_measurement
 
 PROBE_TIMEOUT_SECONDS = 60.0
 

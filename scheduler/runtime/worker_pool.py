@@ -10,8 +10,8 @@ import ray
 
 from farm.config import CampaignConfig
 from farm.processes import campaign_tag, kill_tagged, run_key
-from scheduler.nodes import Node, Place, on_node
-from scheduler.worker import WorkerActor
+from scheduler.runtime.nodes import Node, Place, on_node
+from scheduler.runtime.worker import WorkerActor
 from worktrees.transport import NodeCommits
 
 MAX_WORKER_RESTARTS = 3

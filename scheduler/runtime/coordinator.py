@@ -27,6 +27,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from farm import agents, memory, sandbox
 from farm.config import CampaignConfig, MeasurementMode
+from farm.cpusets import affinity, available_cpus, spare_cpus
 from farm.errors import FarmError, TargetError
 from farm.hypotheses import load_hypotheses
 from farm.live import LiveState, Running, board_phases
@@ -35,11 +36,10 @@ from farm.processes import RAY_SESSION_FILE, campaign_tag, kill_campaign_leftove
 from farm.records import INTEGRATED, Assignment, ExperimentResult, Kind, Status
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
-from scheduler.cpusets import affinity, available_cpus, spare_cpus
-from scheduler.nodes import Place, cluster_nodes, local_node, on_node, place_workers
 from scheduler.progress import Progress
-from scheduler.store_actor import StoreActor
-from scheduler.worker_pool import PoolWorker, WorkerPool, kill_on_nodes
+from scheduler.runtime.nodes import Place, cluster_nodes, local_node, on_node, place_workers
+from scheduler.runtime.store_actor import StoreActor
+from scheduler.runtime.worker_pool import PoolWorker, WorkerPool, kill_on_nodes
 from worktrees import TargetRepo, WorktreeError
 from worktrees.transport import NodeCommits, fetch_bundle
 
@@ -82,7 +82,7 @@ class Coordinator:
     def __init__(self, config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path, workers: int | None,
                  max_experiments: int | None, echo=print, resume: bool = False, fresh: bool = False,
                  live: bool = False, places: list[Place] | None = None):
-        """`places`: where each worker runs (scheduler/nodes.py); default, this machine's CPUs."""
+        """`places`: where each worker runs (scheduler/runtime/nodes.py); default, this machine's CPUs."""
         self.config = config
         self.workdir = workdir
         self.db = db
@@ -439,7 +439,7 @@ def run_campaign(config: CampaignConfig, workdir: pathlib.Path, db: pathlib.Path
     Starting a local Ray, the driver moves to the CPUs no worker owns first, so that Ray's daemons, the store
     actor and the worker actors (which inherit its affinity) stay off the benchmark CPUs; its affinity is
     restored afterwards. Without a spare CPU it is left alone. On a cluster (`address`, RAY_ADDRESS, or a Ray
-    this process already joined) the workers are placed on its nodes instead (scheduler/nodes.py).
+    this process already joined) the workers are placed on its nodes instead (scheduler/runtime/nodes.py).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     leftovers = kill_campaign_leftovers(config.campaign, workdir)
