@@ -12,8 +12,6 @@ import click
 from cpp_fixture import FixtureError
 from farm.config import CampaignConfig, load_config
 from farm.errors import ConfigError, FarmError, StoreError
-from farm.report import campaign_status, final_summary, write_progress_png
-from farm.store import open_readonly
 from worktrees import WorktreeError
 
 
@@ -129,6 +127,9 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
         summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
                                max_experiments=max_experiments, echo=lambda line: click.echo(line), resume=resume,
                                fresh=fresh, live=sys.stdout.isatty())
+    from farm.report import final_summary, write_progress_png
+    from farm.store import open_readonly
+
     con = open_readonly(db_path)
     click.echo()
     final_summary(con, config.campaign)
@@ -147,6 +148,8 @@ def _campaign_status(db_path: pathlib.Path, campaign: str) -> str | None:
     """The campaign's status in the store, None if it has not run there."""
     if not db_path.exists():
         return None
+    from farm.store import open_readonly
+
     con = open_readonly(db_path)
     try:
         row = con.execute("SELECT status FROM campaigns WHERE id = ?", [campaign]).fetchone()
@@ -224,6 +227,8 @@ def _note_snapshot(path: pathlib.Path, age: float) -> None:
 def _open_campaign(dbs: tuple[str, ...], campaign: str | None):
     """(connection, campaign, store): the store holding `campaign` among the given or found stores; without
     --campaign, the one store there is and its latest campaign."""
+    from farm.store import open_readonly
+
     stores = _stores(dbs)
     if campaign is None:
         if len(stores) > 1:
@@ -300,6 +305,8 @@ def status(db, campaign):
     from rich.console import Console
 
     from farm.live import board_phases, from_store, render
+    from farm.report import campaign_status
+    from farm.store import open_readonly
 
     for store in _stores(db):
         snapshots = []
@@ -330,7 +337,7 @@ def status(db, campaign):
                    "confirmation) that opens in a browser without a server.")
 def report(db, campaign, png, html_path):
     """A campaign's report: the final confirmation, the race, every experiment, the acceptance figures."""
-    from farm.report import write_html
+    from farm.report import campaign_status, write_html, write_progress_png
 
     con, chosen, _ = _open_campaign(db, campaign)
     if chosen is None:

@@ -338,6 +338,16 @@ class RefsConfig(Model):
         return self
 
 
+def is_protected(path: str, protected: list[str]) -> bool:
+    """Whether a checkout path is one of `protected` (protected_paths: files, or directories ending in /)."""
+    for entry in protected:
+        if entry.endswith("/") and path.startswith(entry):
+            return True
+        if path == entry.rstrip("/"):
+            return True
+    return False
+
+
 def is_checkout_file(path: str) -> bool:
     """Whether `path` names a file inside a checkout, relative to its top: not absolute, no `..`, not in `.git`.
     (Symbolic links are the writer's to refuse: see farm/knobs.py.)"""

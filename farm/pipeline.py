@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 
 from farm import agents, knobs, sandbox
 from farm.agent_spend import read_spend
-from farm.config import CampaignConfig, Direction, StrategyConfig
+from farm.config import CampaignConfig, Direction, StrategyConfig, is_protected
 from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
@@ -77,15 +77,6 @@ def geometric_effect(decisions) -> float | None:
     """The experiment's effect: the geometric mean of its benchmarks' ratios (< 1 is better)."""
     ratios = [d.ratio for d in decisions if d.ratio == d.ratio]
     return math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
-
-
-def is_protected(path: str, protected: list[str]) -> bool:
-    for entry in protected:
-        if entry.endswith("/") and path.startswith(entry):
-            return True
-        if path == entry.rstrip("/"):
-            return True
-    return False
 
 
 class ExperimentPipeline:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from stats import BenchmarkDecision
+if TYPE_CHECKING:  # a type only: stats.decision imports scipy, which `farm validate` does without
+    from stats import BenchmarkDecision
 
 
 class Status(str, enum.Enum):

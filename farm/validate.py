@@ -9,11 +9,10 @@ import pathlib
 from dataclasses import dataclass
 
 from farm import agents, knobs, preflight, sandbox
-from farm.config import CampaignConfig
+from farm.config import CampaignConfig, is_protected
 from farm.cpusets import allocate_cpu_sets
 from farm.errors import ConfigError, TargetError
 from farm.hypotheses import load_hypotheses
-from farm.pipeline import is_protected
 from farm.records import Hypothesis
 from farm.target import base_commit as base_of
 from farm.target import inspect_target

@@ -11,19 +11,19 @@ Public:
     default_schedule, nominal_level   the group-sequential looks (stats.sequential)
     robust location: stats.robust; floors: stats.noise; artifact detectors: stats.artifacts
 """
-from stats.decision import (
-    BenchmarkDecision,
-    ExperimentDecision,
-    Outlook,
-    Verdict,
-    assess,
-    decide_benchmark,
-    decide_experiment,
-    holm_mask,
-    outlooks,
-    ratio_interval,
-)
-from stats.sequential import default_schedule, nominal_level
+import importlib
 
-__all__ = ["BenchmarkDecision", "ExperimentDecision", "Outlook", "Verdict", "assess", "decide_benchmark",
-           "decide_experiment", "default_schedule", "holm_mask", "nominal_level", "outlooks", "ratio_interval"]
+# Imported when first used (PEP 562): scipy takes about a second to import, and `farm validate` needs only the
+# look schedule of stats.sequential, whose import runs this file.
+_HOMES = {**dict.fromkeys(["BenchmarkDecision", "ExperimentDecision", "Outlook", "Verdict", "assess",
+                           "decide_benchmark", "decide_experiment", "holm_mask", "outlooks", "ratio_interval"],
+                          "stats.decision"),
+          **dict.fromkeys(["default_schedule", "nominal_level"], "stats.sequential")}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'stats' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

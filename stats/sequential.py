@@ -23,7 +23,6 @@ import functools
 import math
 
 import numpy as np
-from scipy import stats
 
 from stats.robust import TRIM, trimmed_location
 
@@ -44,6 +43,8 @@ def validate_schedule(looks) -> tuple[int, ...]:
 
 def marginal_p(t_statistic, df) -> np.ndarray:
     """One-sided p-value of a look: P(T >= t) for Student t with `df` degrees of freedom (NaN stays NaN)."""
+    from scipy import stats  # here, not at the top: `farm validate` imports this module for its schedule
+
     return stats.t.sf(t_statistic, df)
 
 
@@ -87,6 +88,8 @@ def repeated_p(p_marginal, looks, trim: float = TRIM) -> np.ndarray:
 
 def critical_t(alpha: float, looks, df, trim: float = TRIM):
     """The one-sided critical value of the trimmed-mean t statistic at a look with `df` degrees of freedom."""
+    from scipy import stats
+
     return stats.t.isf(nominal_level(alpha, looks, trim), df)
 
 
