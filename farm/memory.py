@@ -26,7 +26,7 @@ STUCK_ADVICE = ("The last {n} attempts of this strategy were not kept. Do not tr
 def is_stuck(query: Query, campaign: str, strategy: str, stuck_after: int) -> bool:
     """Whether the strategy's last `stuck_after` screens all ended without a keep."""
     _, rows = query("SELECT status FROM experiments WHERE campaign = ? AND strategy = ? AND kind = 'screen' "
-                    "AND status NOT IN ('running', 'queued', 'lost', 'invalidated') ORDER BY started_at DESC "
+                    "AND status NOT IN ('running', 'lost', 'invalidated') ORDER BY started_at DESC "
                     "LIMIT ?", [campaign, strategy, stuck_after])
     return len(rows) == stuck_after and all(status != "keep" for (status,) in rows)
 
@@ -41,7 +41,7 @@ def strategy_memory(query: Query, campaign: str, strategy: str, exhausted: list[
                                coalesce(e.reason, ''), coalesce(e.agent_notes, '')
                         FROM experiments e LEFT JOIN hypotheses h ON h.campaign = e.campaign AND h.id = e.hypothesis_id
                         WHERE e.campaign = ? AND e.strategy = ? AND e.kind = 'screen'
-                          AND e.status NOT IN ('running', 'queued', 'lost', 'invalidated')
+                          AND e.status NOT IN ('running', 'lost', 'invalidated')
                         ORDER BY e.started_at""", [campaign, strategy])
     for hypothesis, category, text, status, effect, reason, notes in tried:
         shown = f"{effect:.3f}x" if effect else "-"

@@ -14,7 +14,6 @@ class Status(str, enum.Enum):
     """Lifecycle of an experiment; every state after RUNNING is final (LOST and INVALIDATED are attempts whose
     hypothesis was run again, under a new experiment id)."""
 
-    QUEUED = "queued"
     RUNNING = "running"
     KEEP = "keep"  # at least one benchmark improved beyond its floor, none regressed
     DISCARD = "discard"  # measured, not a win
@@ -29,9 +28,6 @@ class Status(str, enum.Enum):
     LOST = "lost"  # the attempt never ended (its worker or the coordinator died, or it was abandoned); run again
     AA_CLEAN = "aa_clean"  # an A/A canary (the parent against itself) found no difference, as it should
     AA_FALSE_POSITIVE = "aa_false_positive"  # an A/A canary was called a keep: a false positive
-
-    def is_finished(self) -> bool:
-        return self not in (Status.QUEUED, Status.RUNNING)
 
 
 class Kind(str, enum.Enum):

@@ -29,10 +29,9 @@ import uuid
 from dataclasses import dataclass
 
 from farm.errors import PhaseError, PhaseTimeout
-from farm.processes import TAG_VARIABLE, kill_tagged
+from farm.processes import KILL_GRACE_SECONDS, TAG_VARIABLE, kill_tagged
 from farm.sandbox import Sandbox
 
-KILL_GRACE_SECONDS = 2.0
 TAIL_LINES = 12
 DEFAULT_TAG = "farm:-"  # the "<campaign>:<worker>" of a command started outside a campaign
 

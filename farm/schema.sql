@@ -42,12 +42,13 @@ CREATE TABLE IF NOT EXISTS experiments (
     campaign VARCHAR NOT NULL,
     strategy VARCHAR NOT NULL,
     hypothesis_id VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,           -- screen | merge | aa (the parent against itself: noise, canary)
+    kind VARCHAR NOT NULL,           -- screen | merge | aa (the parent against itself: noise, canary) |
+                                     -- confirm (the final tip against the base, at the end)
     screened_experiment VARCHAR,     -- for kind = merge: the experiment being re-measured
     parent_commit VARCHAR NOT NULL,
     "commit" VARCHAR,
     branch VARCHAR NOT NULL,
-    status VARCHAR NOT NULL,         -- queued | running | keep | discard | guard_fail | crash | timeout |
+    status VARCHAR NOT NULL,         -- running | keep | discard | guard_fail | crash | timeout |
                                      -- no_change | tampered | stale_build | conflict | invalidated |
                                      -- lost | aa_clean | aa_false_positive. `lost`: the attempt never ended
                                      -- (worker or coordinator died, abandoned); its samples are kept, and

@@ -75,16 +75,9 @@ class TargetRepo:
         except WorktreeError:
             raise WorktreeError(f"{ref!r} names no commit in {self.path}") from None
 
-    def ensure_branch(self, branch: str, commit: str) -> str:
-        """Create `branch` at `commit` unless it exists; returns its tip."""
-        try:
-            return self.resolve(f"refs/heads/{branch}")
-        except WorktreeError:
-            self.git("branch", "--no-track", branch, commit)
-            return commit
-
     def advance_branch(self, branch: str, new: str, old: str) -> None:
-        """Move `branch` from `old` to `new` atomically; fails if it no longer points at `old`."""
+        """Move `branch` from `old` to `new` atomically; WorktreeError if it no longer points at `old` (old "":
+        the branch must not exist yet)."""
         self.git("update-ref", f"refs/heads/{branch}", new, old)
 
     def commits_between(self, base: str, tip: str) -> list[str]:

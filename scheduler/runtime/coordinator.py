@@ -185,8 +185,10 @@ class Coordinator:
         ray.get(self.store.apply.remote(list(self.campaign.writes), self.campaign.to_dict()))
         self.campaign.writes.clear()
         for name, lineage in self.campaign.lineages.items():
-            if lineage.tip != self.branch_tips.get(name):
-                self.repo.git("update-ref", f"refs/heads/{self.campaign.branch(name)}", lineage.tip)
+            old = self.branch_tips.get(name)
+            if lineage.tip != old:
+                # Compare-and-swap: a branch someone else moved meanwhile is an error (one line), not overwritten.
+                self.repo.advance_branch(self.campaign.branch(name), lineage.tip, old or "")
                 self.branch_tips[name] = lineage.tip
 
     # -- the loop ----------------------------------------------------------

@@ -142,7 +142,7 @@ def _check_store(tmp_path: pathlib.Path) -> duckdb.DuckDBPyConnection:
     finals = con.execute("""SELECT hypothesis_id, count(*) FROM experiments WHERE kind = 'screen'
                             AND status NOT IN ('lost', 'invalidated') GROUP BY 1 ORDER BY 1""").fetchall()
     assert finals == [(h, 1) for h in sorted(HYPOTHESES)]
-    assert con.execute("SELECT count(*) FROM experiments WHERE status IN ('running', 'queued')").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM experiments WHERE status = 'running'").fetchone() == (0,)
     assert con.execute("""SELECT count(*) FROM (SELECT experiment_id, arm, block, benchmark FROM samples
                           GROUP BY ALL HAVING count(*) > 1)""").fetchone() == (0,)
     # Each decision counts exactly the blocks its own experiment measured, both arms in each.

@@ -51,7 +51,7 @@ def test_experiment_branch_commit_and_integration(repo, tmp_path):
     commit = cand.commit_all("farm: h1")
     assert repo.resolve("refs/heads/farm/c/c-0001") == commit
     assert repo.git("for-each-ref", "--format=%(upstream)", "refs/heads/farm/c/c-0001") == ""  # --no-track
-    repo.ensure_branch("farm/c/integrated", base)
+    repo.git("branch", "--no-track", "farm/c/integrated", base)
     repo.advance_branch("farm/c/integrated", commit, base)
     assert repo.commits_between(base, "farm/c/integrated") == [commit]
     with pytest.raises(WorktreeError):  # compare-and-swap: the old value no longer matches
