@@ -20,11 +20,15 @@ import os
 import pathlib
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from farm.errors import StoreError
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
+
+if TYPE_CHECKING:
+    from farm.store_writes import Write
 
 SCHEMA_VERSION = 6
 SCHEMA_FILE = pathlib.Path(__file__).with_name("schema.sql")
@@ -240,14 +244,16 @@ class Store:
         row = self.con.execute("SELECT state FROM campaign_state WHERE campaign = ?", [campaign]).fetchone()
         return json.loads(row[0]) if row else None
 
-    def apply(self, campaign: str, writes: list[tuple[str, tuple]], state: dict) -> None:
-        """Several writes of this class (method name, arguments) and the state they lead to, in one
-        transaction: a coordinator that dies between two of them leaves the store as it was before both."""
+    def apply(self, campaign: str, writes: list[Write], state: dict | None) -> None:
+        """The coordinator's writes of one step (farm/store_writes.py) and the state they lead to (None: the
+        state stays as it is), in one transaction: a coordinator that dies between two of them leaves the
+        store as it was before both."""
         self.con.begin()
         try:
-            for method, args in writes:
-                getattr(self, method)(*args)
-            self.save_state(campaign, state)
+            for write in writes:
+                write.apply_to(self)
+            if state is not None:
+                self.save_state(campaign, state)
         except Exception:
             self.con.rollback()
             raise

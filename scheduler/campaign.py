@@ -27,6 +27,18 @@ from dataclasses import replace
 from farm.config import CampaignConfig
 from farm.planner import Plan
 from farm.records import INTEGRATED, OVERFITS, Assignment, ExperimentResult, Hypothesis, Kind, Status
+from farm.store_writes import (
+    AddAllocations,
+    AddArtifact,
+    AddEvents,
+    AddMerge,
+    AddPlanned,
+    FinishExperiment,
+    InvalidateExperiment,
+    MarkLost,
+    StartExperiment,
+    Write,
+)
 from scheduler.acceptance_monitor import AcceptanceMonitor
 from scheduler.hypothesis_queue import HypothesisQueue
 from scheduler.merge_queue import Kept, Lineage
@@ -73,7 +85,7 @@ class Campaign:
         self.stopping = False
         # strategy -> [cause, count]: its last agent failures in a row with the same cause (the circuit breaker)
         self.agent_failures: dict[str, list] = {}
-        self.writes: list[tuple[str, tuple]] = []  # store writes not yet sent
+        self.writes: list[Write] = []  # store writes not yet sent
         # Per strategy with a planner: its calls, the hypotheses it proposed, failures in a row, and whether it
         # is done (proposed max_hypotheses, proposed nothing new, or failed twice in a row).
         self.planners = {s.name: {"calls": 0, "proposed": 0, "failures": 0, "done": False}
@@ -114,9 +126,10 @@ class Campaign:
         self.in_flight[experiment_id] = (worker, assignment)
         if assignment.kind is Kind.CONFIRM:
             self.confirmation = experiment_id
-        self._write("start_experiment", experiment_id, self.name, assignment.hypothesis, assignment.kind.value,
-                    assignment.parent_commit, assignment.branch, worker, cpus, assignment.screened_experiment,
-                    assignment.retry_of, assignment.lineage if assignment.kind in (Kind.SCREEN, Kind.MERGE) else None)
+        self.writes.append(StartExperiment(
+            experiment_id, self.name, assignment.hypothesis, assignment.kind.value, assignment.parent_commit,
+            assignment.branch, worker, tuple(cpus), assignment.screened_experiment, assignment.retry_of,
+            assignment.lineage if assignment.kind in (Kind.SCREEN, Kind.MERGE) else None))
         return assignment
 
     def _new(self, kind: Kind, hypothesis: Hypothesis, parent: str, **fields) -> Assignment:
@@ -138,7 +151,7 @@ class Campaign:
                 self.hypotheses.settle(hypothesis_id)
                 message = (f"{hypothesis_id}: skipped, category {hypothesis.category} of {hypothesis.strategy} is "
                            f"exhausted ({self.config.memory.exhausted_after} discards, no keep)")
-                self._write("add_events", self.name, [(time.time(), None, None, "skipped", message)])
+                self._event("skipped", message)
                 self.say(message)
 
     def _next(self) -> Assignment | None:
@@ -243,11 +256,12 @@ class Campaign:
         """Changes of the race: an `events` row each, and every strategy's share of the workers now (with the
         reason of its own last change)."""
         now = time.time()
-        self._write("add_events", self.name, [(now, None, None, "reallocation", reason) for _, _, reason in changes])
-        self._write("add_allocations", self.name, now, self.race.rungs_passed, [
+        self.writes.append(AddEvents(self.name, tuple((now, None, None, "reallocation", reason)
+                                                      for _, _, reason in changes)))
+        self.writes.append(AddAllocations(self.name, now, self.race.rungs_passed, tuple(
             (s, state["status"], self.race.workers(s, len(self.workers)), state["started"], state["finished"],
              state["kept"], state["landed"], self.race.ratio(s), state["reason"])
-            for s, state in self.race.strategies.items()])
+            for s, state in self.race.strategies.items())))
         for _, _, reason in changes:
             self.say(f"race: {reason}")
 
@@ -308,14 +322,14 @@ class Campaign:
             state["done"] = not new or state["proposed"] >= limit
         if new:
             self.hypotheses.add(new)
-            self._write("add_planned", self.name, strategy, new)
+            self.writes.append(AddPlanned(self.name, strategy, tuple(new)))
         summary = (f"planner of {strategy}: " + (f"{failure}; " if failure else "")
                    + f"{len(new)} hypothesis(es) ({', '.join(h.id for h in new) or 'none'}), {len(rejected)} line(s) "
                    f"rejected" + ("; the planner is done" if state["done"] else ""))
         now = time.time()
-        self._write("add_events", self.name, [(now, None, None, "planner_rejected", f"{strategy}: rejected line "
-                                                                                    f"{line!r}: {why}")
-                                              for line, why in rejected] + [(now, None, None, "planner", summary)])
+        self.writes.append(AddEvents(self.name, (
+            *((now, None, None, "planner_rejected", f"{strategy}: rejected line {line!r}: {why}")
+              for line, why in rejected), (now, None, None, "planner", summary))))
         self.say(summary)
         for line, why in rejected:
             self.say(f"planner of {strategy}: rejected {line!r}: {why}")
@@ -324,7 +338,7 @@ class Campaign:
 
     def finish(self, result: ExperimentResult) -> None:
         worker, a = self.in_flight.pop(result.experiment_id)
-        self._write("finish_experiment", result)
+        self.writes.append(FinishExperiment(result))
         self._count(result.status, +1)
         for run in result.agent_runs:
             self.spend["cost_usd"] += run.cost_usd or 0.0
@@ -381,7 +395,7 @@ class Campaign:
             self.stopped = self._stop_reason(now)
             if self.stopped is None:
                 return
-            self._write("add_events", self.name, [(now, None, None, "stopped", self.stopped)])
+            self._event("stopped", self.stopped, now)
             self.say(f"stopping: {self.stopped}; what runs finishes, kept screens land, then the final "
                      f"confirmation")
         self.hypotheses.max_screens = min(self.hypotheses.max_screens or self.hypotheses.started,
@@ -427,7 +441,7 @@ class Campaign:
             self.planners[strategy]["done"] = True
         message = (f"strategy {strategy} paused: its agent failed {count} times in a row the same way ("
                    f"{result.reason[:200]}); {len(skipped)} of its hypotheses will not run")
-        self._write("add_events", self.name, [(time.time(), None, None, "paused", message)])
+        self._event("paused", message)
         self.say(message)
 
     def _count_screen(self, experiment_id: str, hypothesis: Hypothesis, status: Status, effect: float | None,
@@ -457,9 +471,9 @@ class Campaign:
         why = (f"its gain vanished on top of the winners landed since it was screened (screened "
                f"{_times(kept.effect)}, re-measured {_times(result.effect)} against the tip)" if vanished
                else OVERFITS if overfits else f"{result.status.value} against the tip")
-        self._write("add_merge", kept.experiment_id, self.name, None, kept.effect, result.effect,
-                    result.experiment_id, False, None, f"{why}: {result.reason}" if vanished
-                    else f"{result.status.value}: {result.reason}", lineage.name)
+        self.writes.append(AddMerge(kept.experiment_id, self.name, None, kept.effect, result.effect,
+                                    result.experiment_id, False, None, f"{why}: {result.reason}" if vanished
+                                    else f"{result.status.value}: {result.reason}", lineage.name))
         self.hypotheses.settle(kept.hypothesis_id)
         self.say(f"not landed on {lineage.name}: {kept.hypothesis_id} ({why})")
 
@@ -468,11 +482,11 @@ class Campaign:
         effect = remeasured.effect if remeasured else kept.effect
         lineage.landed.append(Kept(kept.experiment_id, kept.hypothesis_id, effect, commit, lineage.tip))
         lineage.tip = commit
-        self._write("add_merge", kept.experiment_id, self.name, len(lineage.landed), kept.effect,
-                    remeasured.effect if remeasured else None, remeasured.experiment_id if remeasured else None,
-                    True, commit,
-                    remeasured.reason if remeasured else "parent is the tip; landed on the screening measurement",
-                    lineage.name)
+        self.writes.append(AddMerge(
+            kept.experiment_id, self.name, len(lineage.landed), kept.effect,
+            remeasured.effect if remeasured else None, remeasured.experiment_id if remeasured else None, True,
+            commit, remeasured.reason if remeasured else "parent is the tip; landed on the screening measurement",
+            lineage.name))
         self.hypotheses.settle(kept.hypothesis_id)
         if self.race and not self.race.ended:
             self.race.landed(self.hypotheses.by_id[kept.hypothesis_id].strategy, effect)
@@ -506,7 +520,7 @@ class Campaign:
             self.say(f"{experiment_id}: {why}, but {hypothesis_id} was re-measured already; verdict stands")
             return False
         self.monitor.remeasured.add(hypothesis_id)
-        self._write("invalidate_experiment", experiment_id, f"invalidated: {why}")
+        self.writes.append(InvalidateExperiment(experiment_id, f"invalidated: {why}"))
         self._count(status, -1)
         self._count(Status.INVALIDATED, +1)
         if kind is Kind.MERGE:
@@ -524,12 +538,13 @@ class Campaign:
         self.statuses[status.value] = self.statuses.get(status.value, 0) + step
 
     def _artifact(self, experiment_id: str | None, kind: str, benchmark: str | None, reason: str) -> None:
-        self._write("add_artifact", self.name, experiment_id, kind, benchmark, reason)
+        self.writes.append(AddArtifact(self.name, experiment_id, kind, benchmark, reason))
         self.say(f"ARTIFACT {kind}{' ' + benchmark if benchmark else ''}"
                  f"{' in ' + experiment_id if experiment_id else ''}: {reason}")
 
-    def _write(self, method: str, *args) -> None:
-        self.writes.append((method, args))
+    def _event(self, kind: str, message: str, at: float | None = None) -> None:
+        """One of the coordinator's `events` rows."""
+        self.writes.append(AddEvents(self.name, ((at or time.time(), None, None, kind, message),)))
 
     # -- faults and stopping -------------------------------------------------
 
@@ -537,7 +552,7 @@ class Campaign:
         """An attempt that will not end: `lost` in the store (its samples kept), run again under a new id.
         A lost canary is not: the worker's canary is simply due again."""
         worker, a = self.in_flight.pop(experiment_id)
-        self._write("mark_lost", experiment_id, why)
+        self.writes.append(MarkLost(experiment_id, why))
         self._count(Status.LOST, +1)
         self.say(f"{worker} {experiment_id} {a.hypothesis.id}: LOST -- {why}" +
                  ("" if a.kind is Kind.AA else "; it will run again"))

@@ -34,6 +34,7 @@ from farm.live import LiveState, Running, board_phases
 from farm.planner import Plan, run_planner
 from farm.processes import RAY_SESSION_FILE, campaign_tag, kill_campaign_leftovers, kill_tagged, run_key
 from farm.records import INTEGRATED, Assignment, ExperimentResult, Kind, Status
+from farm.store_writes import AddHypotheses, FinishCampaign, MarkLost, ResumeCampaign, StartCampaign
 from farm.target import prepare_target
 from scheduler.campaign import Campaign
 from scheduler.progress import Progress
@@ -126,7 +127,7 @@ class Coordinator:
         self.store = StoreActor.options(name=f"farm-store-{self.name}", **on_node(here)).remote(str(self.db),
                                                                                                   self.name)
         if self.resume:
-            state = ray.get(self.store.call.remote("load_state", self.name))
+            state = ray.get(self.store.load_state.remote())
             if state is None:
                 raise FarmError(f"campaign {self.name!r} in {self.db} has no saved state to resume from "
                                 f"(it ran with an older farm); start it over with --fresh")
@@ -137,15 +138,14 @@ class Coordinator:
             except ValueError as error:
                 raise FarmError(f"--resume: {error}") from None
             self.campaign.resume()
-            ray.get(self.store.call.remote("resume_campaign", self.name))
+            ray.get(self.store.apply.remote([ResumeCampaign(self.name)], None))
             self.branch_tips = self._branches()
         else:
             # The campaign's row, its hypotheses and its first state land together; the branches only after.
             self.campaign.writes[:0] = [
-                ("start_campaign", (self.name, self.config.model_dump_json(), str(self.repo.path),
-                                    self.config.target.base_ref, self.base_commit, self.integrated,
-                                    len(self.places))),
-                ("add_hypotheses", (self.name, self.hypotheses, {s.name: s.agent for s in self.config.strategies}))]
+                StartCampaign(self.name, self.config.model_dump_json(), str(self.repo.path),
+                              self.config.target.base_ref, self.base_commit, self.integrated, len(self.places)),
+                AddHypotheses(self.name, tuple(self.hypotheses), {s.name: s.agent for s in self.config.strategies})]
             # So that _save leaves the branches alone: made just below.
             self.branch_tips = dict.fromkeys(self.campaign.lineages, self.base_commit)
         self._save()
@@ -213,13 +213,14 @@ class Coordinator:
         error that ended the campaign is the one raised."""
         steps = [self.progress.stop, self.pool.kill_all, self._stop_planner]
         if status == "failed":
-            steps += [lambda: ray.get([self.store.call.remote("mark_lost", experiment_id, "the campaign failed")
-                                       for experiment_id in self.campaign.in_flight])]
+            steps += [lambda: ray.get(self.store.apply.remote(
+                [MarkLost(experiment_id, "the campaign failed") for experiment_id in self.campaign.in_flight], None))]
         else:
             if self.signals >= 2:
                 steps.append(lambda: self.campaign.abandon("abandoned: a second interrupt"))
             steps.append(self._save)
-        steps += [self._print_events, lambda: ray.get(self.store.call.remote("finish_campaign", self.name, status)),
+        steps += [self._print_events,
+                  lambda: ray.get(self.store.apply.remote([FinishCampaign(self.name, status)], None)),
                   lambda: ray.get(self.store.close.remote())]
         for step in steps:
             try:

@@ -17,8 +17,9 @@ import time
 
 import ray
 
-from farm.records import Block, Hypothesis, Sample
+from farm.records import Block, Sample
 from farm.store import Store, snapshot_path, storable_text, write_snapshot
+from farm.store_writes import Write
 
 SNAPSHOT_SECONDS = 5.0  # the snapshot for readers is at most about this old (longer when copying takes long)
 
@@ -35,25 +36,21 @@ class StoreActor:
         self.unwritten_events: list[tuple] = []
         self.unwritten_phases: list[tuple] = []  # (worker, experiment, phase, start, end)
 
-    def call(self, method: str, *args, **kwargs):
-        """Run one Store method (the coordinator's writes: campaign, experiments, merges)."""
-        self._flush()
-        return getattr(self.store, method)(*args, **kwargs)
-
     def add_block(self, block: Block, samples: list[Sample]) -> int:
         """A measurement block and its samples, as one batch (written with the next flush)."""
         self.unwritten_blocks.append((block, samples))
         return len(samples)
 
-    def apply(self, writes: list[tuple[str, tuple]], state: dict) -> None:
-        """The coordinator's writes of one step and the campaign state they lead to, in one transaction."""
+    def apply(self, writes: list[Write], state: dict | None) -> None:
+        """The coordinator's writes of one step (farm/store_writes.py) and the campaign state they lead to (None:
+        unchanged), in one transaction."""
         self._flush()
         self.store.apply(self.campaign, writes, state)
         self._snapshot()
 
-    def add_hypotheses(self, hypotheses: list[Hypothesis], agents: dict[str, str]) -> None:
-        self._flush()
-        self.store.add_hypotheses(self.campaign, hypotheses, agents)
+    def load_state(self) -> dict | None:
+        """The campaign's saved state (--resume)."""
+        return self.store.load_state(self.campaign)
 
     def event(self, worker: str | None, experiment_id: str | None, kind: str, message: str) -> None:
         # Storable text from here on: the coordinator prints these too, and a lone surrogate fails that as well.

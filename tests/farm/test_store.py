@@ -6,6 +6,7 @@ import pytest
 from farm.errors import StoreError
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
 from farm.store import SCHEMA_VERSION, Store, open_readonly
+from farm.store_writes import AddArtifact, FinishExperiment
 from stats import decide_benchmark
 
 TABLES = {"campaigns", "strategies", "hypotheses", "experiments", "samples", "blocks", "decisions", "merges",
@@ -96,9 +97,9 @@ def test_text_a_worker_sent_with_a_lone_surrogate_is_stored_escaped(tmp_path):
     store.start_experiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,))
     assert store.add_observations("c", [(block("c-0001", 0, now), _samples("c-0001", 0, now, unit="\ud800"))],
                                   [(now, "w0", "c-0001", "guard", "guard said \udcff")], []) == []
-    store.apply("c", [("finish_experiment", (ExperimentResult("c-0001", Status.CRASH, "crashed: \ud800", "w0", (1,),
-                                                              now, now, notes="notes \udfff"),)),
-                      ("add_artifact", ("c", "c-0001", "canary", None, "odd \ud800"))],
+    store.apply("c", [FinishExperiment(ExperimentResult("c-0001", Status.CRASH, "crashed: \ud800", "w0", (1,),
+                                                        now, now, notes="notes \udfff")),
+                      AddArtifact("c", "c-0001", "canary", None, "odd \ud800")],
                 {"screens": {"c-0001": {"changed": ["f\ud800.py"]}}})
     assert store.query("SELECT DISTINCT unit FROM samples")[1] == [("\\ud800",)]
     assert store.query("SELECT message FROM events")[1] == [("guard said \\udcff",)]

@@ -8,6 +8,7 @@ import pytest
 from farm.config import CampaignConfig
 from farm.records import ExperimentResult, Hypothesis, Kind, Status
 from farm.store import Store
+from farm.store_writes import AddArtifact, AddEvents
 from scheduler.campaign import Campaign
 from stats import BenchmarkDecision, Verdict
 from tests.scheduler.tiny_repo import config_dict
@@ -191,7 +192,7 @@ def test_a_baseline_suspect_on_two_benchmarks_at_once_measures_each_experiment_a
         campaign.finish(ExperimentResult(screen.experiment_id, Status.DISCARD, "t", "w0", (0,), now, now,
                                          decisions=decisions, blocks=3, ref_means=(("loop", 1.0),),
                                          changed_paths=(f"file{index}.py",)))
-    artifacts = [args[2:4] for method, args in campaign.writes if method == "add_artifact"]
+    artifacts = [(w.kind, w.benchmark) for w in campaign.writes if isinstance(w, AddArtifact)]
     assert artifacts == [("suspect_baseline", "loop"), ("suspect_baseline", "sort")]
     assert campaign.statuses["invalidated"] == 4
     assert sorted(campaign.hypotheses.waiting()) == ["h1", "h2", "h3", "h4"]
@@ -216,7 +217,7 @@ def test_after_k_discards_in_a_category_its_other_hypotheses_are_skipped(tmp_pat
     assert campaign.exhausted("s") == ["c"]
     assert campaign.assign("w0", (0,)).hypothesis.id == "h4"  # h3 (category c) is skipped, settled, recorded
     assert "h3" in campaign.hypotheses.settled and campaign.hypotheses.waiting() == []
-    events = [args[1][0][4] for method, args in campaign.writes if method == "add_events"]
+    events = [w.events[0][4] for w in campaign.writes if isinstance(w, AddEvents)]
     assert events == ["h3: skipped, category c of s is exhausted (2 discards, no keep)"]
     restored = _campaign(tmp_path, ids=("h1", "h2", "h3", "h4"), workers=("w0",), exhausted_after=2,
                          agent="command")

@@ -5,6 +5,7 @@ import json
 
 from farm.config import CampaignConfig
 from farm.records import Hypothesis, Kind, Status
+from farm.store_writes import AddAllocations, MarkLost
 from scheduler.campaign import Campaign
 from scheduler.race import Race
 from tests.scheduler.test_campaign_state import BASE, Recorder, _improving_discard, _result
@@ -129,7 +130,7 @@ def test_a_race_resumes_where_it_stopped(tmp_path):
     resumed = _race(tmp_path, {"fast": 4, "slow": 4}, rung=2)
     resumed.restore(state)
     resumed.resume()
-    assert resumed.writes[0][0] == "mark_lost" and all(w[0] != "add_allocations" for w in resumed.writes)
+    assert isinstance(resumed.writes[0], MarkLost) and not any(isinstance(w, AddAllocations) for w in resumed.writes)
     assert resumed.race.to_dict() == campaign.race.to_dict()
     assert {n: lineage.to_dict() for n, lineage in resumed.lineages.items()} == \
         {n: lineage.to_dict() for n, lineage in campaign.lineages.items()}
