@@ -144,15 +144,12 @@ class Campaign:
     def _skip_exhausted(self) -> None:
         """Pending hypotheses of a command agent in an exhausted category are not assigned: settled, with an
         event row each. (A pack of patches is a fixed list: it is measured whole.)"""
-        for hypothesis_id in list(self.hypotheses.pending):
-            hypothesis = self.hypotheses.by_id[hypothesis_id]
-            if hypothesis.agent == "command" and hypothesis.category in self.exhausted(hypothesis.strategy):
-                self.hypotheses.pending.remove(hypothesis_id)
-                self.hypotheses.settle(hypothesis_id)
-                message = (f"{hypothesis_id}: skipped, category {hypothesis.category} of {hypothesis.strategy} is "
-                           f"exhausted ({self.config.memory.exhausted_after} discards, no keep)")
-                self._event("skipped", message)
-                self.say(message)
+        for hypothesis in self.hypotheses.skip(lambda h: h.agent == "command"
+                                               and h.category in self.exhausted(h.strategy)):
+            message = (f"{hypothesis.id}: skipped, category {hypothesis.category} of {hypothesis.strategy} is "
+                       f"exhausted ({self.config.memory.exhausted_after} discards, no keep)")
+            self._event("skipped", message)
+            self.say(message)
 
     def _next(self) -> Assignment | None:
         self._skip_exhausted()
@@ -176,7 +173,7 @@ class Campaign:
             while kept is not None and self._lands_as_is(lineage, kept):
                 kept = lineage.merges.next()
             if kept is not None:
-                lineage.merges.in_flight = kept.experiment_id
+                lineage.merges.start(kept)
                 return self._new(Kind.MERGE, self.hypotheses.by_id[kept.hypothesis_id], lineage.tip,
                                  screened_experiment=kept.experiment_id, pick_base=kept.parent_commit,
                                  pick_tip=kept.commit, lineage=lineage.name)
@@ -202,8 +199,7 @@ class Campaign:
                 skipped = self.hypotheses.drop(strategy)
                 if strategy in self.planners:
                     self.planners[strategy]["done"] = True
-                reason = self.race.strategies[strategy]["reason"] = \
-                    f"{reason}; {len(skipped)} of its hypotheses will not run"
+                reason = self.race.explain(strategy, f"{reason}; {len(skipped)} of its hypotheses will not run")
                 changes[index] = (strategy, status, reason)
         if changes:
             self._reallocated(changes)
@@ -226,9 +222,8 @@ class Campaign:
         """A kept screen of the strategy waits to land or is landing."""
         if self.race_mode:
             return not self.lineages[strategy].idle()
-        merges = self.lineages[INTEGRATED].merges
-        kept = merges.waiting + ([merges.by_id[merges.in_flight]] if merges.in_flight else [])
-        return any(self.hypotheses.by_id[k.hypothesis_id].strategy == strategy for k in kept)
+        return any(self.hypotheses.by_id[k.hypothesis_id].strategy == strategy
+                   for k in self.lineages[INTEGRATED].merges.pending())
 
     def _end_race(self) -> None:
         """The winner's lineage becomes the integration branch; the others' winners wait to land on top of it."""
@@ -249,7 +244,7 @@ class Campaign:
         reason = f"race over: {winner} wins with the largest landed gain (landed ratios {ratios})" + (
             f"; its lineage is the integration branch, and {len(offered)} winner(s) of the others are offered on "
             f"top, each re-measured" if self.race_mode else "")
-        self.race.strategies[winner]["reason"] = reason
+        self.race.explain(winner, reason)
         self._reallocated([(winner, WINNER, reason)])
 
     def _reallocated(self, changes: list[tuple[str, str, str]]) -> None:
@@ -461,8 +456,7 @@ class Campaign:
 
     def _on_merge(self, a: Assignment, result: ExperimentResult) -> None:
         lineage = self.lineages[a.lineage]
-        lineage.merges.in_flight = None
-        kept = lineage.merges.by_id[a.screened_experiment]
+        kept = lineage.merges.finish(a.screened_experiment)
         if result.status is Status.KEEP:
             self._land(lineage, kept, result.commit, remeasured=result)
             return
@@ -524,9 +518,7 @@ class Campaign:
         self._count(status, -1)
         self._count(Status.INVALIDATED, +1)
         if kind is Kind.MERGE:
-            merges = self.lineages[lineage].merges
-            merges.in_flight = None
-            merges.add(merges.by_id[screened])
+            self.lineages[lineage].merges.requeue(screened)
         else:
             for each in self.lineages.values():
                 each.merges.withdraw(experiment_id)

@@ -62,6 +62,14 @@ class HypothesisQueue:
         """Strategies with a hypothesis that may start now."""
         return {self.by_id[h].strategy for h in self._ready()}
 
+    def skip(self, predicate) -> list[Hypothesis]:
+        """The pending hypotheses `predicate` picks are not run: settled, returned."""
+        skipped = [self.by_id[h] for h in self.pending if predicate(self.by_id[h])]
+        for hypothesis in skipped:
+            self.pending.remove(hypothesis.id)
+            self.settled.add(hypothesis.id)
+        return skipped
+
     def drop(self, strategy: str) -> list[str]:
         """A strategy's pending hypotheses are not run: settled, returned."""
         dropped = [h for h in self.pending if self.by_id[h].strategy == strategy]

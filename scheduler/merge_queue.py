@@ -38,6 +38,23 @@ class MergeQueue:
         self.waiting.sort(key=lambda kept: kept.effect or 1.0)
         return self.waiting.pop(0)
 
+    def start(self, kept: Kept) -> None:
+        """`kept` is being re-measured on the tip (taken by next())."""
+        self.in_flight = kept.experiment_id
+
+    def finish(self, experiment_id: str) -> Kept:
+        """The re-measurement of `experiment_id` (the one in flight) ended: its Kept."""
+        self.in_flight = None
+        return self.by_id[experiment_id]
+
+    def requeue(self, experiment_id: str) -> None:
+        """The re-measurement of `experiment_id` was voided: it waits again."""
+        self.add(self.finish(experiment_id))
+
+    def pending(self) -> list[Kept]:
+        """What waits to land or is landing."""
+        return self.waiting + ([self.by_id[self.in_flight]] if self.in_flight else [])
+
     def is_waiting(self, experiment_id: str) -> bool:
         return any(k.experiment_id == experiment_id for k in self.waiting)
 

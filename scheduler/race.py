@@ -120,6 +120,11 @@ class Race:
             self.strategies[s]["reason"] = f"{rung}: {why}, every strategy keeps racing"
         return changes + [("", RACING, self.strategies[racing[0]]["reason"])]
 
+    def explain(self, strategy: str, reason: str) -> str:
+        """`reason` is now the strategy's last change's reason (in its allocations rows); returned."""
+        self.strategies[strategy]["reason"] = reason
+        return reason
+
     def _set(self, strategy: str, status: str, reason: str) -> tuple[str, str, str]:
         self.strategies[strategy].update(status=status, reason=reason)
         return strategy, status, reason

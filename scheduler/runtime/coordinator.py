@@ -378,8 +378,7 @@ class Coordinator:
         c = self.campaign
         running = [Running(worker, e, a.hypothesis.id, a.kind.value, self.started_at.get(e, time.time()))
                    for e, (worker, a) in c.in_flight.items()]
-        merging = sum(len(lineage.merges.waiting) + (lineage.merges.in_flight is not None)
-                      for lineage in c.lineages.values())
+        merging = sum(len(lineage.merges.pending()) for lineage in c.lineages.values())
         return LiveState(self.name, running, len(c.hypotheses.waiting()), merging, dict(c.statuses), self.best,
                          self.blocks, len(c.landed))
 
