@@ -18,7 +18,7 @@ in a tiny mode):
                 on one whose benchmark makes an experiment last about 5 s.
 2. slots        reusing a worktree slot (SlotPool.slot + Slot.reset) against `git worktree add` and a fresh
                 `git clone`, on the C++ fixture and on a generated 20,000-file repository.
-3. store        1,000,000 samples into a DuckDB file through the store actor's add_block, then every
+3. store        1,000,000 samples into a DuckDB file through the store actor's add_blocks, then every
                 cookbook recipe on that store.
 4. throughput   the real coordinator loop with 8, 32 and 64 synthetic workers whose experiments sleep
                 through their phases for 2 s, against the ideal workers / 2 s.
@@ -523,24 +523,28 @@ def _top_up(store, ray, pending: list[dict]) -> int:
 
 
 def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float) -> dict:
-    """Blocks of the measured experiments, in order, through add_block, with WORKERS_SENDING in flight and
+    """Blocks of the measured experiments, in order, through add_blocks: one call per experiment, as a worker
+    sends the blocks of measurement.send_every seconds (2 s) when its blocks come faster, with
+    WORKERS_SENDING calls in flight and
     every one awaited, until `samples` samples are stored or `deadline_s` has passed. Returns what was
     stored, how long it took and the experiments whose blocks were not sent."""
     in_flight: list = []
     stored = 0
-    sent_blocks = 0
+    sent_blocks = calls = 0
     progress = [(0.0, 0)]  # (seconds, samples stored) after each experiment: is the rate steady?
     measured = [e for e in experiments if e["measured"]]
     started = time.perf_counter()
     reached = 0
     for e in measured:
-        if stored + len(in_flight) * 2 * BENCHMARKS >= samples or time.perf_counter() - started > deadline_s:
+        queued = len(in_flight) * BLOCKS_PER_EXPERIMENT * 2 * BENCHMARKS
+        if stored + queued >= samples or time.perf_counter() - started > deadline_s:
             break
-        for number in range(BLOCKS_PER_EXPERIMENT):
-            in_flight.append(store.add_block.remote(*_block(e["id"], e["worker"], number)))
-            sent_blocks += 1
-            if len(in_flight) >= WORKERS_SENDING:
-                stored += ray.get(in_flight.pop(0))
+        in_flight.append(store.add_blocks.remote([_block(e["id"], e["worker"], number)
+                                                  for number in range(BLOCKS_PER_EXPERIMENT)]))
+        sent_blocks += BLOCKS_PER_EXPERIMENT
+        calls += 1
+        if len(in_flight) >= WORKERS_SENDING:
+            stored += ray.get(in_flight.pop(0))
         reached += 1
         progress.append((time.perf_counter() - started, stored))
     stored += sum(ray.get(in_flight))
@@ -548,16 +552,16 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
     middle = next((point for point in progress if point[1] >= stored / 2), (elapsed / 2, stored / 2))
     first_half = middle[1] / middle[0] if middle[0] > 0 else None
     second_half = (stored - middle[1]) / (elapsed - middle[0]) if elapsed > middle[0] else None
-    return {"samples_ingested": stored, "blocks_sent": sent_blocks, "seconds": elapsed,
+    return {"samples_ingested": stored, "blocks_sent": sent_blocks, "calls": calls, "seconds": elapsed,
             "samples_per_s": stored / elapsed, "samples_per_s_first_half": first_half,
             "samples_per_s_second_half": second_half, "sent": measured[:reached], "pending": measured[reached:]}
 
 
 class _NoStore:
-    """Takes add_block as the store actor does and stores nothing: the cost of the Ray calls alone."""
+    """Takes add_blocks as the store actor does and stores nothing: the cost of the Ray calls alone."""
 
-    def add_block(self, _block, samples) -> int:
-        return len(samples)
+    def add_blocks(self, blocks) -> int:
+        return sum(len(samples) for _, samples in blocks)
 
 
 def _pickled_by_value(ray) -> None:
@@ -567,16 +571,16 @@ def _pickled_by_value(ray) -> None:
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-def _ray_calls_alone(ray, blocks: int) -> float:
-    """Seconds for `blocks` add_block calls, sent as _ingest sends them, to an actor that stores nothing."""
+def _ray_calls_alone(ray, calls: int) -> float:
+    """Seconds for `calls` add_blocks calls, sent as _ingest sends them, to an actor that stores nothing."""
     _pickled_by_value(ray)
     sink = ray.remote(num_cpus=0)(_NoStore).remote()
-    ray.get(sink.add_block.remote(*_block("warm-000001", "w0", 0)))
+    ray.get(sink.add_blocks.remote([_block("warm-000001", "w0", 0)]))
     in_flight = []
     started = time.perf_counter()
-    for number in range(blocks):
-        in_flight.append(sink.add_block.remote(*_block(f"calls-{number // BLOCKS_PER_EXPERIMENT:06d}", "w0",
-                                                       number % BLOCKS_PER_EXPERIMENT)))
+    for number in range(calls):
+        in_flight.append(sink.add_blocks.remote([_block(f"calls-{number:06d}", "w0", block)
+                                                 for block in range(BLOCKS_PER_EXPERIMENT)]))
         if len(in_flight) >= WORKERS_SENDING:
             ray.get(in_flight.pop(0))
     ray.get(in_flight)
@@ -657,7 +661,7 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
         total = ray.get(store.query.remote("SELECT count(*) FROM samples"))[1][0][0]
         ray.get(store.close.remote())
         ray.kill(store)
-        calls_alone = _ray_calls_alone(ray, ingest["blocks_sent"])
+        calls_alone = _ray_calls_alone(ray, ingest["calls"])
     direct = _direct_rate(workdir / "direct.duckdb", 100 if tiny else 1000)
     # The store actor copies the whole file for readers every SNAPSHOT_SECONDS, on the caller's time: how
     # long one copy of this store takes.
@@ -679,7 +683,7 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
                **{k: v for k, v in ingest.items() if k not in ("sent", "pending")}}
     name = (f"{samples:,} samples through the store actor" +
             (f" (projected from {ingest['samples_ingested']:,} in {ingest['seconds']:.0f} s)" if capped else "") +
-            f" [its {ingest['blocks_sent']:,} calls to an actor that stores nothing: {calls_alone:.1f} s]")
+            f" [its {ingest['calls']:,} calls to an actor that stores nothing: {calls_alone:.1f} s]")
     figures = [Figure("store", name, projected, "s", "<", 5.0, details)]
     middle = with_samples[len(with_samples) // 2]["id"]  # the `samples` recipe's experiment
     for recipe, timing in _recipe_timings(path, middle, repetitions).items():
@@ -722,9 +726,10 @@ class _SyntheticHost:
             if phase != "measure":
                 await asyncio.sleep(share * self.seconds)
             else:
-                for number in range(SYNTHETIC_BLOCKS):
+                for _ in range(SYNTHETIC_BLOCKS):
                     await asyncio.sleep(share * self.seconds / SYNTHETIC_BLOCKS)
-                    await self.store.add_block.remote(*_block(exp, worker, number))
+                # A real worker sends its blocks every measurement.send_every (2 s): these come faster, in one call.
+                await self.store.add_blocks.remote([_block(exp, worker, number) for number in range(SYNTHETIC_BLOCKS)])
             self.store.phase.remote(worker, exp, phase, begun, time.time())
         noise = [random.gauss(0.0, 0.01) for _ in range(BENCHMARKS)]
         ratios = [1.0 + n for n in noise]

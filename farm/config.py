@@ -101,6 +101,10 @@ class MeasurementConfig(Model):
         "guards hold it shared). `parallel`: every worker measures whenever it is ready. `auto`: exclusive "
         "when the worker CPU sets leave no CPU spare for the farm's own processes or the node has fewer than 4 "
         "CPUs, else parallel."))
+    send_every: float = Field(2.0, ge=0, description=(
+        "Seconds a worker collects its measurement blocks before it sends them to the store in one call (it "
+        "also sends them when its experiment ends); 0: every block at once. A call per block costs the store "
+        "more than writing the block; a worker that dies loses at most this many seconds of blocks."))
 
 
 class PhaseConfig(Model):

@@ -36,10 +36,11 @@ class StoreActor:
         self.unwritten_events: list[tuple] = []
         self.unwritten_phases: list[tuple] = []  # (worker, experiment, phase, start, end)
 
-    def add_block(self, block: Block, samples: list[Sample]) -> int:
-        """A measurement block and its samples, as one batch (written with the next flush)."""
-        self.unwritten_blocks.append((block, samples))
-        return len(samples)
+    def add_blocks(self, blocks: list[tuple[Block, list[Sample]]]) -> int:
+        """Measurement blocks with their samples (a worker's since its last call), written with the next flush;
+        returns the samples taken."""
+        self.unwritten_blocks += blocks
+        return sum(len(samples) for _, samples in blocks)
 
     def apply(self, writes: list[Write], state: dict | None) -> None:
         """The coordinator's writes of one step (farm/store_writes.py) and the campaign state they lead to (None:

@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import tempfile
+import time
 
 import ray
 
@@ -58,6 +59,9 @@ class WorkerActor:
         # kills what is left of them with kill_tagged(campaign_tag(campaign, name)) when the worker dies.
         self.tag = campaign_tag(key, name).removesuffix(":")
         self.store = store
+        self.unsent: list[tuple[Block, list[Sample]]] = []  # blocks not yet sent to the store actor
+        self.send_every = config.measurement.send_every
+        self.sent_at = time.monotonic()
         slots = SlotPool(self.repo, root_path / name)
         lock = MeasurementLock(root_path / "measure.lock" if exclusive else None)
         board = PhaseBoard(root_path, config.campaign, name, on_phase=self._send_phase)
@@ -66,7 +70,17 @@ class WorkerActor:
                                            board, self._send_block, self._send_event, tag=self.tag)
 
     def _send_block(self, block: Block, samples: list[Sample]) -> None:
-        ray.get(self.store.add_block.remote(block, samples))
+        self.unsent.append((block, samples))
+        # In one call every measurement.send_every seconds (and when the experiment ends): a call per block cost
+        # the store actor more than writing the block (docs/performance.md).
+        if time.monotonic() - self.sent_at >= self.send_every:
+            self._send_blocks()
+
+    def _send_blocks(self) -> None:
+        if self.unsent:
+            ray.get(self.store.add_blocks.remote(self.unsent))
+            self.unsent = []
+        self.sent_at = time.monotonic()
 
     def _send_event(self, experiment_id: str, kind: str, message: str) -> None:
         self.store.event.remote(self.name, experiment_id, kind, message)
@@ -79,7 +93,11 @@ class WorkerActor:
         brings the commits the experiment needs that this node's clone may lack."""
         if bundle is not None:
             fetch_bundle(self.repo, bundle, f"+{SHIP_PREFIX}*:{SHIP_PREFIX}*")
-        result = self.pipeline.run(assignment)
+        self.sent_at = time.monotonic()
+        try:
+            result = self.pipeline.run(assignment)
+        finally:
+            self._send_blocks()  # stored before the coordinator hears the result
         if not self.remote or result.commit is None or assignment.kind not in (Kind.SCREEN, Kind.MERGE):
             return result, None
         return result, branch_bundle(self.repo, assignment.branch, assignment.parent_commit)

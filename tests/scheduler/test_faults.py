@@ -68,7 +68,8 @@ def _campaign(tmp_path: pathlib.Path) -> None:
                    "patch": str(make_patch(repo, patches / "fast.patch", "N = 400000", "N = 100000"))}]
     hypotheses += [{"id": name, "patch": str(make_patch(repo, patches / f"{name}.patch", "N = 400000",
                                                           f"N = 400000  # {name}"))} for name in HYPOTHESES[1:]]
-    data = config_dict(repo, hypotheses, measurement={"mode": "exclusive"})
+    # send_every 0: each block goes to the store at once, so a worker killed mid-measurement has some stored.
+    data = config_dict(repo, hypotheses, measurement={"mode": "exclusive", "send_every": 0})
     # Each benchmark run lingers after printing its value, so that a measurement is long enough to be hit.
     data["phases"]["bench"]["command"] = "python prog.py && sleep 0.4"
     (tmp_path / "campaign.yaml").write_text(yaml.safe_dump(data))
