@@ -576,10 +576,20 @@ class Campaign:
                 "reserved": {w: self._assignment_dict(a) for w, a in self.reserved.items()}}
 
     def restore(self, data: dict) -> None:
-        if data.get("version") != STATE_VERSION:
-            raise ValueError(f"stored campaign state version {data.get('version')}, this farm reads "
+        """The campaign as `to_dict` saved it; ValueError (one line) for a state of another version or a
+        malformed one, which --resume reports instead of a traceback."""
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            version = data.get("version") if isinstance(data, dict) else None
+            raise ValueError(f"stored campaign state version {version}, this farm reads "
                              f"{STATE_VERSION}; finish it with the farm version that started it, or start over "
                              f"with --fresh")
+        try:
+            self._restore(data)
+        except (KeyError, TypeError, AttributeError, IndexError) as error:  # its own ValueErrors say what differs
+            raise ValueError(f"the saved campaign state is malformed ({type(error).__name__}: {error}); start "
+                             f"over with --fresh") from None
+
+    def _restore(self, data: dict) -> None:
         self.writes.clear()  # a new campaign's opening rows: stored when it started
         self.counter, self.base = data["counter"], data["base"]
         self.lineages = {name: Lineage.from_dict(name, lineage) for name, lineage in data["lineages"].items()}

@@ -418,3 +418,14 @@ def test_a_budget_or_stop_rule_ends_the_screens_and_is_recorded_once(tmp_path, r
     restored.restore(json.loads(json.dumps(campaign.to_dict())))
     restored.check_stop(time.time())
     assert restored.stopped == campaign.stopped and restored.assign("w0", (0,)) is None
+
+
+@pytest.mark.parametrize("edit", [lambda s: s.pop("lineages"), lambda s: s.update(statuses=[1, 2]),
+                                  lambda s: s["hypotheses"].clear(), lambda s: s.update(in_flight={"x": 3})])
+def test_a_malformed_saved_state_is_refused_in_one_line(tmp_path, edit):
+    # On main a saved state with a key missing or of the wrong type was a traceback on --resume.
+    state = _campaign(tmp_path, ids=("h1", "h2")).to_dict()
+    edit(state)
+    with pytest.raises(ValueError, match=r"^the saved campaign state is malformed \(\w+Error: .*\); start over "
+                                         r"with --fresh$"):
+        _campaign(tmp_path, ids=("h1", "h2")).restore(state)
