@@ -25,23 +25,22 @@ import math
 import os
 import pathlib
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 
-from farm import agents, knobs, sandbox
-from farm.agent_spend import read_spend
-from farm.config import CampaignConfig, Direction, StrategyConfig, is_protected
+from farm import knobs, realisers, sandbox
+from farm.config import CampaignConfig, Direction, is_protected
+from farm.draft import Draft, Outcome
 from farm.errors import PhaseError, PhaseTimeout, ProtocolError
 from farm.measurement_lock import MeasurementLock
 from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
 from farm.protocol import parse_output
-from farm.records import OVERFITS, AgentRun, Assignment, Block, ExperimentResult, Kind, Sample, Status
-from farm.runner import Pinning, Stall, run_command
+from farm.records import OVERFITS, Assignment, Block, ExperimentResult, Kind, Sample, Status
+from farm.runner import Pinning, run_command
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
 from stats.noise import aa_log_ratios, effect_floor, robust_noise
-from worktrees import ApplyError, ChangeRefused, Scratch, Slot, SlotPool
+from worktrees import Scratch, Slot, SlotPool
 
 BlockSink = Callable[[Block, list[Sample]], None]  # one block and its samples: one batch for the store
 EventSink = Callable[[str, str, str], None]  # (experiment_id, kind, message)
@@ -50,15 +49,6 @@ LOCK_EVENT_SECONDS = 0.01  # waits for the measurement lock at least this long g
 
 class ReferenceChanged(Exception):
     """The reference checkout is not its commit before a benchmark run: rebuilt, and the block run again."""
-
-
-class Outcome(Exception):
-    """Ends an experiment early with a final status (raised inside the pipeline only)."""
-
-    def __init__(self, status: Status, reason: str):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 def fingerprint(checkout: pathlib.Path, patterns: list[str]) -> str | None:
@@ -99,69 +89,65 @@ class ExperimentPipeline:
         # The workdir (or the node's run directory: slots, lock, phase board, logs) and the repository, its git
         # directory inside it: hidden from agents, read-only to phases but for the checkout a phase runs in.
         self.farm_dirs = (self.log_root.parent, slots.repo.path)
-        self.scratch = Scratch(slots.repo, slots.root / "scratch")
         self.contained = sandbox.bwrap_problem() is None  # else phases fall back to the tag sweep
+        command = realisers.CommandRealiser(config, slots.repo, Scratch(slots.repo, slots.root / "scratch"),
+                                            self.log_root, pinning, tag, self.farm_dirs, send_event)
+        self.realisers: dict[str, realisers.Realiser] = {
+            "patch": realisers.PatchRealiser(config), "command": command, "knobs": realisers.KnobsRealiser(config),
+            "refs": realisers.RefsRealiser(config)}
 
     # -- public ------------------------------------------------------------
 
     def run(self, assignment: Assignment) -> ExperimentResult:
         started = time.time()
-        state = {"commit": None, "ref_fp": None, "cand_fp": None, "decisions": (), "blocks": 0, "reworked": 0,
-                 "effect": None, "changed": (), "ref_means": (), "aa": (), "artifacts": (), "notes": None,
-                 "rebased": False, "peak_rss": {}, "agent_runs": []}
+        draft = Draft()
         try:
             run = {Kind.AA: self._run_aa, Kind.CONFIRM: self._run_confirm}.get(assignment.kind, self._run)
-            status, reason = run(assignment, state)
+            status, reason = run(assignment, draft)
         except Outcome as outcome:
             status, reason = outcome.status, outcome.reason
         finally:
             self.board.set("idle")
         self.send_event(assignment.experiment_id, "verdict", f"{status.value}: {reason}")
-        return ExperimentResult(
-            experiment_id=assignment.experiment_id, status=status, reason=reason, worker=self.worker,
-            cpus=self.pinning.cpus, started_at=started, finished_at=time.time(), commit=state["commit"],
-            decisions=tuple(state["decisions"]), blocks=state["blocks"], ref_fingerprint=state["ref_fp"],
-            cand_fingerprint=state["cand_fp"], effect=state["effect"], reworked=state["reworked"],
-            changed_paths=tuple(state["changed"]), ref_means=tuple(state["ref_means"]), aa_log_ratios=state["aa"],
-            artifacts=tuple(state["artifacts"]), notes=state["notes"], agent_runs=tuple(state["agent_runs"]))
+        return draft.result(assignment.experiment_id, status, reason, self.worker, self.pinning.cpus, started)
 
     # -- the flow ----------------------------------------------------------
 
-    def _run(self, a: Assignment, state: dict) -> tuple[Status, str]:
+    def _run(self, a: Assignment, draft: Draft) -> tuple[Status, str]:
         exp = a.experiment_id
         ref = self.slots.slot("ref", a.parent_commit)
         cand = self.slots.slot("cand", a.parent_commit)
-        state["ref_fp"] = self._prepare_ref(ref, a)
+        draft.ref_fp = self._prepare_ref(ref, a)
         cand.start_branch(a.branch, a.parent_commit, self.config.phases.build.outputs)
         self.board.set("agent", exp)
         self.send_event(exp, "agent", f"{a.kind.value} {a.hypothesis.id} on {a.parent_commit[:10]}")
-        self._realise(cand, a, state)
+        self.realisers[a.hypothesis.agent].realise(cand, a, draft)
         changed = cand.changed_paths()
-        state["changed"] = changed
+        draft.changed = changed
         if not changed:
             raise Outcome(Status.NO_CHANGE, "the change is empty on this parent")
         touched = [p for p in changed if is_protected(p, self._protected(a))]
         message = f"farm: {a.hypothesis.id} ({a.kind.value})\n\n{a.hypothesis.text}".strip()
-        state["commit"] = cand.commit_staged(message)  # changed_paths staged every change
+        draft.commit = cand.commit_staged(message)  # changed_paths staged every change
         if touched:
             raise Outcome(Status.TAMPERED, f"the change touches protected path(s): {', '.join(touched)}")
-        state["cand_fp"] = self._build(cand, exp, "cand")
-        self._check_stale(cand, changed, state)
-        state["reworked"] = self._guard_with_rework(cand, a, state)
-        outcome = self._measure(ref, cand, a, state)
+        draft.cand_fp = self._build(cand, exp, "cand")
+        self._check_stale(cand, changed, draft)
+        draft.reworked = self._guard_with_rework(cand, a, draft)
+        outcome = self._measure(ref, cand, a, draft)
         decisions = outcome.decisions
-        state["decisions"] = decisions
-        state["effect"] = geometric_effect(decisions)
-        reason = f"{outcome.reason} ({state['blocks']} blocks)"
-        self._memory_guard(state["peak_rss"], reason)
+        draft.decisions = decisions
+        draft.effect = geometric_effect(decisions)
+        reason = f"{outcome.reason} ({draft.blocks} blocks)"
+        self._memory_guard(draft.peak_rss, reason)
         overfit = [d.benchmark for d in decisions if d.benchmark in self.config.held_out()
                    and d.verdict is Verdict.REGRESSED]
         if overfit:
             return Status.DISCARD, f"{OVERFITS}: held-out {', '.join(overfit)} regressed; {reason}"
-        if state["rebased"]:
+        if draft.rebased:
             reason = f"made again by its agent on the tip after a conflict; {reason}"
-        if state["reworked"]:
-            reason = f"reworked {state['reworked']}x after a guard failure; {reason}"
+        if draft.reworked:
+            reason = f"reworked {draft.reworked}x after a guard failure; {reason}"
         return (Status.KEEP if outcome.outlook is Outlook.KEEP else Status.DISCARD), reason
 
     def _memory_guard(self, peaks: dict[str, list[int]], reason: str) -> None:
@@ -176,52 +162,52 @@ class ExperimentPipeline:
                                              f"({cand / 2**20:.1f} MiB against {ref / 2**20:.1f} MiB; "
                                              f"phases.guard.memory_growth allows {1 + allowed:.2f}x); {reason}")
 
-    def _run_aa(self, a: Assignment, state: dict) -> tuple[Status, str]:
+    def _run_aa(self, a: Assignment, draft: Draft) -> tuple[Status, str]:
         """A/A canary: the parent's reference build against a second build of the same source (in the cand
         slot) for aa_blocks blocks. Its log ratios measure the build-to-build bias (none for a target that
         builds nothing); deciding them like an experiment checks for false positives."""
         ref = self.slots.slot("ref", a.parent_commit)
         cand = self.slots.slot("cand", a.parent_commit)
-        state["ref_fp"] = self._prepare_ref(ref, a)
+        draft.ref_fp = self._prepare_ref(ref, a)
         cand.reset(a.parent_commit, self.config.phases.build.outputs)
-        state["cand_fp"] = self._build(cand, a.experiment_id, "second build")
+        draft.cand_fp = self._build(cand, a.experiment_id, "second build")
         # Byte-identical artefacts are no exception: two such builds of the fixture, in the two slots, ran
         # 12-20 % apart for a whole canary here. Only a target that builds nothing has no build bias.
-        built = state["ref_fp"] is not None or state["cand_fp"] is not None
+        built = draft.ref_fp is not None or draft.cand_fp is not None
         blocks = self.config.acceptance.aa_blocks
-        first, second = self._blocks(ref, cand, a, range(blocks), ("ref", "aa"), state)
+        first, second = self._blocks(ref, cand, a, range(blocks), ("ref", "aa"), draft)
         logs = tuple((name, tuple(aa_log_ratios(first[name], second[name]).tolist()))
                      for name in sorted(set(first) & set(second)))
-        state["aa"] = logs
+        draft.aa = logs
         decisions = self._decide(first, second, a, (blocks,))
         outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, final=True)
-        state["decisions"] = outcome.decisions
+        draft.decisions = outcome.decisions
         noise = ", ".join(f"{name} {math.expm1(robust_noise(values)):.2%}" for name, values in logs)
-        same = " (byte-identical)" if state["ref_fp"] == state["cand_fp"] else ""
+        same = " (byte-identical)" if draft.ref_fp == draft.cand_fp else ""
         builds = f"two builds{same}" if built else "nothing built"
         called = [d.benchmark for d in outcome.decisions if d.verdict in (Verdict.IMPROVED, Verdict.REGRESSED)]
         if called and not built:
             return Status.AA_FALSE_POSITIVE, f"the parent was called different from itself: {outcome.reason}"
         if called:  # a real build-to-build bias, not a false positive: the floor takes it in
-            state["artifacts"] = tuple(("build_bias", name, f"a second build of the same source differs: "
+            draft.artifacts = tuple(("build_bias", name, f"a second build of the same source differs: "
                                                             f"{outcome.reason}") for name in called)
         return Status.AA_CLEAN, f"{builds}; A/A noise per block: {noise}"
 
-    def _run_confirm(self, a: Assignment, state: dict) -> tuple[Status, str]:
+    def _run_confirm(self, a: Assignment, draft: Draft) -> tuple[Status, str]:
         """The final confirmation: the final integration tip (pick_tip) against the campaign base, in
         merge.confirm_blocks interleaved blocks and one look. Its intervals are the campaign's headline."""
         ref = self.slots.slot("ref", a.parent_commit)
         cand = self.slots.slot("cand", a.parent_commit)
-        state["ref_fp"] = self._prepare_ref(ref, a)
+        draft.ref_fp = self._prepare_ref(ref, a)
         cand.reset(a.pick_tip, self.config.phases.build.outputs)
-        state["commit"] = a.pick_tip
-        state["cand_fp"] = self._build(cand, a.experiment_id, "the final tip")
+        draft.commit = a.pick_tip
+        draft.cand_fp = self._build(cand, a.experiment_id, "the final tip")
         blocks = self.config.merge.confirm_blocks
-        values = self._blocks(ref, cand, a, range(blocks), ("ref", "cand"), state)
+        values = self._blocks(ref, cand, a, range(blocks), ("ref", "cand"), draft)
         outcome = decide_experiment(self._decide(values[0], values[1], a, (blocks,)),
                                     alpha=self.config.acceptance.alpha, final=True)
-        state["decisions"] = outcome.decisions
-        state["effect"] = geometric_effect(outcome.decisions)
+        draft.decisions = outcome.decisions
+        draft.effect = geometric_effect(outcome.decisions)
         reason = f"final tip {a.pick_tip[:10]} against the base {a.parent_commit[:10]}: {outcome.reason} " \
                  f"({blocks} blocks)"
         return (Status.KEEP if outcome.outlook is Outlook.KEEP else Status.DISCARD), reason
@@ -242,128 +228,11 @@ class ExperimentPipeline:
         self._ref_built = (a.parent_commit, fp)
         return fp
 
-    def _realise(self, cand: Slot, a: Assignment, state: dict) -> None:
-        """The agent's step: make the change in the cand work tree."""
-        # A kept change lands by a cherry-pick onto the tip; a knob setting is written again on the tip instead
-        # (two settings of one knob would conflict as diffs, and the re-measurement decides which is better).
-        agent = "patch" if a.kind is Kind.MERGE and a.hypothesis.agent != "knobs" else a.hypothesis.agent
-        if agent == "command":
-            self._run_agent(cand, a, state, attempt=0)
-            return
-        if agent == "knobs":
-            try:
-                knobs.write(cand.path, self._strategy(a).knobs, a.hypothesis.knobs, self.config.phases.env_file)
-            except knobs.KnobError as error:
-                raise Outcome(Status.CRASH, str(error)) from None
-            return
-        if agent == "refs":  # the commit's whole tree, deletions included, on top of its parent
-            cand.git("read-tree", "-u", "--reset", a.hypothesis.commit)
-            return
-        try:
-            if a.kind is Kind.MERGE:
-                cand.cherry_pick(f"{a.pick_base}..{a.pick_tip}")
-            else:
-                self._apply_text(cand, a.hypothesis.patch)
-        except ApplyError as error:
-            if a.kind is Kind.MERGE and a.hypothesis.agent == "command":
-                self._rebase_by_agent(cand, a, state, str(error))
-                return
-            what = "the kept change" if a.kind is Kind.MERGE else "the patch"
-            raise Outcome(Status.CONFLICT, f"{what} does not apply on {a.parent_commit[:10]}: {error}") from None
-
-    def _rebase_by_agent(self, cand: Slot, a: Assignment, state: dict, conflict: str) -> None:
-        """A kept agent change that conflicts with the tip goes back to its agent once: the agent gets git's
-        message and the kept diff (as data) and makes the change again on the tip. It is then checked and
-        measured against the tip like any candidate."""
-        kept_diff = cand.git("diff", "--no-ext-diff", "--no-textconv", a.pick_base, a.pick_tip)
-        self.send_event(a.experiment_id, "agent", "the kept change conflicts with the tip: its agent makes it again")
-        self._run_agent(cand, a, state, attempt=0, conflict=(conflict, kept_diff))
-        state["rebased"] = True
-
     def _protected(self, a: Assignment) -> list[str]:
         """The protected paths, and the env file for every change but a knob setting: the phases run with its
         variables, so a patch or an agent could otherwise change how the guard and the benchmark run."""
-        env_file = [] if a.hypothesis.agent == "knobs" else [self.config.phases.env_file]
+        env_file = [self.config.phases.env_file] if self.realisers[a.hypothesis.agent].env_file_protected else []
         return self.config.protected_paths + env_file
-
-    def _strategy(self, a: Assignment) -> StrategyConfig:
-        return self.config.strategy(a.hypothesis.strategy)
-
-    def _run_agent(self, cand: Slot, a: Assignment, state: dict, attempt: int, guard_failure: str | None = None,
-                   conflict: tuple[str, str] | None = None):
-        """Run the strategy's coding agent in its scratch checkout, in its sandbox (see farm/agents.py and
-        farm/sandbox.py for what it sees), then take its change into the clean cand slot: the agent never
-        touches a checkout that is measured. The scratch is made at the parent on the first run and kept for
-        reworks (the agent finds its change there)."""
-        exp = a.experiment_id
-        agent = self._strategy(a).command
-        log_dir = self.log_root / exp
-        own_dir = log_dir / "agent"  # the agent's own files (notes, its CLI's history): writable to it
-        own_dir.mkdir(parents=True, exist_ok=True)
-        prompt_file = log_dir / f"prompt-{attempt}.md"  # the farm's files: read-only to the agent
-        memory_file = log_dir / "memory.md"
-        memory_file.write_text(a.memory or "# Strategy memory\n\nNothing recorded for this experiment.\n")
-        prompt_file.write_text(agents.prompt(self.config, a.hypothesis, guard_failure, stuck=a.stuck,
-                                             conflict=conflict))
-        notes_file = own_dir / "notes.md"
-        if attempt == 0:
-            self.scratch.create(a.parent_commit, a.branch)
-        environment = agents.environment(self.scratch.path, prompt_file, notes_file, memory_file, own_dir, exp,
-                                         a.hypothesis.id, attempt, self.pinning.cpus)
-        box = self._agent_sandbox(agent, shown=(prompt_file, memory_file), writable=(self.scratch.path, own_dir))
-        if box is not None:
-            environment.update(agents.sandboxed_environment(agent))
-        self.send_event(exp, "agent", f"running the agent{f' (rework {attempt})' if attempt else ''}")
-        started, outcome, stdout = time.monotonic(), "ok", ""
-        try:
-            stdout = run_command("agent", agents.command_line(agent), self.scratch.path, agent.timeout, self.pinning,
-                                 log_path=log_dir / f"agent-{attempt}.log", env=environment, tag=self.tag,
-                                 sandbox=box, stall=Stall(agent.stall_timeout, self.scratch.path)
-                                 if agent.stall_timeout else None).stdout
-        except PhaseTimeout as error:
-            outcome, stdout = "timeout", error.stdout
-            raise Outcome(Status.TIMEOUT, f"agent: {error}") from None
-        except PhaseError as error:
-            outcome, stdout = "failed", error.stdout
-            raise Outcome(Status.CRASH, f"agent failed: {error}") from None
-        finally:
-            state["notes"] = agents.read_notes(notes_file)
-            spend = read_spend(agents.report_format(agent), stdout)
-            state["agent_runs"].append(AgentRun(attempt, agent.preset, outcome, time.monotonic() - started,
-                                                **vars(spend)))
-        if self.scratch.config_changed():
-            raise Outcome(Status.TAMPERED, "the agent changed its checkout's git configuration (.git/config); "
-                                           "nothing of it is taken")
-        try:
-            change = self.scratch.read_change(a.parent_commit)
-        except ChangeRefused as error:
-            raise Outcome(Status.TAMPERED, f"the agent's change is refused: {error}") from None
-        if change.ignored:
-            self.send_event(exp, "agent", f"ignored files in the agent's checkout are not carried: "
-                                          f"{', '.join(change.ignored[:10])}")
-        cand.take_tree(change.tree)
-
-    def _agent_sandbox(self, agent, shown, writable) -> sandbox.Sandbox | None:
-        """The agent's sandbox: the farm's directories hidden but for the repository's objects (the scratch
-        shares them) and `shown`, read-only; `writable` and the CLI's state directories writable. None with
-        `sandbox: none`; a campaign that asks for bwrap where it cannot run never gets here (farm validate)."""
-        settings = self.config.sandbox
-        if settings.mode == "none":
-            return None
-        problem = sandbox.bwrap_problem()
-        if problem:
-            raise Outcome(Status.CRASH, f"the agent cannot be sandboxed: {problem}")
-        return sandbox.agent_sandbox(self.farm_dirs, (self.slots.repo.git_dir / "objects", *shown), writable,
-                                     [*agents.state_dirs(agent), *settings.state_dirs], settings.network,
-                                     [self.config.resolve(".")])
-
-    def _apply_text(self, cand: Slot, patch_text: str) -> None:
-        with tempfile.NamedTemporaryFile("w", suffix=".patch", delete=False) as handle:
-            handle.write(patch_text)
-        try:
-            cand.apply_patch(handle.name)
-        finally:
-            pathlib.Path(handle.name).unlink()
 
     @contextlib.contextmanager
     def _holding(self, hold: Callable[[], contextlib.AbstractContextManager[float]], phase: str, exp: str,
@@ -405,14 +274,13 @@ class ExperimentPipeline:
             raise Outcome(Status.CRASH, f"build of {arm} failed: {error}") from None
         return fingerprint(slot.path, build.artifacts)
 
-    def _guard_with_rework(self, cand: Slot, a: Assignment, state: dict) -> int:
+    def _guard_with_rework(self, cand: Slot, a: Assignment, draft: Draft) -> int:
         """Run the guard; on failure rework (up to rework_tries): a patch agent applies the hypothesis' next
         rework patch, a command agent runs again with the guard's output. Every rework's change is checked like
         the first: protected paths, a build, the stale-build check. Returns the reworks used."""
         guard = self.config.phases.guard
-        by_agent = a.hypothesis.agent == "command" and a.kind is not Kind.MERGE
-        available = self.config.acceptance.rework_tries if by_agent else len(a.hypothesis.rework)
-        tries = min(self.config.acceptance.rework_tries, available)
+        realiser = self.realisers[a.hypothesis.agent]
+        tries = realiser.rework_tries(a)
         for attempt in range(tries + 1):
             self._verify(cand, "cand", a, "the guard")
             try:
@@ -427,23 +295,16 @@ class ExperimentPipeline:
                 detail = f" after {attempt} rework(s)" if attempt else ""
                 raise Outcome(Status.GUARD_FAIL, f"guard failed{detail}: {failure}")
             before = cand.head()
-            if by_agent:
-                self._run_agent(cand, a, state, attempt + 1, guard_failure=f"{failure}\n{failure.tail}")
-            else:
-                try:
-                    self._apply_text(cand, a.hypothesis.rework[attempt])
-                except ApplyError as error:
-                    raise Outcome(Status.GUARD_FAIL, f"guard failed ({failure}); rework {attempt + 1} does not "
-                                                     f"apply: {error}") from None
+            realiser.rework(cand, a, draft, attempt + 1, failure)
             reworked = cand.changed_paths()
-            state["changed"] = sorted(set(state["changed"]) | set(reworked))
+            draft.changed = sorted(set(draft.changed) | set(reworked))
             touched = [p for p in reworked if is_protected(p, self._protected(a))]
-            state["commit"] = cand.commit_all(f"farm: {a.hypothesis.id} rework {attempt + 1}") or before
+            draft.commit = cand.commit_all(f"farm: {a.hypothesis.id} rework {attempt + 1}") or before
             if touched:
                 raise Outcome(Status.TAMPERED, f"rework {attempt + 1} touches protected path(s): "
                                                f"{', '.join(touched)}")
-            state["cand_fp"] = self._build(cand, a.experiment_id, f"cand-rework{attempt + 1}")
-            self._check_stale(cand, reworked, state)
+            draft.cand_fp = self._build(cand, a.experiment_id, f"cand-rework{attempt + 1}")
+            self._check_stale(cand, reworked, draft)
         raise AssertionError("unreachable")
 
     def _run_bench(self, slot: Slot, exp: str, arm: str, block: int, required: list[str]) -> list[Sample]:
@@ -469,7 +330,7 @@ class ExperimentPipeline:
         return samples + [Sample(exp, arm, block, name, float(result.peak_rss), "bytes", self.pinning.cpus,
                                  result.pid, started, finished, result.peak_rss) for name in memory_benchmarks]
 
-    def _check_stale(self, cand: Slot, changed: list[str], state: dict) -> None:
+    def _check_stale(self, cand: Slot, changed: list[str], draft: Draft) -> None:
         """stale_build: a changed source that feeds the artefacts is newer than an artefact after the build."""
         build = self.config.phases.build
         sources = {p: os.path.getmtime(cand.path / p) for p in changed
@@ -478,11 +339,11 @@ class ExperimentPipeline:
                      for pattern in build.artifacts for f in glob.glob(str(cand.path / pattern), recursive=True)}
         reason = stale_build(sources, artefacts)
         if reason:
-            state["artifacts"] = (("stale_build", None, reason),)
+            draft.artifacts = (("stale_build", None, reason),)
             raise Outcome(Status.STALE_BUILD, reason)
 
     def _blocks(self, first_slot: Slot, second_slot: Slot, a: Assignment, blocks, arms: tuple[str, str],
-                state: dict, values=None):
+                draft: Draft, values=None):
         """Run interleaved blocks (ABBA...: the first arm leads in even blocks), each holding the node's
         measurement lock and sent with the node's state while it ran. Returns per-arm values. A block whose
         reference checkout was found changed is discarded and run again once on a rebuilt reference."""
@@ -503,9 +364,9 @@ class ExperimentPipeline:
             if not required:  # no benchmarks configured: the first run's names decide
                 required = sorted({s.benchmark for s in batch if s.arm == arms[0]})
             self.send_block(record, batch)
-            state["blocks"] = block + 1
+            draft.blocks = block + 1
             for (arm, _), peak in {(s.arm, s.block): s.peak_rss for s in batch if s.peak_rss}.items():
-                state["peak_rss"].setdefault(arm, []).append(peak)
+                draft.peak_rss.setdefault(arm, []).append(peak)
             for sample in batch:
                 target = values[0] if sample.arm == arms[0] else values[1]
                 target.setdefault(sample.benchmark, []).append(sample.value)
@@ -553,14 +414,14 @@ class ExperimentPipeline:
         self.slots.remove("ref")
         self._prepare_ref(self.slots.slot("ref", a.parent_commit), a)
 
-    def _measure(self, ref: Slot, cand: Slot, a: Assignment, state: dict):
+    def _measure(self, ref: Slot, cand: Slot, a: Assignment, draft: Draft):
         """Blocks up to each scheduled look, deciding at each, until the decision stops."""
         acceptance = self.config.acceptance
         looks = acceptance.schedule()
         regular_last = acceptance.regular_looks()[-1]
         values, done = None, 0
         for look in looks:
-            values = self._blocks(ref, cand, a, range(done, look), ("ref", "cand"), state, values)
+            values = self._blocks(ref, cand, a, range(done, look), ("ref", "cand"), draft, values)
             done = look
             decisions = self._decide(values[0], values[1], a, looks)
             outcome = decide_experiment(decisions, alpha=acceptance.alpha, final=look == looks[-1],
@@ -569,7 +430,7 @@ class ExperimentPipeline:
                                                         + (" (extension)" if look > regular_last else ""))
             if outcome.outlook is not Outlook.CONTINUE:
                 break
-        state["ref_means"] = tuple((name, math.exp(sum(map(math.log, v)) / len(v)))
+        draft.ref_means = tuple((name, math.exp(sum(map(math.log, v)) / len(v)))
                                    for name, v in sorted(values[0].items()) if v and min(v) > 0)
         return outcome
 
