@@ -1,9 +1,11 @@
 """One experiment inside one worker's worktree slots, start to verdict.
 
-agent (in its sandbox and scratch checkout) -> the change taken into the
-clean candidate slot -> commit -> build (stale check) -> guard (-> rework) ->
+the change made in the clean candidate slot by the hypothesis' realiser
+(farm/realisers.py: a patch, an agent in its sandbox and scratch checkout, a
+knob setting, a commit) -> commit -> build (stale check) -> guard (-> rework) ->
 interleaved A/B blocks, looking at the data at the scheduled block counts until the
-sequential decision stops -> verdict. Kind.AA runs the parent's build against
+sequential decision stops -> verdict (what it found so far is a Draft,
+farm/draft.py). Kind.AA runs the parent's build against
 a second build of the same source: the build-to-build bias for the floor, and
 a canary for false positives. Builds and guards hold the node's measurement
 lock shared, each block holds it exclusively (a no-op when the node measures
