@@ -6,9 +6,13 @@ Starts ARGV, waits for it with wait4 and writes its ru_maxrss (in bytes) as one 
 as ARGV did. ru_maxrss covers ARGV and every descendant that was waited for: the largest of their peaks (Linux
 does not add up processes that ran at the same time; the threads of one process, OpenMP's, are one process).
 
-Why a wrapper and not wait4 in the farm: inside bubblewrap's PID namespace the command is a child of the
-sandbox's own init, which the outer bwrap never waits for, so the farm's wait4 sees only bwrap's memory. This
-wrapper runs inside the sandbox, between its init and the command. FD is not inherited by the command: a
+Why a wrapper and not wait4 in the farm:
+- ru_maxrss keeps a process's peak across exec, including the memory it shared with its parent between fork and
+  exec: every child of a Ray worker (hundreds of MB) would report at least the worker's size. Forked from this
+  small process, the command starts from its size (about 10 MB).
+- Inside bubblewrap's PID namespace the command is a child of the sandbox's own init, which the outer bwrap
+  never waits for: the farm's wait4 sees only bwrap. This wrapper runs inside the sandbox, between its init and
+  the command. FD is not inherited by the command: a
 benchmark cannot write its own figure. Standard library only (run with -S: no site-packages to import).
 """
 import os

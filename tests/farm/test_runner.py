@@ -131,3 +131,15 @@ def test_the_peak_memory_of_a_run_is_its_largest_process_and_the_command_cannot_
                          measure_memory=True, check=False)
     assert 100 * 2**20 < nested.peak_rss < 130 * 2**20 and "Bad file descriptor" in nested.stderr
     assert run_command("bench", "true", tmp_path, 60, None).peak_rss is None  # not asked for
+
+
+def test_the_peak_memory_of_a_run_is_not_the_farm_processes_own(tmp_path):
+    # ru_maxrss keeps the memory a child shared with its parent before exec: measured from a Ray worker of 300 MB,
+    # every run would be at least 300 MB. The wrapper forks the command from a process of its own size.
+    from farm import sandbox
+    held = bytearray(300 * 2**20)
+    held[::4096] = b"1" * len(held[::4096])
+    for box in (None, sandbox.phase_sandbox([tmp_path / "farm"], tmp_path)):
+        peak = run_command("bench", "true", tmp_path, 60, None, sandbox=box, measure_memory=True).peak_rss
+        assert peak < 50 * 2**20, peak
+    del held
