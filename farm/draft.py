@@ -10,7 +10,7 @@ from stats import BenchmarkDecision
 
 
 class Outcome(Exception):
-    """Ends an experiment early with a final status (raised inside the pipeline only)."""
+    """Ends an experiment early with a final status (raised by the pipeline and the realisers)."""
 
     def __init__(self, status: Status, reason: str):
         super().__init__(reason)
