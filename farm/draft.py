@@ -29,7 +29,7 @@ class Draft:
     blocks: int = 0
     reworked: int = 0
     effect: float | None = None
-    changed: tuple[str, ...] | list[str] = ()
+    changed: list[str] = field(default_factory=list)  # the paths the change touches
     ref_means: tuple[tuple[str, float], ...] = ()
     aa: tuple[tuple[str, tuple[float, ...]], ...] = ()
     artifacts: tuple[tuple[str, str | None, str], ...] = ()

@@ -170,9 +170,8 @@ class CommandRealiser(Realiser):
             raise Outcome(Status.CRASH, f"agent failed: {error}") from None
         finally:
             draft.notes = agents.read_notes(notes_file)
-            spend = read_spend(agents.report_format(agent), stdout)
             draft.agent_runs.append(AgentRun(attempt, agent.preset, outcome, time.monotonic() - started,
-                                                **vars(spend)))
+                                             read_spend(agents.report_format(agent), stdout)))
         if self.scratch.config_changed():
             raise Outcome(Status.TAMPERED, "the agent changed its checkout's git configuration (.git/config); "
                                            "nothing of it is taken")

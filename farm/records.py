@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from farm.agent_spend import Spend
+
 if TYPE_CHECKING:  # a type only: stats.decision imports scipy, which `farm validate` does without
     from stats import BenchmarkDecision
 
@@ -103,18 +105,13 @@ class Sample:
 
 @dataclass(frozen=True)
 class AgentRun:
-    """One run of a command agent and what its CLI said it cost (farm/agent_spend.py; None: not said)."""
+    """One run of a command agent and what its CLI said it cost."""
 
     attempt: int  # 0, then 1, 2, ... for reworks
     cli: str | None  # the preset; None for a custom command
     outcome: str  # ok | failed | timeout
     seconds: float
-    cost_usd: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    turns: int | None = None
-    session_id: str | None = None
-    summary: str | None = None
+    spend: Spend = Spend()  # farm/agent_spend.py; its fields None where the CLI did not say
 
 
 @dataclass(frozen=True)

@@ -301,8 +301,9 @@ class Store:
             campaign, strategy = self.con.execute("SELECT campaign, strategy FROM experiments WHERE id = ?",
                                                   [result.experiment_id]).fetchone()
             self._insert_rows("agent_runs", [[campaign, result.experiment_id, r.attempt, strategy, r.cli, r.outcome,
-                                              r.seconds, r.cost_usd, r.input_tokens, r.output_tokens, r.turns,
-                                              r.session_id, r.summary, _ts(result.finished_at)]
+                                              r.seconds, r.spend.cost_usd, r.spend.input_tokens,
+                                              r.spend.output_tokens, r.spend.turns, r.spend.session_id,
+                                              r.spend.summary, _ts(result.finished_at)]
                                              for r in result.agent_runs])
 
     def mark_lost(self, experiment_id: str, reason: str) -> None:

@@ -336,8 +336,8 @@ class Campaign:
         self.writes.append(FinishExperiment(result))
         self._count(result.status, +1)
         for run in result.agent_runs:
-            self.spend["cost_usd"] += run.cost_usd or 0.0
-            self.spend["tokens"] += (run.input_tokens or 0) + (run.output_tokens or 0)
+            self.spend["cost_usd"] += run.spend.cost_usd or 0.0
+            self.spend["tokens"] += (run.spend.input_tokens or 0) + (run.spend.output_tokens or 0)
         effect = f" effect {result.effect:.3f}x" if result.effect else ""
         self.say(f"{worker} {result.experiment_id} {a.hypothesis.id}: {result.status.value.upper()}{effect} -- "
                  f"{result.reason}")
