@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from farm import sandbox
+from farm import memory_wrapper, sandbox
 from farm.config import CampaignConfig
 from farm.cpusets import allocate_cpu_sets, available_cpus
 
@@ -404,6 +404,15 @@ def check_sandbox(worker_sets, root="/") -> Check:
                  "processes are found by their tag only (a process started with `env -i` escapes the kill)")
 
 
+def check_memory_wrapper(worker_sets, root="/") -> Check:
+    """Which program measures each benchmark run's peak memory (farm/memory_wrapper.py): compiled C, about 1 ms
+    a run, or the Python form, about 10 ms."""
+    found = memory_wrapper.describe()
+    if memory_wrapper.compiled() is not None:
+        return Check("memory-wrapper", "ok", found)
+    return Check("memory-wrapper", "warn", found, "install a C compiler (apt-get install gcc)")
+
+
 def run_checks(worker_sets: list[tuple[int, ...]], root: str | os.PathLike = "/",
                available: list[int] | None = None) -> list[Check]:
     """Every check of the node for these worker CPU sets, in a fixed order (the most common spoilers first).
@@ -422,6 +431,7 @@ def run_checks(worker_sets: list[tuple[int, ...]], root: str | os.PathLike = "/"
         check_virtualisation(worker_sets, root),
         check_steal(worker_sets, root),
         check_sandbox(worker_sets, root),
+        check_memory_wrapper(worker_sets, root),
     ]
 
 

@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 
 from farm.errors import PhaseError, PhaseTimeout
+from farm.memory_wrapper import wrapper_argv
 from farm.processes import KILL_GRACE_SECONDS, TAG_VARIABLE, kill_tagged
 from farm.sandbox import Sandbox
 
@@ -61,9 +62,6 @@ class CommandResult:
     seconds: float
     pid: int
     peak_rss: int | None = None  # bytes: the run's peak resident memory (measure_memory), None if not measured
-
-
-PEAK_RSS_WRAPPER = pathlib.Path(__file__).with_name("peak_rss.py")
 
 
 def _tail(text: str) -> str:
@@ -107,7 +105,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _read_report(report) -> int | None:
-    """What farm/peak_rss.py wrote (bytes), or None if it wrote nothing (killed); closes the file."""
+    """What the memory wrapper (farm/memory_wrapper.py) wrote (bytes), or None if it wrote nothing (killed);
+    closes the file."""
     with report:
         report.seek(0)
         text = report.read().decode(errors="replace").strip()
@@ -161,12 +160,13 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
     (DEFAULT_TAG if None); whatever carries the command's tag when it ends is killed. `sandbox`: bwrap's
     mounts and namespaces around the command (None: none). `stall`: also killed (PhaseTimeout, "stalled")
     once it printed nothing and changed no file under `stall.watch` for `stall.seconds`. `measure_memory`: the
-    command runs under farm/peak_rss.py, and the result has its peak resident memory (None if it was killed).
+    command runs under the memory wrapper (farm/memory_wrapper.py), and the result has its peak resident memory
+    (None if it was killed).
     """
     if pinning is not None and shutil.which("taskset") is None:
         raise PhaseError(phase, "taskset not found: install util-linux to pin CPUs")
     report = tempfile.TemporaryFile("w+b") if measure_memory else None
-    wrapper = [sys.executable, "-I", "-S", str(PEAK_RSS_WRAPPER), str(report.fileno())] if report else []
+    wrapper = wrapper_argv(report.fileno()) if report else []
     argv = [*(sandbox.argv() if sandbox is not None else []), *wrapper, "bash", "-c", command]
     if pinning is not None:
         argv = ["taskset", "-c", pinning.cpu_list(), *argv]

@@ -136,7 +136,8 @@ def test_irqbalance_virtualisation_and_steal(tmp_path):
 def test_an_empty_tree_gives_unknowns_not_errors(tmp_path):
     checks = doctor.run_checks([(0,)], tmp_path, available=[0, 1])
     assert [check.name for check in checks] == ["cpus", "governor", "turbo", "smt", "load", "cgroup", "isolation",
-                                                "aslr", "irqbalance", "virtualisation", "steal", "sandbox"]
+                                                "aslr", "irqbalance", "virtualisation", "steal", "sandbox",
+                                                "memory-wrapper"]
     states = {check.name: check.state for check in checks}
     assert states["governor"] == states["aslr"] == states["cgroup"] == "unknown"
 

@@ -119,8 +119,23 @@ def test_a_command_that_prints_nothing_and_changes_no_file_is_killed_as_stalled(
 ALLOCATE = "python3 -c 'x = bytearray({mb} * 2**20); x[::4096] = b\"1\" * len(x[::4096])'"
 
 
+@pytest.fixture(params=["compiled", "python"])
+def wrapper_form(request, monkeypatch):
+    """Each memory test runs with both forms of the wrapper (farm/memory_wrapper.py): the compiled one (a C
+    compiler is here: the fixture needs one) and the Python fallback."""
+    from farm import memory_wrapper
+    if request.param == "compiled":
+        assert memory_wrapper.compiled() is not None
+        assert memory_wrapper.wrapper_argv(3)[0] == str(memory_wrapper.compiled())
+    else:
+        monkeypatch.setattr(memory_wrapper, "compiled", lambda: None)
+        assert memory_wrapper.wrapper_argv(3)[2:4] == ["-S", str(memory_wrapper.PYTHON_FORM)]
+    return request.param
+
+
 @pytest.mark.parametrize("contained", [False, True])
-def test_the_peak_memory_of_a_run_is_its_largest_process_and_the_command_cannot_forge_it(tmp_path, contained):
+def test_the_peak_memory_of_a_run_is_its_largest_process_and_the_command_cannot_forge_it(tmp_path, contained,
+                                                                                         wrapper_form):
     from farm import sandbox
     box = sandbox.phase_sandbox([tmp_path / "farm"], tmp_path) if contained else None
     runs = {mb: run_command("bench", ALLOCATE.format(mb=mb), tmp_path, 60, Pinning((0,)), sandbox=box,
@@ -133,7 +148,7 @@ def test_the_peak_memory_of_a_run_is_its_largest_process_and_the_command_cannot_
     assert run_command("bench", "true", tmp_path, 60, None).peak_rss is None  # not asked for
 
 
-def test_the_peak_memory_of_a_run_is_not_the_farm_processes_own(tmp_path):
+def test_the_peak_memory_of_a_run_is_not_the_farm_processes_own(tmp_path, wrapper_form):
     # ru_maxrss keeps the memory a child shared with its parent before exec: measured from a Ray worker of 300 MB,
     # every run would be at least 300 MB. The wrapper forks the command from a process of its own size.
     from farm import sandbox
@@ -143,3 +158,28 @@ def test_the_peak_memory_of_a_run_is_not_the_farm_processes_own(tmp_path):
         peak = run_command("bench", "true", tmp_path, 60, None, sandbox=box, measure_memory=True).peak_rss
         assert peak < 50 * 2**20, peak
     del held
+
+
+def test_the_compiled_wrapper_is_made_once_and_again_when_its_source_changes(tmp_path, monkeypatch):
+    from farm import memory_wrapper
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    memory_wrapper.compiled.cache_clear()
+    try:
+        first = memory_wrapper.compiled()
+        assert first is not None and first.parent == tmp_path / "cache" / "autoresearch-farm"
+        stamp = first.stat().st_mtime_ns
+        memory_wrapper.compiled.cache_clear()
+        assert memory_wrapper.compiled() == first and first.stat().st_mtime_ns == stamp  # found, not compiled again
+        source = tmp_path / "peak_rss.c"
+        source.write_text(memory_wrapper.SOURCE.read_text() + "/* changed */\n")
+        monkeypatch.setattr(memory_wrapper, "SOURCE", source)
+        memory_wrapper.compiled.cache_clear()
+        second = memory_wrapper.compiled()
+        assert second is not None and second != first
+        source.write_text("this is not C\n")  # a compiler that fails: the Python form runs
+        memory_wrapper.compiled.cache_clear()
+        assert memory_wrapper.compiled() is None
+        assert memory_wrapper.wrapper_argv(3)[-2:] == [str(memory_wrapper.PYTHON_FORM), "3"]
+        assert [p.name for p in first.parent.iterdir() if p.name.startswith(".")] == []  # no half-written binary
+    finally:
+        memory_wrapper.compiled.cache_clear()
