@@ -15,9 +15,12 @@ where bubblewrap cannot run.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import pathlib
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -104,6 +107,53 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def _ends_within(proc: subprocess.Popen, timeout: float) -> bool:
+    """Whether the command ends within `timeout` seconds. It is waited for without polling, on a pidfd (Linux 5.3):
+    Popen.wait(timeout) sleeps in steps of up to 50 ms and noticed each command's end 15 ms late on average, and
+    a timer thread per command cost about 1 ms to start."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # an older kernel: Popen's own wait
+        try:
+            proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(max(timeout, 0.0) * 1000))
+    finally:
+        os.close(pidfd)
+
+
+def _await_namespace_end(info_read: int) -> None:
+    """Wait until the sandbox's PID namespace is gone (closes `info_read`). bwrap exits as soon as the command
+    does, while its init is still killing what the command left running: without this wait a detached child
+    could still be alive when the phase ends. The init's end comes after the last of them."""
+    try:
+        os.set_blocking(info_read, False)
+        text = os.read(info_read, 65536).decode(errors="replace")
+        init = int(json.loads(text)["child-pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # bwrap failed before it started anything
+    finally:
+        os.close(info_read)
+    try:
+        pidfd = os.pidfd_open(init)
+    except (AttributeError, OSError):
+        return  # gone already, or an older kernel
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(KILL_GRACE_SECONDS * 1000):
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            poller.poll(KILL_GRACE_SECONDS * 1000)
+    finally:
+        os.close(pidfd)
+
+
 def _read_report(report) -> int | None:
     """What the memory wrapper (farm/memory_wrapper.py) wrote (bytes), or None if it wrote nothing (killed);
     closes the file."""
@@ -167,7 +217,8 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
         raise PhaseError(phase, "taskset not found: install util-linux to pin CPUs")
     report = tempfile.TemporaryFile("w+b") if measure_memory else None
     wrapper = wrapper_argv(report.fileno()) if report else []
-    argv = [*(sandbox.argv() if sandbox is not None else []), *wrapper, "bash", "-c", command]
+    info_read, info_write = os.pipe() if sandbox is not None else (None, None)
+    argv = [*(sandbox.argv(info_write) if sandbox is not None else []), *wrapper, "bash", "-c", command]
     if pinning is not None:
         argv = ["taskset", "-c", pinning.cpu_list(), *argv]
     command_tag = f"{tag or DEFAULT_TAG}:{uuid.uuid4().hex}"
@@ -182,8 +233,13 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
     # Output goes to files, not pipes: a background child holding a pipe open would keep the phase
     # waiting after its command ended; with files the phase ends when the command does.
     with tempfile.TemporaryFile("w+", errors="replace") as out, tempfile.TemporaryFile("w+", errors="replace") as err:
-        proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                start_new_session=True, pass_fds=(report.fileno(),) if report else ())
+        inherited = tuple(fd for fd in (report.fileno() if report else None, info_write) if fd is not None)
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True, pass_fds=inherited)
+        finally:
+            if info_write is not None:
+                os.close(info_write)
         expired = threading.Event()
         stalled, done = threading.Event(), threading.Event()
         watcher = None
@@ -197,23 +253,24 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
                                        daemon=True)
             watcher.start()
 
-        # A timer kills the group at the timeout while this thread waits without polling: Popen.wait(timeout)
-        # sleeps in steps of up to 50 ms and noticed each command's end 15 ms late on average.
-        timer = threading.Timer(timeout, expire)
-        timer.start()
         try:
+            if not _ends_within(proc, timeout):
+                expire()
             proc.wait()
         finally:
-            timer.cancel()
             done.set()
+            if proc.poll() is None:  # this call was interrupted
+                _kill_group(proc)
             if watcher is not None:
                 watcher.join()  # before the output files it reads are closed
             # However the command ended (or this call was interrupted), nothing it started may outlive it: not a
-            # background job, not a child that left the process group with setsid or a double fork.
-            kill_tagged(command_tag)
+            # background job, not a child that left the process group with setsid or a double fork. In a sandbox
+            # its PID namespace died with it; without one, what carries its tag is found and killed.
+            if sandbox is None:
+                kill_tagged(command_tag)
+            else:
+                _await_namespace_end(info_read)
             proc.wait()
-            if expired.is_set():
-                timer.join()  # its group kill is done before the phase counts as over
         timed_out = expired.is_set()
         out.seek(0)
         err.seek(0)

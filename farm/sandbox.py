@@ -61,7 +61,8 @@ def _outermost(paths: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Sandbox:
-    """One bwrap command line: `argv()` goes before `bash -c COMMAND`."""
+    """One bwrap command line: `argv()` goes before `bash -c COMMAND`. With `info_fd`, bwrap writes there (as
+    JSON) the pid of the namespace's init, whose end is the end of everything started inside."""
 
     root_writable: bool  # the filesystem as it is (a phase) or read-only (an agent)
     hidden: tuple[str, ...] = ()  # replaced by an empty read-only tmpfs
@@ -72,8 +73,10 @@ class Sandbox:
     tmp_visible: tuple[str, ...] = ()  # under /tmp, shown read-only in the private /tmp (the farm's Python, ...)
     network: bool = True
 
-    def argv(self) -> list[str]:
+    def argv(self, info_fd: int | None = None) -> list[str]:
         argv = ["bwrap", "--die-with-parent", "--unshare-pid", "--new-session"]
+        if info_fd is not None:
+            argv += ["--info-fd", str(info_fd)]
         if self.root_writable:
             argv += ["--bind", "/", "/", "--dev-bind", "/dev", "/dev"]
         else:
