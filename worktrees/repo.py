@@ -6,8 +6,10 @@ import fcntl
 import functools
 import os
 import pathlib
+import selectors
 import signal
 import subprocess
+import time
 
 import git
 
@@ -50,22 +52,49 @@ def run_git(cwd: str | os.PathLike, *args: str, timeout: float = GIT_TIMEOUT_SEC
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        stdout, stderr = _read_until_closed(proc, timeout)
+        proc.wait()  # not Popen.communicate(timeout): its wait after the output polls in sleeps of about 1 ms
+    except TimeoutError:
+        _kill_session(proc)
         raise WorktreeError(f"git {' '.join(args)} timed out after {timeout:g}s") from None
     except BaseException:  # interrupted: git does not outlive the call
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _kill_session(proc)
         raise
     if proc.returncode != 0:
         said = stderr.decode(errors="replace").strip()
         raise WorktreeError(f"git {' '.join(args)}: {said or f'exit {proc.returncode}'}")
     text = stdout.decode(errors="surrogateescape")
     return text[:-1] if text.endswith("\n") else text
+
+
+def _read_until_closed(proc: subprocess.Popen, timeout: float) -> tuple[bytes, bytes]:
+    """Everything git writes to stdout and stderr, until it closes both (it exits then); TimeoutError after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    out, err = proc.stdout.fileno(), proc.stderr.fileno()
+    chunks: dict[int, list[bytes]] = {out: [], err: []}
+    with selectors.DefaultSelector() as selector:
+        for fd in chunks:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            for key, _ in selector.select(remaining):
+                data = os.read(key.fd, 1 << 16)
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    selector.unregister(key.fd)
+    proc.stdout.close()
+    proc.stderr.close()
+    return b"".join(chunks[out]), b"".join(chunks[err])
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 class TargetRepo:
