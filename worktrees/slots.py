@@ -10,6 +10,7 @@ after a restart an existing slot is found and reused.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import pathlib
 import shutil
@@ -112,31 +113,60 @@ class Slot:
         """What makes this checkout differ from its commit, worded for a reason; [] when it is the commit.
         Checked before every guard and benchmark run: no index flag hides a change (assume-unchanged,
         skip-worktree), every tracked file is as committed (protected ones hashed, not trusted to stat data),
-        and no untracked or ignored file lies outside the declared build `outputs` (a shadowing `.pyc`)."""
+        and no untracked or ignored file lies outside the declared build `outputs` (a shadowing `.pyc`).
+        One git process when nothing changed: the index is read only when it changed (_index_entries), and
+        protected files are hashed here (with git's own hash-object for a file that differs, which applies the
+        repository's filters)."""
         problems = []
-        flagged = [entry[2:] for entry in split_nul(self.git("ls-files", "-v", "-z"))
-                   if entry[:1].islower() or entry[:1] == "S"]
+        entries = self._index_entries()
+        flagged = [path for path, (tag, _) in entries.items() if tag.islower() or tag == "S"]
         if flagged:
             problems.append(f"index flags hide changes to {_listed(flagged)}")
-        entries = split_nul(self.git("status", "--porcelain=v1", "-z", "--untracked-files=all",
-                                     "--ignored=matching", "--no-renames"))
-        changed = [e[3:] for e in entries if e[:2] not in ("??", "!!")]
-        stray = [e[3:] for e in entries if e[:2] in ("??", "!!") and not is_output(e[3:], outputs)]
+        # --no-optional-locks: status must not write the index (its stat refresh), which would make the next
+        # verify read the index again.
+        status = split_nul(self.git("--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all",
+                                    "--ignored=matching", "--no-renames"))
+        changed = [e[3:] for e in status if e[:2] not in ("??", "!!")]
+        stray = [e[3:] for e in status if e[:2] in ("??", "!!") and not is_output(e[3:], outputs)]
         if changed:
             problems.append(f"{_listed(changed)} differ(s) from the commit")
         if stray:
             problems.append(f"{_listed(stray)}: not in the commit and not a declared build output "
                             f"(phases.build.outputs)")
         if protected:
-            committed = split_nul(self.git("ls-tree", "-r", "-z", "--full-tree", "HEAD", "--", *protected))
-            blobs = {line.split("\t", 1)[1]: line.split()[2] for line in committed if " blob " in line}
-            missing = [path for path in blobs if not (self.path / path).is_file() or (self.path / path).is_symlink()]
-            present = [path for path in blobs if path not in missing]
-            hashes = self.git("hash-object", "--", *present).split() if present else []
-            rewritten = [path for path, blob in zip(present, hashes) if blobs[path] != blob]
-            if missing or rewritten:
-                problems.append(f"protected {_listed(missing + rewritten)} not as committed")
+            # A protected file git sees changed is not as committed; the others are hashed, since their index
+            # entries (here the committed blobs: their status is clean) could be trusted to stat data only.
+            blobs = {path: blob for path, (_, blob) in entries.items() if _under(path, protected)}
+            altered = [path for path in changed if path in blobs]
+            clean = [path for path in blobs if path not in altered]
+            missing = [path for path in clean if not (self.path / path).is_file() or (self.path / path).is_symlink()]
+            differing = [path for path in clean if path not in missing and _blob_id(self.path / path) != blobs[path]]
+            hashes = self.git("hash-object", "--", *differing).split() if differing else []
+            rewritten = [path for path, blob in zip(differing, hashes) if blobs[path] != blob]
+            if altered or missing or rewritten:
+                problems.append(f"protected {_listed(altered + missing + rewritten)} not as committed")
         return problems
+
+    def _index_entries(self) -> dict[str, tuple[str, str]]:
+        """Every index entry: path -> (its `ls-files -v` tag, its blob id). Read with git only when the index
+        changed: the last 20 bytes of an index file are the checksum of all of it."""
+        index = self.admin_dir() / "index"
+        try:
+            with index.open("rb") as handle:
+                handle.seek(-20, os.SEEK_END)
+                key = (os.fstat(handle.fileno()).st_size, handle.read(20))
+        except OSError:
+            key = None
+        if key is not None and key[1] != bytes(20) and _INDEX_ENTRIES.get(index, (None,))[0] == key:
+            return _INDEX_ENTRIES[index][1]
+        entries = {}
+        for line in split_nul(self.git("ls-files", "-v", "-s", "-z")):
+            meta, path = line.split("\t", 1)
+            tag, _mode, blob, _stage = meta.split()
+            entries[path] = (tag, blob)
+        if key is not None:
+            _INDEX_ENTRIES[index] = (key, entries)
+        return entries
 
     def commit_all(self, message: str) -> str | None:
         """Commit every change; returns the new commit, or None when nothing changed."""
@@ -157,6 +187,21 @@ def split_nul(output: str) -> list[str]:
 def is_output(path: str, outputs: list[str]) -> bool:
     """Whether `path` is a declared build output: under a directory entry (`build/`) or matching a glob."""
     return any(path.startswith(entry) if entry.endswith("/") else fnmatch.fnmatch(path, entry) for entry in outputs)
+
+
+# The index entries of each slot as last read, with the index's size and checksum then (Slot._index_entries).
+_INDEX_ENTRIES: dict[pathlib.Path, tuple[tuple[int, bytes], dict[str, tuple[str, str]]]] = {}
+
+
+def _under(path: str, entries: list[str]) -> bool:
+    """Whether `path` is one of `entries` (files, or directories ending in /), as protected_paths means it."""
+    return any(path.startswith(entry) if entry.endswith("/") else path == entry for entry in entries)
+
+
+def _blob_id(path: pathlib.Path) -> str:
+    """The id git gives the file's bytes as a blob (no filter applied)."""
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def _listed(paths: list[str], shown: int = 5) -> str:

@@ -1,6 +1,8 @@
 """The agent's scratch checkout and the slot check: what an agent can do to a checkout never reaches one that is
 measured (worktrees/scratch.py, Slot.verify). Real git, no Ray."""
+import os
 import subprocess
+import time
 
 import pytest
 
@@ -119,3 +121,31 @@ def test_verify_names_every_way_a_checkout_can_differ_from_its_commit(repo, tmp_
     cand.reset(base, keep=["build/"])
     (cand.path / "harness" / "data.txt").unlink()
     assert "protected harness/data.txt not as committed" in " ".join(cand.verify(protected, []))
+
+
+def test_verify_hashes_protected_files_and_does_not_trust_stat_data(repo, tmp_path):
+    # With core.trustctime off (a setting some file systems need), git takes a file with its size and mtime for
+    # unchanged: an edit of the same length with its mtime put back is invisible to status, not to the hash.
+    repo.git("config", "core.trustctime", "false")
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", repo.resolve("main"))
+    bench = cand.path / "bench.py"
+    hour_ago = time.time_ns() - 3600 * 10**9  # older than the index: not "racily clean", git trusts its stat
+    os.utime(bench, ns=(hour_ago, hour_ago))
+    cand.git("update-index", "--refresh")
+    assert cand.verify(["bench.py"], []) == []  # the index is read and its entries kept
+    bench.write_bytes(bytes(reversed(bench.read_bytes())))
+    os.utime(bench, ns=(hour_ago, hour_ago))
+    assert cand.git("--no-optional-locks", "status", "--porcelain") == ""  # git itself sees nothing
+    assert cand.verify(["bench.py"], []) == ["protected bench.py not as committed"]
+
+
+def test_verify_confirms_a_hash_with_git_where_a_filter_applies(repo, tmp_path):
+    # A file git converts on the way in (here CRLF in the checkout, LF in the blob) hashes differently as bytes:
+    # git's own hash-object decides, so a file as committed is not called rewritten.
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", repo.resolve("main"))
+    (cand.path / ".gitattributes").write_text("*.txt text eol=crlf\n")
+    (cand.path / "notes.txt").write_bytes(b"one\r\ntwo\r\n")
+    cand.git("add", ".gitattributes", "notes.txt")
+    cand.git("commit", "-qm", "crlf")
+    assert (cand.path / "notes.txt").read_bytes() == b"one\r\ntwo\r\n"
+    assert cand.verify(["notes.txt"], []) == []
