@@ -18,7 +18,7 @@ in a tiny mode):
                 on one whose benchmark makes an experiment last about 5 s.
 2. slots        reusing a worktree slot (SlotPool.slot + Slot.reset) against `git worktree add` and a fresh
                 `git clone`, on the C++ fixture and on a generated 20,000-file repository.
-3. store        1,000,000 samples into a DuckDB file through the store actor's add_blocks, then every
+3. store        1,000,000 samples into a DuckDB file through the store actor's observe, then every
                 cookbook recipe on that store.
 4. throughput   the real coordinator loop with 8, 32 and 64 synthetic workers whose experiments sleep
                 through their phases for 2 s, against the ideal workers / 2 s.
@@ -523,7 +523,7 @@ def _top_up(store, ray, pending: list[dict]) -> int:
 
 
 def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float) -> dict:
-    """Blocks of the measured experiments, in order, through add_blocks: one call per experiment, as a worker
+    """Blocks of the measured experiments, in order, through observe: one call per experiment, as a worker
     sends the blocks of measurement.send_every seconds (2 s) when its blocks come faster, with
     WORKERS_SENDING calls in flight and
     every one awaited, until `samples` samples are stored or `deadline_s` has passed. Returns what was
@@ -539,7 +539,7 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
         queued = len(in_flight) * BLOCKS_PER_EXPERIMENT * 2 * BENCHMARKS
         if stored + queued >= samples or time.perf_counter() - started > deadline_s:
             break
-        in_flight.append(store.add_blocks.remote([_block(e["id"], e["worker"], number)
+        in_flight.append(store.observe.remote([_block(e["id"], e["worker"], number)
                                                   for number in range(BLOCKS_PER_EXPERIMENT)]))
         sent_blocks += BLOCKS_PER_EXPERIMENT
         calls += 1
@@ -558,9 +558,9 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
 
 
 class _NoStore:
-    """Takes add_blocks as the store actor does and stores nothing: the cost of the Ray calls alone."""
+    """Takes observe as the store actor does and stores nothing: the cost of the Ray calls alone."""
 
-    def add_blocks(self, blocks) -> int:
+    def observe(self, blocks) -> int:
         return sum(len(samples) for _, samples in blocks)
 
 
@@ -572,14 +572,14 @@ def _pickled_by_value(ray) -> None:
 
 
 def _ray_calls_alone(ray, calls: int) -> float:
-    """Seconds for `calls` add_blocks calls, sent as _ingest sends them, to an actor that stores nothing."""
+    """Seconds for `calls` observe calls, sent as _ingest sends them, to an actor that stores nothing."""
     _pickled_by_value(ray)
     sink = ray.remote(num_cpus=0)(_NoStore).remote()
-    ray.get(sink.add_blocks.remote([_block("warm-000001", "w0", 0)]))
+    ray.get(sink.observe.remote([_block("warm-000001", "w0", 0)]))
     in_flight = []
     started = time.perf_counter()
     for number in range(calls):
-        in_flight.append(sink.add_blocks.remote([_block(f"calls-{number:06d}", "w0", block)
+        in_flight.append(sink.observe.remote([_block(f"calls-{number:06d}", "w0", block)
                                                  for block in range(BLOCKS_PER_EXPERIMENT)]))
         if len(in_flight) >= WORKERS_SENDING:
             ray.get(in_flight.pop(0))
@@ -694,8 +694,8 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
 
 # -- 4. coordinator throughput with synthetic workers -------------------------------------------------------
 
-# A synthetic experiment's phases and their share of its duration; the measure phase is BLOCKS blocks, each
-# sent to the store actor as a real worker sends it (add_block, awaited) with 2 arms x BENCHMARKS samples.
+# A synthetic experiment's phases and their share of its duration; the measure phase is BLOCKS blocks of 2 arms x
+# BENCHMARKS samples, sent to the store actor with the phase rows and the verdict event as a real worker sends them.
 SYNTHETIC_PHASES = (("agent", 0.1), ("build", 0.2), ("guard", 0.1), ("measure", 0.6))
 SYNTHETIC_BLOCKS = 6
 
@@ -721,16 +721,11 @@ class _SyntheticHost:
 
         exp = assignment.experiment_id
         started = time.time()
+        phases = []
         for phase, share in SYNTHETIC_PHASES:
             begun = time.time()
-            if phase != "measure":
-                await asyncio.sleep(share * self.seconds)
-            else:
-                for _ in range(SYNTHETIC_BLOCKS):
-                    await asyncio.sleep(share * self.seconds / SYNTHETIC_BLOCKS)
-                # A real worker sends its blocks every measurement.send_every (2 s): these come faster, in one call.
-                await self.store.add_blocks.remote([_block(exp, worker, number) for number in range(SYNTHETIC_BLOCKS)])
-            self.store.phase.remote(worker, exp, phase, begun, time.time())
+            await asyncio.sleep(share * self.seconds)
+            phases.append((worker, exp, phase, begun, time.time()))
         noise = [random.gauss(0.0, 0.01) for _ in range(BENCHMARKS)]
         ratios = [1.0 + n for n in noise]
         if assignment.kind is Kind.AA:
@@ -741,7 +736,11 @@ class _SyntheticHost:
             status, reason, aa = Status.DISCARD, f"synthetic: every benchmark the same ({SYNTHETIC_BLOCKS} blocks)", ()
         decisions = tuple(BenchmarkDecision(f"b{k}", r, r - 0.03, r + 0.03, Verdict.SAME, SYNTHETIC_BLOCKS, 0.05)
                           for k, r in enumerate(ratios))
-        self.store.event.remote(worker, exp, "verdict", f"{status.value}: {reason}")
+        # What a real worker sends when its experiment ends (and every measurement.send_every seconds, 2 s by
+        # default): its blocks, phase rows and events in one call, awaited.
+        await self.store.observe.remote(blocks=[_block(exp, worker, number) for number in range(SYNTHETIC_BLOCKS)],
+                                        events=[(time.time(), worker, exp, "verdict", f"{status.value}: {reason}")],
+                                        phases=phases)
         # (the result, no branch bundle): what WorkerActor.run returns for a worker on the coordinator's node
         return ExperimentResult(exp, status, reason, worker, tuple(cpus), started, time.time(), commit=None,
                                 decisions=decisions, blocks=SYNTHETIC_BLOCKS, effect=1.0 + sum(noise) / BENCHMARKS,

@@ -1,6 +1,7 @@
 """The store actor: the only process that writes the DuckDB file.
 
-Workers and the coordinator send it whole batches. It also keeps the recent
+Workers and the coordinator send it whole batches: a worker's blocks, events and phase rows come in one
+`observe` call every measurement.send_every seconds and at the end of each experiment. It also keeps the recent
 events in memory so the coordinator can print progress without reading the file.
 
 The workers' blocks, events and phases are acknowledged at once and written together in one transaction
@@ -36,10 +37,18 @@ class StoreActor:
         self.unwritten_events: list[tuple] = []
         self.unwritten_phases: list[tuple] = []  # (worker, experiment, phase, start, end)
 
-    def add_blocks(self, blocks: list[tuple[Block, list[Sample]]]) -> int:
-        """Measurement blocks with their samples (a worker's since its last call), written with the next flush;
-        returns the samples taken."""
+    def observe(self, blocks: list[tuple[Block, list[Sample]]] = (), events: list[tuple] = (),
+                phases: list[tuple] = ()) -> int:
+        """What a worker observed since its last call, written with the next flush: measurement blocks with their
+        samples, events (time, worker, experiment id, kind, message) and phase rows (worker, experiment id,
+        phase, start, end). Returns the samples taken."""
         self.unwritten_blocks += blocks
+        # Storable text from here on: the coordinator prints these too, and a lone surrogate fails that as well.
+        rows = [(ts, storable_text(worker), storable_text(experiment), kind, storable_text(message))
+                for ts, worker, experiment, kind, message in events]
+        self.pending_events += rows
+        self.unwritten_events += rows
+        self.unwritten_phases += phases
         return sum(len(samples) for _, samples in blocks)
 
     def apply(self, writes: list[Write], state: dict | None) -> None:
@@ -52,16 +61,6 @@ class StoreActor:
     def load_state(self) -> dict | None:
         """The campaign's saved state (--resume)."""
         return self.store.load_state(self.campaign)
-
-    def event(self, worker: str | None, experiment_id: str | None, kind: str, message: str) -> None:
-        # Storable text from here on: the coordinator prints these too, and a lone surrogate fails that as well.
-        row = (time.time(), storable_text(worker), storable_text(experiment_id), kind, storable_text(message))
-        self.pending_events.append(row)
-        self.unwritten_events.append(row)
-
-    def phase(self, worker: str, experiment_id: str | None, phase: str, start: float, end: float) -> None:
-        """A phase a worker left (farm/node_state.py): where its time went."""
-        self.unwritten_phases.append((worker, experiment_id, phase, start, end))
 
     def _flush(self) -> None:
         """The blocks, events and phases received since the last flush, in one transaction (rows the store

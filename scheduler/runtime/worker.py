@@ -59,7 +59,10 @@ class WorkerActor:
         # kills what is left of them with kill_tagged(campaign_tag(campaign, name)) when the worker dies.
         self.tag = campaign_tag(key, name).removesuffix(":")
         self.store = store
-        self.unsent: list[tuple[Block, list[Sample]]] = []  # blocks not yet sent to the store actor
+        # What the worker observed and has not sent yet (blocks with their samples, events, phase rows), and the
+        # last call that sent some: calls to one actor run in order, so waiting for it waits for all before it.
+        self.outbox: dict[str, list] = {"blocks": [], "events": [], "phases": []}
+        self.last_send = None
         self.send_every = config.measurement.send_every
         self.sent_at = time.monotonic()
         slots = SlotPool(self.repo, root_path / name)
@@ -69,24 +72,36 @@ class WorkerActor:
         self.pipeline = ExperimentPipeline(config, slots, self.pinning, name, root_path.parent / "logs", lock,
                                            board, self._send_block, self._send_event, tag=self.tag)
 
-    def _send_block(self, block: Block, samples: list[Sample]) -> None:
-        self.unsent.append((block, samples))
-        # In one call every measurement.send_every seconds (and when the experiment ends): a call per block cost
-        # the store actor more than writing the block (docs/performance.md).
-        if time.monotonic() - self.sent_at >= self.send_every:
-            self._send_blocks()
+    # Blocks, events and phase rows go to the store actor together, in one call every measurement.send_every
+    # seconds and when the experiment ends: a call each cost the store actor more than writing them, and with
+    # 64 workers its queue held up the coordinator's own writes (docs/performance.md).
 
-    def _send_blocks(self) -> None:
-        if self.unsent:
-            ray.get(self.store.add_blocks.remote(self.unsent))
-            self.unsent = []
-        self.sent_at = time.monotonic()
+    def _send_block(self, block: Block, samples: list[Sample]) -> None:
+        self._post("blocks", (block, samples))
 
     def _send_event(self, experiment_id: str, kind: str, message: str) -> None:
-        self.store.event.remote(self.name, experiment_id, kind, message)
+        self._post("events", (time.time(), self.name, experiment_id, kind, message))
 
     def _send_phase(self, phase: str, experiment_id: str | None, start: float, end: float) -> None:
-        self.store.phase.remote(self.name, experiment_id, phase, start, end)
+        self._post("phases", (self.name, experiment_id, phase, start, end))
+
+    def _post(self, kind: str, row) -> None:
+        self.outbox[kind].append(row)
+        if time.monotonic() - self.sent_at >= self.send_every:
+            self._send()
+
+    def _send(self) -> None:
+        if any(self.outbox.values()):
+            self.last_send = self.store.observe.remote(**self.outbox)
+            self.outbox = {"blocks": [], "events": [], "phases": []}
+        self.sent_at = time.monotonic()
+
+    def _sent(self) -> None:
+        """Everything observed so far is in the store actor."""
+        self._send()
+        if self.last_send is not None:
+            ray.get(self.last_send)
+            self.last_send = None
 
     def run(self, assignment: Assignment, bundle: bytes | None = None) -> tuple[ExperimentResult, bytes | None]:
         """The experiment's result, and on a node other than the coordinator's its branch as a bundle. `bundle`
@@ -97,7 +112,7 @@ class WorkerActor:
         try:
             result = self.pipeline.run(assignment)
         finally:
-            self._send_blocks()  # stored before the coordinator hears the result
+            self._sent()  # stored before the coordinator hears the result
         if not self.remote or result.commit is None or assignment.kind not in (Kind.SCREEN, Kind.MERGE):
             return result, None
         return result, branch_bundle(self.repo, assignment.branch, assignment.parent_commit)
