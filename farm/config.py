@@ -102,9 +102,10 @@ class MeasurementConfig(Model):
         "when the worker CPU sets leave no CPU spare for the farm's own processes or the node has fewer than 4 "
         "CPUs, else parallel."))
     send_every: float = Field(2.0, ge=0, description=(
-        "Seconds a worker collects its measurement blocks before it sends them to the store in one call (it "
-        "also sends them when its experiment ends); 0: every block at once. A call per block costs the store "
-        "more than writing the block; a worker that dies loses at most this many seconds of blocks."))
+        "Seconds a worker collects its measurement blocks, events and phase rows before it sends them to the "
+        "store in one call (it also sends them when its experiment ends); 0: each at once. A call each costs the "
+        "store more than writing them; a worker that dies loses at most this many seconds of them, and the "
+        "progress lines of `farm run` come up to this late."))
 
 
 class PhaseConfig(Model):
