@@ -138,7 +138,7 @@ class Coordinator:
             except ValueError as error:
                 raise FarmError(f"--resume: {error}") from None
             self.campaign.resume()
-            ray.get(self.store.apply.remote([ResumeCampaign(self.name)], None))
+            self.progress.events(ray.get(self.store.apply.remote([ResumeCampaign(self.name)], None)))
             self.branch_tips = self._branches()
         else:
             # The campaign's row, its hypotheses and its first state land together; the branches only after.
@@ -182,8 +182,9 @@ class Coordinator:
     def _save(self) -> None:
         """The campaign's writes and state to the store in one transaction; then the branch follows. The writes
         are dropped only once they are stored."""
-        ray.get(self.store.apply.remote(list(self.campaign.writes), self.campaign.to_dict()))
+        events = ray.get(self.store.apply.remote(list(self.campaign.writes), self.campaign.to_dict()))
         self.campaign.writes.clear()
+        self.progress.events(events)
         for name, lineage in self.campaign.lineages.items():
             old = self.branch_tips.get(name)
             if lineage.tip != old:
@@ -213,14 +214,15 @@ class Coordinator:
         error that ended the campaign is the one raised."""
         steps = [self.progress.stop, self.pool.kill_all, self._stop_planner]
         if status == "failed":
-            steps += [lambda: ray.get(self.store.apply.remote(
-                [MarkLost(experiment_id, "the campaign failed") for experiment_id in self.campaign.in_flight], None))]
+            steps += [lambda: self.progress.events(ray.get(self.store.apply.remote(
+                [MarkLost(experiment_id, "the campaign failed") for experiment_id in self.campaign.in_flight], None)))]
         else:
             if self.signals >= 2:
                 steps.append(lambda: self.campaign.abandon("abandoned: a second interrupt"))
             steps.append(self._save)
         steps += [self._print_events,
-                  lambda: ray.get(self.store.apply.remote([FinishCampaign(self.name, status)], None)),
+                  lambda: self.progress.events(ray.get(self.store.apply.remote([FinishCampaign(self.name, status)],
+                                                                               None))),
                   lambda: ray.get(self.store.close.remote())]
         for step in steps:
             try:
@@ -278,10 +280,11 @@ class Coordinator:
             else:
                 ready = []
                 concurrent.futures.wait([self.planning[1]], timeout=WAIT_SECONDS)
-            self._print_events()
             for ref in ready:
                 self._collect(ref)
             collected = bool(ready)
+            if not collected:  # else the turn's save brings the events
+                self._print_events()
             self.progress.show(self._live_state, lambda: board_phases(self.workdir / "workers"))
         self.progress.say("interrupted again: abandoning the running experiments")
 

@@ -51,12 +51,16 @@ class StoreActor:
         self.unwritten_phases += phases
         return sum(len(samples) for _, samples in blocks)
 
-    def apply(self, writes: list[Write], state: dict | None) -> None:
+    def apply(self, writes: list[Write], state: dict | None) -> list[tuple]:
         """The coordinator's writes of one step (farm/store_writes.py) and the campaign state they lead to (None:
-        unchanged), in one transaction."""
+        unchanged), in one transaction; returns the events since the last drain (as drain_events), so that a
+        turn of the coordinator is one call."""
         self._flush()
         self.store.apply(self.campaign, writes, state)
-        self._snapshot()
+        # The coordinator waits for this call: a snapshot here only when the idle turns' drains did not take one.
+        self._snapshot(late_by=2 * SNAPSHOT_SECONDS)
+        events, self.pending_events = self.pending_events, []
+        return events
 
     def load_state(self) -> dict | None:
         """The campaign's saved state (--resume)."""
@@ -78,11 +82,12 @@ class StoreActor:
         events, self.pending_events = self.pending_events, []
         return events
 
-    def _snapshot(self) -> None:
+    def _snapshot(self, late_by: float = 0.0) -> None:
         """A copy of the store for `farm query` and `farm status` while the campaign runs (DuckDB lets nobody
-        else open the file): at most every SNAPSHOT_SECONDS, and never more than a tenth of the time."""
+        else open the file): at most every SNAPSHOT_SECONDS (`late_by` seconds later), and never more than a
+        tenth of the time."""
         now = time.time()
-        if now < self.snapshot_due:
+        if now < self.snapshot_due + late_by:
             return
         write_snapshot(self.store.con, self.snapshot)
         self.snapshot_due = now + max(SNAPSHOT_SECONDS, 10 * (time.time() - now))
