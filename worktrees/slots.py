@@ -13,6 +13,7 @@ import fnmatch
 import hashlib
 import os
 import pathlib
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -30,6 +31,19 @@ class Slot:
         return run_git(self.path, *args)
 
     def head(self) -> str:
+        """The commit checked out. Read from the worktree's HEAD file and the loose branch ref it names (what
+        checkout and commit write), without a git process; git's rev-parse where they say otherwise (a packed
+        ref, a symbolic ref elsewhere)."""
+        try:
+            admin = self.admin_dir()
+            target = (admin / "HEAD").read_text().strip()
+            if target.startswith("ref: refs/heads/"):
+                common = admin / (admin / "commondir").read_text().strip()
+                target = (common / target[len("ref: "):]).read_text().strip()
+            if _COMMIT_ID.fullmatch(target):
+                return target
+        except OSError:
+            pass
         return self.git("rev-parse", "HEAD")
 
     def admin_dir(self) -> pathlib.Path:
@@ -189,6 +203,7 @@ def is_output(path: str, outputs: list[str]) -> bool:
     return any(path.startswith(entry) if entry.endswith("/") else fnmatch.fnmatch(path, entry) for entry in outputs)
 
 
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # The index entries of each slot as last read, with the index's size and checksum then (Slot._index_entries).
 _INDEX_ENTRIES: dict[pathlib.Path, tuple[tuple[int, bytes], dict[str, tuple[str, str]]]] = {}
 

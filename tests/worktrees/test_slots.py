@@ -130,3 +130,18 @@ def test_starting_a_branch_never_overwrites_an_existing_one(repo, tmp_path):
     with pytest.raises(WorktreeError):
         slot.start_branch("farm/c/c-0001", base)
     assert repo.resolve("farm/c/c-0001") == kept
+
+
+def test_head_is_read_from_files_and_agrees_with_git_detached_on_a_branch_and_packed(repo, tmp_path):
+    base = repo.resolve("main")
+    slot = SlotPool(repo, tmp_path / "w0").slot("cand", base)
+    assert slot.head() == base  # detached: HEAD holds the commit
+    slot.start_branch("farm/c/c-0001", base)
+    (slot.path / "a.txt").write_text("changed\n")
+    slot.changed_paths()
+    commit = slot.commit_staged("m")  # on a branch: HEAD names its loose ref
+    assert commit == git(slot.path, "rev-parse", "HEAD") != base
+    git(repo.path, "pack-refs", "--all")  # the branch only in packed-refs now: git's answer
+    assert slot.head() == commit
+    slot.reset(base)
+    assert slot.head() == base
