@@ -149,3 +149,58 @@ def test_verify_confirms_a_hash_with_git_where_a_filter_applies(repo, tmp_path):
     cand.git("commit", "-qm", "crlf")
     assert (cand.path / "notes.txt").read_bytes() == b"one\r\ntwo\r\n"
     assert cand.verify(["notes.txt"], []) == []
+
+
+def _counting_git(monkeypatch) -> list:
+    import worktrees.slots
+    calls = []
+    real = worktrees.slots.run_git
+    monkeypatch.setattr(worktrees.slots, "run_git", lambda cwd, *args, **kw: calls.append(args) or real(cwd, *args,
+                                                                                                        **kw))
+    return calls
+
+
+def test_a_checkout_unchanged_since_its_last_clean_verify_is_verified_without_git(repo, tmp_path, monkeypatch):
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", repo.resolve("main"))
+    time.sleep(0.1)  # the checkout's files older than the racy window
+    calls = _counting_git(monkeypatch)
+    assert cand.verify(["bench.py"], ["build/"]) == [] and calls  # git looked
+    calls.clear()
+    assert cand.verify(["bench.py"], ["build/"]) == [] and calls == []  # nothing changed: the walk is enough
+    assert cand.verify(["bench.py", "harness/"], ["build/"]) == [] and calls  # asked something else: git again
+
+
+@pytest.mark.parametrize("change", ["rewrite", "same size, mtime put back", "new file", "delete", "rename",
+                                    "index flag"])
+def test_any_change_after_a_clean_verify_is_seen_again(repo, tmp_path, change):
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", repo.resolve("main"))
+    time.sleep(0.1)
+    assert cand.verify(["bench.py"], []) == []
+    assert cand.verify(["bench.py"], []) == []  # from the fingerprint
+    bench = cand.path / "bench.py"
+    if change == "rewrite":
+        bench.write_text("print('fast')\n")
+    elif change == "same size, mtime put back":
+        before = bench.stat()
+        bench.write_bytes(bytes(reversed(bench.read_bytes())))
+        os.utime(bench, ns=(before.st_atime_ns, before.st_mtime_ns))
+    elif change == "new file":
+        (cand.path / "statistics.pyc").write_bytes(b"shadow")
+    elif change == "delete":
+        bench.unlink()
+    elif change == "rename":
+        bench.rename(cand.path / "bench2.py")
+    else:
+        cand.git("update-index", "--assume-unchanged", "bench.py")
+    time.sleep(0.1)  # past the racy window: only the fingerprint's comparison can tell
+    assert cand.verify(["bench.py"], []) != []
+
+
+def test_a_checkout_changed_within_the_racy_window_is_verified_by_git_each_time(repo, tmp_path, monkeypatch):
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", repo.resolve("main"))
+    bench = cand.path / "bench.py"
+    bench.write_bytes(bench.read_bytes())  # as committed, but written just now: a change in this tick could hide
+    calls = _counting_git(monkeypatch)
+    for _ in range(2):
+        assert cand.verify([], []) == [] and calls
+        calls.clear()
