@@ -74,11 +74,20 @@ class Slot:
         """Detach at `commit`, discarding any change and every untracked or ignored file but the build outputs
         `keep` (directories ending in / or globs)."""
         self.recover()
+        strays_possible = not self._unchanged_since_verified(keep)
         self.git("checkout", "--force", "--detach", commit)
-        self._clean(keep)
+        if strays_possible:
+            self._clean(keep)
 
     def _clean(self, keep: list[str]) -> None:
         self.git("clean", "-fdxq", *(f"--exclude={pattern}" for pattern in keep))
+
+    def _unchanged_since_verified(self, outputs: list[str]) -> bool:
+        """Whether the last verify found this checkout clean with these build `outputs` and nothing changed since:
+        then it holds no untracked or ignored file but those outputs, and a checkout of another commit adds none
+        (`clean` has nothing to do)."""
+        verified = _VERIFIED.get(self.path)
+        return verified is not None and verified[0][1] == tuple(outputs) and _Fingerprint.of(self) == verified[1]
 
     def clean_build(self) -> None:
         """Remove ignored files too (the build directory): the next build starts from scratch."""
@@ -89,8 +98,10 @@ class Slot:
         error, never overwritten: experiment ids are used once, and an earlier run's branches are archived.
         Cleaned like `reset`."""
         self.recover()
+        strays_possible = not self._unchanged_since_verified(keep)
         self.git("checkout", "--force", "--no-track", "-b", branch, commit)
-        self._clean(keep)
+        if strays_possible:
+            self._clean(keep)
 
     def apply_patch(self, patch: str | os.PathLike) -> None:
         """`git apply` a patch file to the work tree; ApplyError if it does not apply."""
@@ -235,7 +246,7 @@ class _Fingerprint:
     refs: tuple
 
     MAX_ENTRIES = 5000
-    RACY_SECONDS = 0.05  # more than two ticks of the kernel's coarse clock (1-10 ms), which stamps file times
+    RACY_SECONDS = 0.025  # two ticks and more of the kernel's coarse clock (1-10 ms), which stamps file times
 
     @classmethod
     def of(cls, slot: Slot) -> _Fingerprint | None:

@@ -204,3 +204,19 @@ def test_a_checkout_changed_within_the_racy_window_is_verified_by_git_each_time(
     for _ in range(2):
         assert cand.verify([], []) == [] and calls
         calls.clear()
+
+
+def test_a_reset_cleans_only_when_something_may_have_been_left(repo, tmp_path, monkeypatch):
+    base = repo.resolve("main")
+    cand = SlotPool(repo, tmp_path / "w0").slot("cand", base)
+    time.sleep(0.1)
+    assert cand.verify([], ["build/"]) == []
+    calls = _counting_git(monkeypatch)
+    cand.reset(base, keep=["build/"])  # as verified, nothing since: no `clean`
+    assert [args[0] for args in calls] == ["checkout"]
+    time.sleep(0.1)
+    assert cand.verify([], ["build/"]) == []
+    (cand.path / "statistics.pyc").write_bytes(b"shadow")  # left by a run after the verify
+    calls.clear()
+    cand.reset(base, keep=["build/"])
+    assert [args[0] for args in calls] == ["checkout", "clean"] and not (cand.path / "statistics.pyc").exists()
