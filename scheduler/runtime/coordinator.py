@@ -180,11 +180,23 @@ class Coordinator:
         return tips
 
     def _save(self) -> None:
-        """The campaign's writes and state to the store in one transaction; then the branch follows. The writes
-        are dropped only once they are stored."""
-        events = ray.get(self.store.apply.remote(list(self.campaign.writes), self.campaign.to_dict()))
-        self.campaign.writes.clear()
-        self.progress.events(events)
+        """The campaign's writes and state to the store in one transaction; then the branches follow."""
+        self._saved(self._send_save())
+
+    def _send_save(self):
+        """Send the campaign's writes and the state they lead to (one transaction in the store actor); returns
+        what _saved waits for. Experiment ids handed out after this save was sent and before it was stored are
+        never handed out again if the driver dies in between: the stored counter is ahead by one experiment per
+        worker, the most one turn assigns (--resume skips those ids)."""
+        state = self.campaign.to_dict()
+        state["counter"] += len(self.places)
+        pending = self.store.apply.remote(list(self.campaign.writes), state)
+        self.campaign.writes.clear()  # a write the store refuses fails the campaign (_saved raises)
+        return pending
+
+    def _saved(self, pending) -> None:
+        """Wait for a save; print the events it brought; move the branches to the stored tips."""
+        self.progress.events(ray.get(pending))
         for name, lineage in self.campaign.lineages.items():
             old = self.branch_tips.get(name)
             if lineage.tip != old:
@@ -291,12 +303,12 @@ class Coordinator:
     def _assign_idle(self, collected: bool) -> None:
         """Every idle worker gets the campaign's next experiment for it, if any. The results `collected` since
         the last save and the new assignments are saved in one transaction (one save a turn: it carries the
-        whole campaign state), before any of them runs."""
+        whole campaign state). The save is sent before the assignments, which start while the store writes it
+        (about 20 ms sooner; see _send_save for a driver that dies meanwhile); the turn ends when it is stored."""
         self.campaign.check_stop(time.time())
         assigned = [(worker, self.campaign.assign(worker.name, worker.cpus)) for worker in self.pool.idle()]
         assigned = [(worker, assignment) for worker, assignment in assigned if assignment is not None]
-        if assigned or collected:
-            self._save()
+        pending = self._send_save() if assigned or collected else None
         for worker, assignment in assigned:
             if assignment.kind is Kind.SCREEN and assignment.hypothesis.agent == "command":
                 assignment = self._with_memory(assignment)
@@ -305,6 +317,9 @@ class Coordinator:
             worker.busy = ref
             self.running[ref] = (worker, assignment.experiment_id)
             self.started_at[assignment.experiment_id] = time.time()
+        if pending is not None:
+            self._saved(pending)  # its events (the results') are shown before the new assignments
+        for worker, assignment in assigned:
             self.progress.say(f"{worker.name} {assignment.experiment_id} {assignment.hypothesis.id}: "
                               f"{_describe(assignment)} (parent {assignment.parent_commit[:10]})")
 
