@@ -109,9 +109,15 @@ class WorkerActor:
         if bundle is not None:
             fetch_bundle(self.repo, bundle, f"+{SHIP_PREFIX}*:{SHIP_PREFIX}*")
         self.sent_at = time.monotonic()
+        # The experiment's own work (git, the phases' process starts, this thread's bookkeeping) runs on the
+        # worker's CPUs, not on the farm's, where the store and the coordinator write meanwhile. Linux pins a
+        # thread: Ray's own threads in this process stay where they are.
+        farm_cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, self.pinning.cpus)
         try:
             result = self.pipeline.run(assignment)
         finally:
+            os.sched_setaffinity(0, farm_cpus)
             self._sent()  # stored before the coordinator hears the result
         if not self.remote or result.commit is None or assignment.kind not in (Kind.SCREEN, Kind.MERGE):
             return result, None
