@@ -113,6 +113,14 @@ def _timed(kind: str, body: str, times: pathlib.Path) -> str:
     return f's=$EPOCHREALTIME; {body}; echo "{kind} $s $EPOCHREALTIME" >> {times}'
 
 
+def _busy(seconds: float) -> str:
+    """Bash that keeps its CPU busy for `seconds` with builtins only (no process), as a benchmark does. Not
+    `sleep`: an idle CPU drops into a deep sleep state, and waking the farm's processes after it cost about 5 ms
+    more per run here, an effect of the idle CPU rather than of the farm (docs/performance.md)."""
+    return (f"end=$(( ${{EPOCHREALTIME/./}} + {round(seconds * 1e6)} )); "
+            "while (( ${EPOCHREALTIME/./} < end )); do :; done")
+
+
 def _trivial_repo(path: pathlib.Path) -> pathlib.Path:
     """A target with nothing to build: one text file the hypotheses add a line to."""
     path.mkdir(parents=True)
@@ -132,7 +140,7 @@ def _overhead_config(campaign: str, repo: pathlib.Path, patch: pathlib.Path, tim
     from farm.config import CampaignConfig
 
     value = 'printf \'{"name": "t", "value": 1.00%d, "unit": "s"}\\n\' $((RANDOM % 10))'
-    bench = f"sleep {bench_seconds}; {value}" if bench_seconds else value
+    bench = f"{_busy(bench_seconds)}; {value}" if bench_seconds else value
     return CampaignConfig(
         campaign=campaign,
         target={"repo": str(repo), "base_ref": "main"},
