@@ -219,7 +219,7 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
     wrapper = wrapper_argv(report.fileno()) if report else []
     info_read, info_write = os.pipe() if sandbox is not None else (None, None)
     argv = [*(sandbox.argv(info_write) if sandbox is not None else []), *wrapper, "bash", "-c", command]
-    if pinning is not None:
+    if pinning is not None and os.sched_getaffinity(0) != set(pinning.cpus):  # else the child inherits it
         argv = ["taskset", "-c", pinning.cpu_list(), *argv]
     command_tag = f"{tag or DEFAULT_TAG}:{uuid.uuid4().hex}"
     full_env = dict(os.environ)

@@ -42,6 +42,23 @@ def test_pinning_reaches_the_child_with_matching_openmp_environment(tmp_path):
     assert result.stdout.split() == [f"[{cpu}]", "1", f"{{{cpu}}}"]
 
 
+@pytest.mark.parametrize("caller_pinned", [False, True])
+def test_pinning_reaches_the_child_from_an_unpinned_or_a_pinned_caller(tmp_path, caller_pinned):
+    # A worker runs its experiment on its own CPUs (scheduler/runtime/worker.py): its children inherit them and
+    # taskset is not started; from anywhere else taskset pins them.
+    from farm import sandbox
+    cpu = max(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    if caller_pinned:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        result = run_command("probe", "grep Cpus_allowed_list /proc/self/status",
+                             tmp_path, 30, Pinning((cpu,)), sandbox=sandbox.phase_sandbox([tmp_path / "f"], tmp_path))
+    finally:
+        os.sched_setaffinity(0, before)
+    assert f"Cpus_allowed_list:\t{cpu}" in result.stdout
+
+
 def test_variables_given_to_a_phase_cannot_unpin_it(tmp_path):
     # A checkout's env file reaches run_command as `env`: it must not change the OpenMP pinning.
     cpu = min(os.sched_getaffinity(0))
