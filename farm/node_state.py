@@ -36,16 +36,20 @@ class PhaseBoard:
         Raises ValueError for an unknown phase."""
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; one of {', '.join(PHASES)}")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.current is not None and self.current[:2] == (phase, experiment_id):
+            return  # published already, with the time it began
         now = time.time()
-        if self.current is not None and self.on_phase is not None and self.current[:2] != (phase, experiment_id):
+        if self.current is not None and self.on_phase is not None:
             self.on_phase(*self.current, now)
-        if self.current is None or self.current[:2] != (phase, experiment_id):
-            self.current = (phase, experiment_id, now)
+        self.current = (phase, experiment_id, now)
         record = {"campaign": self.campaign, "worker": self.worker, "phase": phase, "since": now,
                   "experiment": experiment_id}
         temporary = self.dir / f".{self.worker}.json.tmp"
-        temporary.write_text(json.dumps(record))
+        try:
+            temporary.write_text(json.dumps(record))
+        except FileNotFoundError:  # the first phase (or someone removed the directory)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(record))
         os.replace(temporary, self.dir / f"{self.worker}.json")
 
     def others(self) -> dict[str, str]:
