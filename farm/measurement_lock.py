@@ -14,7 +14,7 @@ import fcntl
 import os
 import pathlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 class MeasurementLock:
@@ -27,16 +27,18 @@ class MeasurementLock:
     def __init__(self, path: str | os.PathLike | None):
         self.path = pathlib.Path(path) if path is not None else None
 
-    def exclusive(self) -> contextlib.AbstractContextManager[float]:
-        """Hold the lock alone (a measurement block). Yields the seconds spent waiting for it."""
-        return self._hold(fcntl.LOCK_EX)
+    def exclusive(self, on_wait: Callable[[], None] = lambda: None) -> contextlib.AbstractContextManager[float]:
+        """Hold the lock alone (a measurement block). Yields the seconds spent waiting for it; `on_wait` is
+        called first when it has to wait."""
+        return self._hold(fcntl.LOCK_EX, on_wait)
 
-    def shared(self) -> contextlib.AbstractContextManager[float]:
-        """Hold the lock beside other shared holders (a build, a guard). Yields the seconds spent waiting."""
-        return self._hold(fcntl.LOCK_SH)
+    def shared(self, on_wait: Callable[[], None] = lambda: None) -> contextlib.AbstractContextManager[float]:
+        """Hold the lock beside other shared holders (a build, a guard). Yields the seconds spent waiting;
+        `on_wait` is called first when it has to wait."""
+        return self._hold(fcntl.LOCK_SH, on_wait)
 
     @contextlib.contextmanager
-    def _hold(self, operation: int) -> Iterator[float]:
+    def _hold(self, operation: int, on_wait: Callable[[], None]) -> Iterator[float]:
         if self.path is None:
             yield 0.0
             return
@@ -44,7 +46,11 @@ class MeasurementLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             start = time.monotonic()
-            fcntl.flock(fd, operation)
+            try:
+                fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait()
+                fcntl.flock(fd, operation)
             try:
                 yield time.monotonic() - start
             finally:

@@ -237,14 +237,13 @@ class ExperimentPipeline:
         return self.config.protected_paths + env_file
 
     @contextlib.contextmanager
-    def _holding(self, hold: Callable[[], contextlib.AbstractContextManager[float]], phase: str, exp: str,
+    def _holding(self, hold: Callable[..., contextlib.AbstractContextManager[float]], phase: str, exp: str,
                  what: str) -> Iterator[float]:
-        """Wait for the node's measurement lock (`hold`: self.lock.shared or .exclusive) as phase `wait`, then
-        publish `phase` until just before the lock is released (`idle` then: the board never shows another
-        worker a build or a measurement that is not holding the lock). Yields the seconds waited; a wait of
-        LOCK_EVENT_SECONDS or more is an event."""
-        self.board.set("wait", exp)
-        with hold() as waited:
+        """Wait for the node's measurement lock (`hold`: self.lock.shared or .exclusive) as phase `wait` (when
+        it has to), then publish `phase` until just before the lock is released (`idle` then: the board never
+        shows another worker a build or a measurement that is not holding the lock). Yields the seconds waited;
+        a wait of LOCK_EVENT_SECONDS or more is an event."""
+        with hold(on_wait=lambda: self.board.set("wait", exp)) as waited:
             self.board.set(phase, exp)
             if waited >= LOCK_EVENT_SECONDS:
                 self.send_event(exp, "lock", f"waited {waited:.2f}s for the node's measurement lock before {what}")

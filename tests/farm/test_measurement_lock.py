@@ -1,9 +1,11 @@
 """The measurement lock across real processes: flock on a real file."""
+import fcntl
 import os
 import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -104,3 +106,16 @@ def test_parallel_mode_never_waits():
     lock = MeasurementLock(None)
     with lock.exclusive() as first, lock.exclusive() as second:  # would wait forever on a real lock
         assert first == second == 0.0
+
+
+def test_on_wait_is_called_only_when_the_lock_is_taken(tmp_path):
+    lock = MeasurementLock(tmp_path / "measure.lock")
+    waits = []
+    with lock.exclusive(on_wait=lambda: waits.append("free?")):
+        pass
+    assert waits == []
+    holder = os.open(tmp_path / "measure.lock", os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    threading.Timer(0.2, lambda: os.close(holder)).start()  # closing the file releases its lock
+    with lock.shared(on_wait=lambda: waits.append("waited")) as waited:
+        assert waits == ["waited"] and waited >= 0.1
