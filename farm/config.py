@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from farm.errors import ConfigError
 from farm.processes import TAG_VARIABLE
-from stats.sequential import default_schedule, validate_schedule
+from stats.schedule import default_schedule, validate_schedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # safe in branch names and paths
 MAX_KNOB_SETTINGS = 5000  # combinations of a grid; more is a random search

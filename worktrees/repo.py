@@ -11,8 +11,6 @@ import signal
 import subprocess
 import time
 
-import git
-
 # Farm commits carry a fixed identity, whatever the user's git config says.
 FARM_IDENTITY = {
     "GIT_AUTHOR_NAME": "autoresearch-farm", "GIT_AUTHOR_EMAIL": "farm@localhost",
@@ -102,10 +100,13 @@ class TargetRepo:
 
     def __init__(self, path: str | os.PathLike):
         self.path = pathlib.Path(path).resolve()
-        try:
-            git.Repo(self.path)
-        except (git.NoSuchPathError, git.InvalidGitRepositoryError):
-            raise WorktreeError(f"{self.path} is not a git repository") from None
+        try:  # the repository itself (its work tree's top, or a bare repository), not a directory inside one
+            bare = run_git(self.path, "rev-parse", "--is-bare-repository") == "true"
+            top = run_git(self.path, "rev-parse", "--absolute-git-dir" if bare else "--show-toplevel")
+        except (OSError, WorktreeError):
+            top = None
+        if top is None or pathlib.Path(top).resolve() != self.path:
+            raise WorktreeError(f"{self.path} is not a git repository")
 
     def git(self, *args: str) -> str:
         return run_git(self.path, *args)
