@@ -1,4 +1,4 @@
-"""The commands that do not run a campaign start without Ray (and validate and doctor without scipy): each runs
+"""The commands that do not run a campaign start without Ray (and validate and doctor without numpy): each runs
 in a fresh interpreter here and reports what it imported. The import contracts themselves are checked by
 `lint-imports` in .ci/run."""
 import json
@@ -26,9 +26,9 @@ def _run(args: list[str], cwd: pathlib.Path) -> dict:
 
 
 @pytest.mark.parametrize("args, heavy", [
-    (["validate", str(REPO_ROOT / "configs" / "demo.yaml")], {"ray", "scipy"}),
-    (["doctor"], {"ray", "scipy"}),
-    (["schema"], {"ray", "scipy"}),
+    (["validate", str(REPO_ROOT / "configs" / "demo.yaml")], {"ray", "scipy", "numpy", "git"}),
+    (["doctor"], {"ray", "scipy", "numpy", "git"}),
+    (["schema"], {"ray", "scipy", "numpy", "git"}),
     (["status"], {"ray"}),
     (["query", "--recipes"], {"ray"}),
 ])
