@@ -1,7 +1,7 @@
 """The farm's own performance: what it costs beyond the target's own work (part of issue 13).
 
     python bench/farm_perf.py [--quick] [--workdir DIR] [--out FILE] [--docs FILE]
-                              [--parts overhead,slots,store,throughput]
+                              [--parts overhead,slots,store,throughput,startup]
 
 Every figure is measured in this run, side by side with what it is compared to, and printed with its
 target, "met" or "MISSED". The figures go to bench/results/farm_perf.json and into the generated table of
@@ -22,6 +22,7 @@ in a tiny mode):
                 cookbook recipe on that store.
 4. throughput   the real coordinator loop with 8, 32 and 64 synthetic workers whose experiments sleep
                 through their phases for 2 s, against the ideal workers / 2 s.
+5. startup      `farm validate configs/demo.yaml` and `farm doctor`, each in a fresh interpreter.
 
 The machine is shared and noisy: each figure is a median of repetitions where it can be, and the docs say
 what limits each. Keep other work off the machine while the full suite runs (about 6-7 minutes on 2 cores; each part's
@@ -54,7 +55,7 @@ RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs" / "performance.md"
 TABLE_START = "<!-- farm_perf: generated table, start (bench/farm_perf.py rewrites what is between the markers) -->"
 TABLE_END = "<!-- farm_perf: generated table, end -->"
-PARTS = ("overhead", "slots", "store", "throughput")
+PARTS = ("overhead", "slots", "store", "throughput", "startup")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -980,10 +981,35 @@ def part_throughput(workdir: pathlib.Path, quick: bool = False, tiny: bool = Fal
     return figures
 
 
+# -- 5. start-up of the commands that run no campaign ---------------------------------------------------------
+
+def part_startup(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -> list[Figure]:
+    """Wall time of `farm validate configs/demo.yaml` and `farm doctor`, each a fresh interpreter as a user
+    starts it (`python -m farm.cli`), median of repetitions after one untimed run (the page cache warm)."""
+    repetitions = 2 if tiny else 5 if quick else 11
+    commands = {"validate": ["validate", str(ROOT / "configs" / "demo.yaml"), "--workdir", str(workdir / "w")],
+                "doctor": ["doctor"]}
+    workdir.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for name, args in commands.items():
+        seconds = []
+        for repetition in range(repetitions + 1):
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "farm.cli", *args], cwd=ROOT, capture_output=True,
+                                  text=True, check=False)
+            if repetition:
+                seconds.append(time.perf_counter() - started)
+        if done.returncode not in (0, 1):  # doctor exits 1 when a check warns; anything else is a failure
+            raise RuntimeError(f"farm {name} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+        figures.append(Figure("startup", f"start-up of farm {name}", _median(seconds), "s", "<", 0.5,
+                              {"seconds": seconds, "exit": done.returncode}))
+    return figures
+
+
 # -- main ---------------------------------------------------------------------------------------------------
 
 PART_FUNCTIONS = {"overhead": part_overhead, "slots": part_slots, "store": part_store,
-                  "throughput": part_throughput}
+                  "throughput": part_throughput, "startup": part_startup}
 
 
 def run_parts(parts, workdir: pathlib.Path, quick: bool) -> tuple[list[Figure], dict[str, str], dict[str, dict]]:

@@ -92,6 +92,13 @@ def test_throughput_part(shared_ray, tmp_path):
     assert scheduler.runtime.coordinator.cluster_nodes is scheduler.runtime.nodes.cluster_nodes
 
 
+def test_startup_part(tmp_path):
+    figures = farm_perf.part_startup(tmp_path, tiny=True)
+    _well_formed(figures, "startup", 2)
+    assert [f.name for f in figures] == ["start-up of farm validate", "start-up of farm doctor"]
+    assert all(len(f.details["seconds"]) == 2 and f.details["exit"] in (0, 1) for f in figures)
+
+
 def test_docs_table_is_replaced_and_the_text_around_it_kept(tmp_path):
     page = tmp_path / "performance.md"
     page.write_text(f"# Title\n\nbefore\n\n{farm_perf.TABLE_START}\nold table\n{farm_perf.TABLE_END}\n\nafter\n")
