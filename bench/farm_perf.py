@@ -268,20 +268,20 @@ def _fast_import(repo: pathlib.Path, files: int, file_bytes: int = 400) -> None:
 
 
 def _fixture_repo(path: pathlib.Path) -> pathlib.Path:
-    """The C++ fixture as cpp_fixture.init_repo makes it, plus a second commit changing CHANGED_FILES files."""
+    """The C++ fixture as cpp_fixture.init_repo makes it, plus a second commit that changes one kernel source
+    (src/idw.cpp), as most of the fixture's hypotheses do."""
     import cpp_fixture
 
     repo = cpp_fixture.init_repo(path)
-    tracked = subprocess.run(["git", "ls-files"], cwd=repo, check=True, capture_output=True, text=True).stdout.split()
-    for name in [t for t in tracked if t.endswith((".cpp", ".hpp", ".py"))][:CHANGED_FILES]:
-        with open(repo / name, "a") as handle:
-            handle.write("\n// changed\n" if name.endswith("pp") else "\n# changed\n")
+    with open(repo / "src" / "idw.cpp", "a") as handle:
+        handle.write("\n// changed\n")
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "second"], cwd=repo,
                    check=True, capture_output=True)
     return repo
 
 
-def _slot_timings(repo_path: pathlib.Path, scratch: pathlib.Path, repetitions: int) -> dict:
+def _slot_timings(repo_path: pathlib.Path, scratch: pathlib.Path, repetitions: int,
+                  build: list[str] | None = None) -> dict:
     """Median seconds of the three ways to get a checkout of a commit, interleaved (each repetition runs
     the three in a rotated order, so a slow stretch of the machine hits all of them):
 
@@ -294,6 +294,9 @@ def _slot_timings(repo_path: pathlib.Path, scratch: pathlib.Path, repetitions: i
            objects, as a fresh clone on another node would have to make (a plain local clone would hardlink
            them instead).
 
+    With `build` (a command), each way also builds its checkout: the reused slot incrementally (it keeps its
+    build directory), the new worktree and clone from scratch.
+
     The new worktree and clone are removed after each timing, outside it."""
     from worktrees import SlotPool, TargetRepo
     from worktrees.repo import run_git
@@ -301,7 +304,8 @@ def _slot_timings(repo_path: pathlib.Path, scratch: pathlib.Path, repetitions: i
     repo = TargetRepo(repo_path)
     commits = [repo.resolve("main~1"), repo.resolve("main")]
     pool = SlotPool(repo, scratch / "slots")
-    pool.slot("cand", commits[0]).reset(commits[0])  # created once, like a worker's first experiment
+    pool.slot("cand", commits[0]).reset(commits[0])  # created once, like a worker's first experiment (built in
+    # the first, uncounted round)
     current = 0
     times: dict[str, list[float]] = {"reuse": [], "add": [], "clone": []}
 
@@ -313,13 +317,20 @@ def _slot_timings(repo_path: pathlib.Path, scratch: pathlib.Path, repetitions: i
         started = time.perf_counter()
         slot = pool.slot("cand", commits[current])
         found.append(time.perf_counter() - started)
-        slot.reset(commits[current])
+        slot.reset(commits[current], keep=["build/"])
+        built(slot.path)
 
     def add() -> None:
         run_git(repo.path, "worktree", "add", "--detach", str(scratch / "added"), commits[1])
+        built(scratch / "added")
 
     def clone() -> None:
         run_git(scratch, "clone", "--quiet", "--no-hardlinks", str(repo.path), str(scratch / "cloned"))
+        built(scratch / "cloned")
+
+    def built(checkout: pathlib.Path) -> None:
+        if build:
+            subprocess.run(build, cwd=checkout, check=True, capture_output=True)
 
     def tidy() -> None:
         shutil.rmtree(scratch / "added", ignore_errors=True)
@@ -342,25 +353,31 @@ def _slot_timings(repo_path: pathlib.Path, scratch: pathlib.Path, repetitions: i
 
 
 def part_slots(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -> list[Figure]:
-    """Slot reuse against worktree add and a fresh clone, on the fixture and on a 20,000-file repository."""
-    files, reps_small, reps_large = (300, 2, 2) if tiny else (20_000, 3, 2) if quick else (20_000, 9, 5)
+    """Slot reuse against worktree add and a fresh clone: on the C++ fixture with the build each needs (the
+    slot's incremental, a full one for the new checkouts; git alone in the tiny mode), and on a generated
+    20,000-file repository with git alone."""
+    files, reps_small, reps_large = (300, 2, 2) if tiny else (20_000, 3, 2) if quick else (20_000, 5, 5)
     workdir.mkdir(parents=True, exist_ok=True)
     large = workdir / f"generated-{files}"
     started = time.perf_counter()
     _fast_import(large, files)
     generated_s = time.perf_counter() - started
     figures = []
-    for label, repo, reps in (("C++ fixture", _fixture_repo(workdir / "fixture"), reps_small),
-                              (f"{files:,}-file repository", large, reps_large)):
+    build = None if tiny else [sys.executable, "build.py"]
+    for label, repo, reps, how in (
+            ("C++ fixture", _fixture_repo(workdir / "fixture"), reps_small, build),
+            (f"{files:,}-file repository", large, reps_large, None)):
         scratch = workdir / f"scratch-{repo.name}"
         scratch.mkdir()
-        timing = _slot_timings(repo, scratch, reps)
+        timing = _slot_timings(repo, scratch, reps, how)
         if repo == large:
             timing["generated_s"] = generated_s
         for other in ("add", "clone"):
-            figures.append(Figure("slots", f"slot reuse vs {'worktree add' if other == 'add' else 'fresh clone'}, "
-                                           f"{label}", timing[f"{other}_s"] / timing["reuse_s"], "x", ">=", 10.0,
-                                  timing))
+            fresh = "worktree add" if other == "add" else "fresh clone"
+            name = (f"slot reuse + incremental build vs {fresh} + full build, {label}" if how else
+                    f"slot reuse vs {fresh}, {label}")
+            figures.append(Figure("slots", name, timing[f"{other}_s"] / timing["reuse_s"], "x", ">=", 10.0,
+                                  {**timing, "build": how}))
     return figures
 
 
