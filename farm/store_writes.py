@@ -85,9 +85,12 @@ class StartExperiment:
     lineage: str | None = None
 
     def apply_to(self, store: Store) -> None:
-        store.start_experiment(self.experiment_id, self.campaign, self.hypothesis, self.kind, self.parent_commit,
-                               self.branch, self.worker, self.cpus, self.screened_experiment, self.retry_of,
-                               self.lineage)
+        StartExperiment.apply_many(store, [self])
+
+    @staticmethod
+    def apply_many(store: Store, writes: list[StartExperiment]) -> None:
+        store.start_experiments([(w.experiment_id, w.campaign, w.hypothesis, w.kind, w.parent_commit, w.branch,
+                                  w.worker, w.cpus, w.screened_experiment, w.retry_of, w.lineage) for w in writes])
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,11 @@ class FinishExperiment:
     result: ExperimentResult
 
     def apply_to(self, store: Store) -> None:
-        store.finish_experiment(self.result)
+        store.finish_experiments([self.result])
+
+    @staticmethod
+    def apply_many(store: Store, writes: list[FinishExperiment]) -> None:
+        store.finish_experiments([w.result for w in writes])
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ import time
 from farm.memory import is_stuck, strategy_memory
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
 from farm.store import Store
+from farm.store_writes import FinishExperiment, StartExperiment
 from tests.markdown_blocks import fenced_blocks, headings
 
 
@@ -14,13 +15,14 @@ def _store(tmp_path, statuses):
     store.add_hypotheses("c", hypotheses, {"s": "command"})
     for index, (hypothesis, status) in enumerate(zip(hypotheses, statuses)):
         experiment = f"c-{index:04d}"
-        store.start_experiment(experiment, "c", hypothesis, "screen", "b" * 40, f"farm/c/{experiment}", "w0", (0,))
+        StartExperiment(experiment, "c", hypothesis, "screen", "b" * 40, f"farm/c/{experiment}", "w0",
+                        (0,)).apply_to(store)
         now = time.time() + index
         store.add_block(Block(experiment, 0, "w0", "ref,cand", now, now, 0.0, None, None, 0.0),
                         [Sample(experiment, arm, 0, "loop", value, "s", (0,), None, now, now)
                          for arm, value in (("ref", 2.0), ("cand", 2.2))])
-        store.finish_experiment(ExperimentResult(experiment, Status(status), f"verdict {index}", "w0", (0,), now, now,
-                                                 effect=1.1, notes=f"note {index}"))
+        FinishExperiment(ExperimentResult(experiment, Status(status), f"verdict {index}", "w0", (0,), now, now,
+                                          effect=1.1, notes=f"note {index}")).apply_to(store)
     return store
 
 

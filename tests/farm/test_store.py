@@ -6,7 +6,7 @@ import pytest
 from farm.errors import StoreError
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
 from farm.store import SCHEMA_VERSION, Store, open_readonly
-from farm.store_writes import AddArtifact, FinishExperiment
+from farm.store_writes import AddArtifact, FinishExperiment, StartExperiment
 from stats import decide_benchmark
 
 TABLES = {"campaigns", "strategies", "hypotheses", "experiments", "samples", "blocks", "decisions", "merges",
@@ -25,15 +25,15 @@ def test_schema_and_round_trip(tmp_path):
     h = Hypothesis("h1", "s", "micro-opt", "text", "patch", "diff")
     store.start_campaign("c", "{}", "/repo", "main", "abc", "farm/c/integrated", 2)
     store.add_hypotheses("c", [h], {"s": "patch"})
-    store.start_experiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,))
+    StartExperiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,)).apply_to(store)
     now = time.time()
     for b in range(3):
         samples = [Sample("c-0001", arm, b, "x", 1.0 + b, "s", (1,), 42, now, now, 2**33 + b)
                    for arm in ("ref", "cand")]
         assert store.add_block(block("c-0001", b, now), samples) == 2
     decision = decide_benchmark("x", [1, 2, 3], [1, 2.001, 2.999], 0.02)
-    store.finish_experiment(ExperimentResult("c-0001", Status.DISCARD, "why", "w0", (1,), now, now,
-                                             decisions=(decision,), blocks=3))
+    FinishExperiment(ExperimentResult("c-0001", Status.DISCARD, "why", "w0", (1,), now, now,
+                                      decisions=(decision,), blocks=3)).apply_to(store)
     store.close()
     con = open_readonly(tmp_path / "f.duckdb")
     assert con.execute("SELECT status, reason FROM experiments").fetchall() == [("discard", "why")]
@@ -44,6 +44,39 @@ def test_schema_and_round_trip(tmp_path):
         (0, "w0", "ref,cand", "w1:build", 0.25), (1, "w0", "cand,ref", "w1:build", 0.25),
         (2, "w0", "ref,cand", "w1:build", 0.25)]
     assert con.execute("SELECT max(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_turns_starts_and_results_written_together_are_what_one_at_a_time_writes(tmp_path):
+    from farm.agent_spend import Spend
+    from farm.records import AgentRun
+    stores, now = {}, time.time()
+    for way in ("together", "one at a time"):
+        store = Store(tmp_path / f"{way}.duckdb")
+        hypotheses = [Hypothesis(f"h{i}", "s", "c", "t", "command", None) for i in range(3)]
+        store.start_campaign("c", "{}", "/repo", "main", "abc", "farm/c/integrated", 3)
+        store.add_hypotheses("c", hypotheses, {"s": "command"})
+        starts = [StartExperiment(f"c-000{i}", "c", h, "screen", "abc", f"farm/c/c-000{i}", f"w{i}", (i, i + 1),
+                                  retry_of="c-0000" if i == 2 else None) for i, h in enumerate(hypotheses)]
+        decision = decide_benchmark("x", [1, 2, 3], [1, 2.001, 2.999], 0.02)
+        finishes = [FinishExperiment(ExperimentResult(f"c-000{i}", Status.DISCARD, f"why \ud800 {i}", f"w{i}",
+                                                      (i,), now, now + i, decisions=(decision,) * i, blocks=i,
+                                                      effect=None if i == 1 else 1.0 + i, notes="n" if i else None,
+                                                      agent_runs=(AgentRun(1, "claude", "ok", 2.5, Spend(0.4)),)
+                                                      if i == 2 else ()))
+                    for i in range(3)]
+        if way == "together":
+            store.apply("c", starts, None)
+            store.apply("c", finishes, None)
+        else:
+            for write in [*starts, *finishes]:
+                store.apply("c", [write], None)
+        stores[way] = [store.query("SELECT * EXCLUDE (started_at) FROM experiments ORDER BY ALL")[1],  # its clock
+                       store.query("SELECT * FROM decisions ORDER BY ALL")[1],
+                       store.query("SELECT * FROM agent_runs ORDER BY ALL")[1]]
+        store.close()
+    assert stores["together"] == stores["one at a time"]
+    experiments, decisions, runs = stores["together"]
+    assert len(experiments) == 3 and len(decisions) == 3 and len(runs) == 1
 
 
 def test_a_block_that_fails_to_store_leaves_neither_it_nor_its_samples(tmp_path):
@@ -94,7 +127,7 @@ def test_text_a_worker_sent_with_a_lone_surrogate_is_stored_escaped(tmp_path):
     h = Hypothesis("h1", "s", "micro-opt", "text", "patch", "diff")
     store.start_campaign("c", "{}", "/repo", "main", "abc", "farm/c/integrated", 2)
     store.add_hypotheses("c", [h], {"s": "patch"})
-    store.start_experiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,))
+    StartExperiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,)).apply_to(store)
     assert store.add_observations("c", [(block("c-0001", 0, now), _samples("c-0001", 0, now, unit="\ud800"))],
                                   [(now, "w0", "c-0001", "guard", "guard said \udcff")], []) == []
     store.apply("c", [FinishExperiment(ExperimentResult("c-0001", Status.CRASH, "crashed: \ud800", "w0", (1,),
