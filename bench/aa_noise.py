@@ -5,7 +5,7 @@
 
 (a) alone: two fixture checkouts, each built once (two builds of one source, as
     the farm's canary compares them), then --blocks ABBA blocks of one against the
-    other on CPU 1 (`taskset -c 1` and the OpenMP environment, through farm.runner
+    other on CPU 1 (`taskset -c 1` and the OpenMP environment, through farm.experiment.runner
     exactly as a worker runs it), nothing of the farm running. One checkout against
     itself is no fair baseline: two checkouts are noisier per block on this machine
     (idw2d 2.6-5.1 % vs 11.4 %), and every experiment compares two.
@@ -38,9 +38,9 @@ import yaml
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import cpp_fixture  # noqa: E402
-from farm.config import CampaignConfig  # noqa: E402
-from farm.protocol import parse_output  # noqa: E402
-from farm.runner import Pinning, run_command  # noqa: E402
+from farm.campaign_file.config import CampaignConfig  # noqa: E402
+from farm.experiment.protocol import parse_output  # noqa: E402
+from farm.experiment.runner import Pinning, run_command  # noqa: E402
 from scheduler.runtime import run_campaign  # noqa: E402
 from stats.noise import aa_log_ratios, robust_noise  # noqa: E402
 

@@ -14,8 +14,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from farm.report import write_html  # noqa: E402
-from farm.store import open_readonly  # noqa: E402
+from farm.storage.report import write_html  # noqa: E402
+from farm.storage.store import open_readonly  # noqa: E402
 
 SECTIONS = ("Final confirmation", "Landed", "Progress", "Experiments", "Acceptance", "Artifacts")
 

@@ -99,7 +99,7 @@ SCENARIOS = (
 
 @dataclass(frozen=True)
 class Settings:
-    """The production defaults (farm/config.py) and the noise of a noisy machine."""
+    """The production defaults (farm/campaign_file/config.py) and the noise of a noisy machine."""
     cv: float = 0.05
     min_effect: float = 0.02
     alpha: float = 0.05

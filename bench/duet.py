@@ -55,7 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import cpp_fixture  # noqa: E402
-from farm.runner import Pinning  # noqa: E402
+from farm.experiment.runner import Pinning  # noqa: E402
 from stats.robust import trimmed_location  # noqa: E402
 
 BUILD = "python build.py"  # configs/demo.yaml phases.build.command
@@ -234,7 +234,7 @@ def bootstrap_ratio(d_abba, d_duet, wall_abba, wall_duet, stat: str, draws: int 
 # ---------------------------------------------------------------- running the fixture
 
 def arm_env(cpu: int) -> dict[str, str]:
-    """The environment farm/runner.py gives a process pinned to one CPU."""
+    """The environment farm/experiment/runner.py gives a process pinned to one CPU."""
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env["PYTHONDONTWRITEBYTECODE"] = "1"

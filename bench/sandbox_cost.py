@@ -8,7 +8,7 @@
     checkout of the C++ fixture), which a sandboxed agent run needs and an unsandboxed one on main did not.
 (b) a phase: `run_command` of `true` with the phase sandbox (the farm's directories read-only but the
     checkout, a PID namespace) and without: what every build, guard and benchmark run pays.
-(c) a benchmark run's peak memory: the phase sandbox with `measure_memory` (farm/peak_rss.py between the
+(c) a benchmark run's peak memory: the phase sandbox with `measure_memory` (farm/experiment/peak_rss.py between the
     sandbox and the command) and without it: what every benchmark run pays for `samples.peak_rss`.
 
 Runs are interleaved (with, without, with, ...), medians reported. Targets: the agent sandbox adds < 50 ms
@@ -30,8 +30,8 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import cpp_fixture
-from farm import sandbox
-from farm.runner import Pinning, run_command
+from farm.experiment.runner import Pinning, run_command
+from farm.node import sandbox
 from worktrees import Scratch, TargetRepo
 
 AGENT_TARGET_MS = 50.0

@@ -10,7 +10,7 @@ import traceback
 import click
 
 from cpp_fixture import FixtureError
-from farm.config import CampaignConfig, load_config
+from farm.campaign_file.config import CampaignConfig, load_config
 from farm.errors import ConfigError, FarmError, StoreError
 from worktrees import WorktreeError
 
@@ -88,9 +88,9 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
     \b
     Exit codes: 0 finished, 1 error, 2 invalid campaign file, 130 interrupted.
     """
-    from farm.campaign_lock import campaign_lock
-    from farm.processes import kill_campaign_leftovers
-    from farm.validate import check_campaign
+    from farm.campaign_file.validate import check_campaign
+    from farm.node.campaign_lock import campaign_lock
+    from farm.node.processes import kill_campaign_leftovers
 
     if fresh and resume:
         raise click.UsageError("--fresh starts over and --resume continues: give one of them")
@@ -127,8 +127,8 @@ def run(config_path, workdir, db, workers, address, max_experiments, fresh, resu
         summary = run_campaign(config, workdir_path, db_path, workers=workers, address=address,
                                max_experiments=max_experiments, echo=lambda line: click.echo(line), resume=resume,
                                fresh=fresh, live=sys.stdout.isatty())
-    from farm.report import final_summary, write_progress_png
-    from farm.store import open_readonly
+    from farm.storage.report import final_summary, write_progress_png
+    from farm.storage.store import open_readonly
 
     con = open_readonly(db_path)
     click.echo()
@@ -148,7 +148,7 @@ def _campaign_status(db_path: pathlib.Path, campaign: str) -> str | None:
     """The campaign's status in the store, None if it has not run there."""
     if not db_path.exists():
         return None
-    from farm.store import open_readonly
+    from farm.storage.store import open_readonly
 
     con = open_readonly(db_path)
     try:
@@ -164,7 +164,7 @@ def _campaign_status(db_path: pathlib.Path, campaign: str) -> str | None:
 def validate(config_path, workdir):
     """Check CONFIG, its hypotheses, the target repository and base ref, and the CPU sets on this machine;
     print `file: field.path: message` per problem (exit 2) or a summary."""
-    from farm.validate import check_campaign
+    from farm.campaign_file.validate import check_campaign
 
     config = load_config(config_path)
     checked = check_campaign(config, _workdir(config, workdir))
@@ -185,7 +185,7 @@ def doctor(config_path):
     check (ok, warn or unknown), the advice under it, then a summary. Exit 0 even with warnings (it is
     advice, nothing is changed); exit 2 for an invalid CONFIG.
     """
-    from farm import doctor as node_doctor
+    from farm.node import doctor as node_doctor
 
     if config_path:
         worker_sets = node_doctor.config_worker_sets(load_config(config_path))
@@ -227,7 +227,7 @@ def _note_snapshot(path: pathlib.Path, age: float) -> None:
 def _open_campaign(dbs: tuple[str, ...], campaign: str | None):
     """(connection, campaign, store): the store holding `campaign` among the given or found stores; without
     --campaign, the one store there is and its latest campaign."""
-    from farm.store import open_readonly
+    from farm.storage.store import open_readonly
 
     stores = _stores(dbs)
     if campaign is None:
@@ -264,15 +264,15 @@ CAMPAIGN_OPTION = click.option("--campaign", help="The campaign (default: the la
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def query(sql, recipe, params, list_recipes, db, campaign, fmt):
     """Run SQL (or a recipe) on a campaign store, read-only; a running campaign is read from its snapshot.
-    The tables and their columns are described in farm/schema.sql.
+    The tables and their columns are described in farm/storage/schema.sql.
 
     \b
     farm query "SELECT id, status, effect FROM experiments"
     farm query --recipe why-discarded --format csv
     farm query --recipe samples --param experiment=demo-0003 --param benchmark=idw2d
     """
-    from farm.cookbook import RECIPES
-    from farm.report import print_result
+    from farm.storage.cookbook import RECIPES
+    from farm.storage.report import print_result
 
     if list_recipes:
         for name, entry in RECIPES.items():
@@ -304,9 +304,9 @@ def status(db, campaign):
     snapshot."""
     from rich.console import Console
 
-    from farm.live import board_phases, from_store, render
-    from farm.report import campaign_status
-    from farm.store import open_readonly
+    from farm.storage.live import board_phases, from_store, render
+    from farm.storage.report import campaign_status
+    from farm.storage.store import open_readonly
 
     for store in _stores(db):
         snapshots = []
@@ -337,7 +337,7 @@ def status(db, campaign):
                    "confirmation) that opens in a browser without a server.")
 def report(db, campaign, png, html_path):
     """A campaign's report: the final confirmation, the race, every experiment, the acceptance figures."""
-    from farm.report import campaign_status, write_html, write_progress_png
+    from farm.storage.report import campaign_status, write_html, write_progress_png
 
     con, chosen, _ = _open_campaign(db, campaign)
     if chosen is None:
@@ -359,7 +359,7 @@ def export(db, campaign, out):
     """Write the store for other tools: every table as Parquet (<table>.parquet, with DuckDB's schema.sql and
     load.sql), and the campaign's screens as karpathy/autoresearch's results.tsv and pi-autoresearch's
     autoresearch.jsonl (metric: the experiment's effect, < 1 is better)."""
-    from farm.export import export_autoresearch_jsonl, export_parquet, export_results_tsv
+    from farm.storage.export import export_autoresearch_jsonl, export_parquet, export_results_tsv
 
     con, chosen, store = _open_campaign(db, campaign)
     directory = pathlib.Path(out) if out else store.parent / "export"

@@ -4,7 +4,7 @@
     ├── ConfigError          the campaign file is missing, not YAML, or invalid
     ├── TargetError          the target repository or base ref is unusable
     ├── StoreError           the DuckDB file cannot be opened or has the wrong schema
-    ├── KnobError            a knob setting cannot be written (farm/knobs.py)
+    ├── KnobError            a knob setting cannot be written (farm/campaign_file/knobs.py)
     └── PhaseError           a phase (agent, build, guard, bench) failed
         ├── PhaseTimeout     ... by running past its timeout (its process group was killed)
         └── ProtocolError    ... by printing output the benchmark protocol cannot read

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from farm.agent_spend import Spend
+from farm.coding_agents.agent_spend import Spend
 
 if TYPE_CHECKING:  # a type only: stats.decision imports scipy, which `farm validate` does without
     from stats import BenchmarkDecision
@@ -81,7 +81,8 @@ class Assignment:
     build_bias: tuple[tuple[str, float], ...] = ()
     rebuild_ref: bool = False  # rebuild the parent even if this worker built it before (suspect baseline)
     retry_of: str | None = None  # the lost attempt this one runs again
-    memory: str = ""  # for a command agent: the strategy memory (farm/memory.py), written to $FARM_MEMORY_FILE
+    # for a command agent: the strategy memory (farm/coding_agents/memory.py), written to $FARM_MEMORY_FILE
+    memory: str = ""
     stuck: bool = False  # the strategy's last screens were all not kept: the prompt asks for another approach
     lineage: str = INTEGRATED  # the branch a kept screen lands on: a strategy's own in race mode
 
@@ -111,7 +112,7 @@ class AgentRun:
     cli: str | None  # the preset; None for a custom command
     outcome: str  # ok | failed | timeout
     seconds: float
-    spend: Spend = Spend()  # farm/agent_spend.py; its fields None where the CLI did not say
+    spend: Spend = Spend()  # farm/coding_agents/agent_spend.py; its fields None where the CLI did not say
 
 
 @dataclass(frozen=True)

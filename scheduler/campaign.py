@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from farm.config import CampaignConfig
-from farm.planner import Plan
+from farm.campaign_file.config import CampaignConfig
+from farm.coding_agents.planner import Plan
 from farm.records import INTEGRATED, OVERFITS, Assignment, ExperimentResult, Hypothesis, Kind, Status
-from farm.store_writes import (
+from farm.storage.store_writes import (
     AddAllocations,
     AddArtifact,
     AddEvents,

@@ -1,5 +1,5 @@
 """Progress of a running campaign: log lines (time since start, then what happened) and, on a terminal, the
-live view of farm/live.py redrawn in place below them."""
+live view of farm/storage/live.py redrawn in place below them."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.live import Live
 
-from farm.live import LiveState, render
+from farm.storage.live import LiveState, render
 
 SHOWN_EVENTS = ("build", "guard", "measure", "store_error")  # worth a line; all events are in the store
 

@@ -10,7 +10,7 @@ import scipy.stats as scipy_stats
 import yaml
 
 import cpp_fixture
-from farm.report import landed_product
+from farm.storage.report import landed_product
 from worktrees import TargetRepo
 
 pytestmark = pytest.mark.slow

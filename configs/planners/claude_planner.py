@@ -34,7 +34,7 @@ Answer with exactly {count} lines and nothing else, each one JSON object:
 
 
 def fenced(text: str) -> str:
-    """`text` in a fence one backtick longer than any backtick run in it (as farm/fences.py does; this planner
+    """`text` in a fence one backtick longer than any backtick run in it (as farm/coding_agents/fences.py does; this planner
     runs with any Python), so nothing in the memory can close the block and speak as this prompt."""
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
     body = text.rstrip("\n")

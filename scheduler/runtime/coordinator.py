@@ -25,17 +25,18 @@ from dataclasses import dataclass, field, replace
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from farm import agents, memory, sandbox
-from farm.config import CampaignConfig, MeasurementMode
-from farm.cpusets import affinity, available_cpus, spare_cpus
+from farm.campaign_file.config import CampaignConfig, MeasurementMode
+from farm.campaign_file.hypotheses import load_hypotheses
+from farm.campaign_file.target import prepare_target
+from farm.coding_agents import agents, memory
+from farm.coding_agents.planner import Plan, run_planner
 from farm.errors import FarmError, TargetError
-from farm.hypotheses import load_hypotheses
-from farm.live import LiveState, Running, board_phases
-from farm.planner import Plan, run_planner
-from farm.processes import RAY_SESSION_FILE, campaign_tag, kill_campaign_leftovers, kill_tagged, run_key
+from farm.node import sandbox
+from farm.node.cpusets import affinity, available_cpus, spare_cpus
+from farm.node.processes import RAY_SESSION_FILE, campaign_tag, kill_campaign_leftovers, kill_tagged, run_key
 from farm.records import INTEGRATED, Assignment, ExperimentResult, Kind, Status
-from farm.store_writes import AddHypotheses, FinishCampaign, MarkLost, ResumeCampaign, StartCampaign
-from farm.target import prepare_target
+from farm.storage.live import LiveState, Running, board_phases
+from farm.storage.store_writes import AddHypotheses, FinishCampaign, MarkLost, ResumeCampaign, StartCampaign
 from scheduler.campaign import Campaign
 from scheduler.progress import Progress
 from scheduler.runtime.nodes import Place, cluster_nodes, local_node, on_node, place_workers

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from farm.config import MeasurementMode
-from farm.cpusets import allocate_cpu_sets, available_cpus, exclusive_measurement
+from farm.campaign_file.config import MeasurementMode
 from farm.errors import ConfigError
+from farm.node.cpusets import allocate_cpu_sets, available_cpus, exclusive_measurement
 
 PROBE_TIMEOUT_SECONDS = 60.0
 

@@ -9,7 +9,7 @@ before anything else touches the file: when the coordinator drains the events (a
 writes a step, queries, or closes. One commit per block would cap the store at a few thousand samples a
 second; a block held here is lost only with the store actor itself, which ends the campaign (its running
 experiments are run again on --resume). A row the store refuses is left out of that transaction, the others
-are written, and a `store_error` event says what was lost (farm/store.py, add_observations): it is never
+are written, and a `store_error` event says what was lost (farm/storage/store.py, add_observations): it is never
 held for the next write, which it would fail again, and every one after it.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ import time
 import ray
 
 from farm.records import Block, Sample
-from farm.store import Store, snapshot_path, storable_text, write_snapshot
-from farm.store_writes import Write
+from farm.storage.store import Store, snapshot_path, storable_text, write_snapshot
+from farm.storage.store_writes import Write
 
 SNAPSHOT_SECONDS = 5.0  # the snapshot for readers is at most about this old (longer when copying takes long)
 
@@ -52,7 +52,8 @@ class StoreActor:
         return sum(len(samples) for _, samples in blocks)
 
     def apply(self, writes: list[Write], state: dict | None) -> list[tuple]:
-        """The coordinator's writes of one step (farm/store_writes.py) and the campaign state they lead to (None:
+        """The coordinator's writes of one step (farm/storage/store_writes.py) and the campaign state they lead to
+        (None:
         unchanged), in one transaction; returns the events since the last drain (as drain_events), so that a
         turn of the coordinator is one call."""
         self._flush()

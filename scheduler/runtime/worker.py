@@ -9,13 +9,13 @@ import time
 
 import ray
 
-from farm.config import CampaignConfig
-from farm.measurement_lock import MeasurementLock
-from farm.node_state import PhaseBoard
-from farm.pipeline import ExperimentPipeline
-from farm.processes import campaign_tag, run_key
+from farm.campaign_file.config import CampaignConfig
+from farm.experiment.pipeline import ExperimentPipeline
+from farm.experiment.runner import Pinning, run_command
+from farm.node.measurement_lock import MeasurementLock
+from farm.node.node_state import PhaseBoard
+from farm.node.processes import campaign_tag, run_key
 from farm.records import Assignment, Block, ExperimentResult, Kind, Sample
-from farm.runner import Pinning, run_command
 from worktrees import SlotPool, TargetRepo
 from worktrees.transport import SHIP_PREFIX, branch_bundle, fetch_bundle, node_clone
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import ray
 
-from farm.config import CampaignConfig
-from farm.processes import campaign_tag, kill_tagged, run_key
+from farm.campaign_file.config import CampaignConfig
+from farm.node.processes import campaign_tag, kill_tagged, run_key
 from scheduler.runtime.nodes import Node, Place, on_node
 from scheduler.runtime.worker import WorkerActor
 from worktrees.transport import NodeCommits

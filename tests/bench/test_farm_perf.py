@@ -63,7 +63,7 @@ def test_slots_part(tmp_path):
 
 def test_store_part(shared_ray, tmp_path):
     figures = farm_perf.part_store(tmp_path, tiny=True)
-    from farm.cookbook import RECIPES
+    from farm.storage.cookbook import RECIPES
 
     _well_formed(figures, "store", 1 + len(RECIPES))
     ingest = figures[0].details

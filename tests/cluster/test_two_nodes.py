@@ -8,8 +8,8 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from farm.config import CampaignConfig
-from farm.cpusets import affinity, available_cpus
+from farm.campaign_file.config import CampaignConfig
+from farm.node.cpusets import affinity, available_cpus
 from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import TargetRepo

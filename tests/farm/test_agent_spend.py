@@ -1,4 +1,5 @@
-"""Reading what a CLI says a run cost (farm/agent_spend.py): each preset's format as the CLI prints it, and the
+"""Reading what a CLI says a run cost (farm/coding_agents/agent_spend.py): each preset's format as the CLI prints it,
+and the
 agent's output treated as data, never trusted to be well formed."""
 import json
 
@@ -6,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from farm import agents
-from farm.agent_spend import BIGINT_MAX, REPORTS, Spend, read_spend
-from farm.config import CommandAgentConfig
+from farm.campaign_file.config import CommandAgentConfig
+from farm.coding_agents import agents
+from farm.coding_agents.agent_spend import BIGINT_MAX, REPORTS, Spend, read_spend
 
 CLAUDE = json.dumps({"type": "result", "subtype": "success", "is_error": False, "duration_ms": 5120, "num_turns": 4,
                      "result": "Done.", "session_id": "8f3c", "total_cost_usd": 0.0731,

@@ -16,11 +16,11 @@ from click.testing import CliRunner
 import cpp_fixture
 import farm.cli
 from cpp_fixture import FixtureError
+from farm.campaign_file.config import BenchConfig, load_config
+from farm.campaign_file.knobs import KnobError
 from farm.cli import main
-from farm.config import BenchConfig, load_config
 from farm.errors import ConfigError, ProtocolError, TargetError
-from farm.knobs import KnobError
-from farm.protocol import parse_output
+from farm.experiment.protocol import parse_output
 from worktrees import WorktreeError
 
 DELETE = object()
@@ -362,7 +362,7 @@ def test_fixture_validates_without_materialising_and_gives_the_run_s_base_commit
 
 
 def test_prepare_target_turns_fixture_errors_into_one_line_target_errors(campaign, tmp_path, monkeypatch):
-    from farm.target import prepare_target
+    from farm.campaign_file.target import prepare_target
 
     fixture_campaign(campaign)
     config = load_config(campaign)

@@ -6,8 +6,8 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
+from farm.campaign_file.config import load_config
 from farm.cli import main
-from farm.config import load_config
 from farm.errors import ConfigError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -154,6 +154,6 @@ def test_commit_ids_that_yaml_reads_as_numbers_are_taken_as_written(tmp_path):
 
 
 def test_a_commit_id_given_as_a_number_in_code_is_refused_with_what_to_do():
-    from farm.config import RefsConfig
+    from farm.campaign_file.config import RefsConfig
     with pytest.raises(ValueError, match=r'6995621 is a number: quote a commit id or ref \("6995621"\)'):
         RefsConfig(commits=[6995621])

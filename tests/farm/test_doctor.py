@@ -2,8 +2,8 @@
 import pytest
 from click.testing import CliRunner
 
-from farm import doctor
 from farm.cli import main
+from farm.node import doctor
 
 CPU = "sys/devices/system/cpu"
 

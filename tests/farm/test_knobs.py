@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from farm import knobs
-from farm.config import FARM_VARIABLES, KnobsConfig
-from farm.processes import TAG_VARIABLE
-from farm.runner import Pinning, run_command
+from farm.campaign_file import knobs
+from farm.campaign_file.config import FARM_VARIABLES, KnobsConfig
+from farm.experiment.runner import Pinning, run_command
+from farm.node.processes import TAG_VARIABLE
 
 
 def config(**fields) -> KnobsConfig:

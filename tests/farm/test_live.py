@@ -3,8 +3,8 @@ import time
 
 from rich.console import Console
 
-from farm.live import LiveState, Running, board_phases, render
-from farm.node_state import PhaseBoard
+from farm.node.node_state import PhaseBoard
+from farm.storage.live import LiveState, Running, board_phases, render
 
 
 def test_the_live_view_shows_each_worker_its_phase_the_queue_and_the_best(tmp_path):

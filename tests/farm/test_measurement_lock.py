@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from farm.measurement_lock import MeasurementLock
+from farm.node.measurement_lock import MeasurementLock
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # A process that takes the lock `repeats` times at `start_at`, holding it `hold` seconds each time, and appends
 # "enter T" / "exit T" lines to `out` (flushed, so the test can wait for "enter").
 HOLDER = """
 import sys, time
-from farm.measurement_lock import MeasurementLock
+from farm.node.measurement_lock import MeasurementLock
 path, kind, hold, repeats, start_at, out = sys.argv[1:]
 lock = MeasurementLock(None if path == "-" else path)
 time.sleep(max(0.0, float(start_at) - time.time()))

@@ -1,10 +1,10 @@
 """The strategy memory from a real store: best so far, what was tried, exhausted categories, stuck."""
 import time
 
-from farm.memory import is_stuck, strategy_memory
+from farm.coding_agents.memory import is_stuck, strategy_memory
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
-from farm.store import Store
-from farm.store_writes import FinishExperiment, StartExperiment
+from farm.storage.store import Store
+from farm.storage.store_writes import FinishExperiment, StartExperiment
 from tests.markdown_blocks import fenced_blocks, headings
 
 

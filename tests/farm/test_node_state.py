@@ -1,8 +1,8 @@
 """The phase board on real files, and the clock readings from a sysfs / cpuinfo laid out in a directory."""
 import pytest
 
-from farm.live import board_phases
-from farm.node_state import PhaseBoard, cpu_mhz, describe_others
+from farm.node.node_state import PhaseBoard, cpu_mhz, describe_others
+from farm.storage.live import board_phases
 
 
 def test_workers_see_each_others_phases_but_not_their_own_nor_other_campaigns(tmp_path):

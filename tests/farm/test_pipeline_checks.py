@@ -1,15 +1,15 @@
-"""The pipeline's slot checks without Ray (farm/pipeline.py with real git, real phases, real bubblewrap): a
+"""The pipeline's slot checks without Ray (farm/experiment/pipeline.py with real git, real phases, real bubblewrap): a
 reference checkout found changed before a benchmark run is rebuilt and its block run again; a candidate found
 changed is `tampered` and nothing of it is measured after."""
 import os
 import pathlib
 
-from farm.config import CampaignConfig
-from farm.measurement_lock import MeasurementLock
-from farm.node_state import PhaseBoard
-from farm.pipeline import ExperimentPipeline
+from farm.campaign_file.config import CampaignConfig
+from farm.experiment.pipeline import ExperimentPipeline
+from farm.experiment.runner import Pinning
+from farm.node.measurement_lock import MeasurementLock
+from farm.node.node_state import PhaseBoard
 from farm.records import Assignment, Hypothesis, Kind, Status
-from farm.runner import Pinning
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import SlotPool, TargetRepo
 

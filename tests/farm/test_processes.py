@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-import farm.processes
-from farm.processes import TAG_VARIABLE, campaign_tag, kill_tagged, tagged_pids
+import farm.node.processes
+from farm.node.processes import TAG_VARIABLE, campaign_tag, kill_tagged, tagged_pids
 from tests.marked import kill_marked, marked_pids, new_marker, wait_marked
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,7 +70,7 @@ def test_a_process_caught_in_the_middle_of_an_exec_is_looked_at_again(marker, mo
     child = _start_tagged(campaign_tag(campaign, "w1"), marker, 1)
     try:
         assert len(wait_marked(marker, 1)) == 1
-        real, looked = farm.processes._tag_of, []
+        real, looked = farm.node.processes._tag_of, []
 
         def mid_exec_once(pid):
             if pid == child.pid and not looked:
@@ -78,7 +78,7 @@ def test_a_process_caught_in_the_middle_of_an_exec_is_looked_at_again(marker, mo
                 return ""
             return real(pid)
 
-        monkeypatch.setattr(farm.processes, "_tag_of", mid_exec_once)
+        monkeypatch.setattr(farm.node.processes, "_tag_of", mid_exec_once)
         assert kill_tagged(campaign_tag(campaign)) == 1 and looked == [child.pid]
         assert child.wait(timeout=5) == -signal.SIGTERM
     finally:
@@ -103,7 +103,7 @@ def test_kill_tagged_gets_sigkill_to_a_process_that_ignores_sigterm(marker):
 def test_a_phase_outlives_its_killed_worker_until_kill_tagged_finds_it(marker):
     # A worker actor, killed with SIGKILL mid-phase: nothing in it can clean up.
     campaign = _campaign()
-    worker = (f"from farm.runner import run_command\n"
+    worker = (f"from farm.experiment.runner import run_command\n"
               f"run_command('bench', 'setsid sleep {marker}1 >/dev/null 2>&1 & sleep {marker}2', '.', 600, None,"
               f" tag='{campaign}:w1')\n")
     actor = subprocess.Popen([sys.executable, "-c", worker], cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
@@ -120,8 +120,8 @@ def test_a_phase_outlives_its_killed_worker_until_kill_tagged_finds_it(marker):
 
 
 def test_one_farm_run_per_workdir_and_the_lock_dies_with_its_holder(tmp_path):
-    from farm.campaign_lock import campaign_lock
     from farm.errors import FarmError
+    from farm.node.campaign_lock import campaign_lock
 
     workdir = tmp_path / "work"
     with campaign_lock(workdir):
@@ -129,7 +129,7 @@ def test_one_farm_run_per_workdir_and_the_lock_dies_with_its_holder(tmp_path):
             with campaign_lock(workdir):
                 pass
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time, pathlib; sys.path.insert(0, sys.argv[1]); "
-                               "from farm.campaign_lock import campaign_lock\n"
+                               "from farm.node.campaign_lock import campaign_lock\n"
                                "with campaign_lock(pathlib.Path(sys.argv[2])):\n print('held', flush=True); "
                                "time.sleep(60)", str(pathlib.Path(__file__).resolve().parents[2]), str(workdir)],
                               stdout=subprocess.PIPE, text=True)
@@ -144,7 +144,7 @@ def test_one_farm_run_per_workdir_and_the_lock_dies_with_its_holder(tmp_path):
 
 
 def test_leftovers_of_an_earlier_driver_are_its_phases_and_the_processes_of_its_ray_session(tmp_path):
-    from farm.processes import RAY_SESSION_FILE, kill_campaign_leftovers, pids_using
+    from farm.node.processes import RAY_SESSION_FILE, kill_campaign_leftovers, pids_using
 
     session = tmp_path / "session_1"
     session.mkdir()

@@ -3,9 +3,9 @@ import pathlib
 
 import pytest
 
-from farm import agents
-from farm.config import CampaignConfig
-from farm.fences import fence_for, fenced
+from farm.campaign_file.config import CampaignConfig
+from farm.coding_agents import agents
+from farm.coding_agents.fences import fence_for, fenced
 from farm.records import Hypothesis
 from tests.markdown_blocks import fenced_blocks, headings
 from tests.scheduler.tiny_repo import config_dict

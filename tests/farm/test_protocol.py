@@ -1,7 +1,7 @@
 import pytest
 
 from farm.errors import ProtocolError
-from farm.protocol import parse_output
+from farm.experiment.protocol import parse_output
 
 
 def test_jsonl_reads_values_cpus_and_ignores_log_lines():
@@ -30,7 +30,8 @@ def test_garbage_is_a_clear_protocol_error(out, words):
         parse_output(out, "jsonl", "", ["a"])
 
 
-# What the store cannot hold (farm/schema.sql: VARCHAR is UTF-8, samples.pid and samples.cpus are INTEGER, 32 bits):
+# What the store cannot hold (farm/storage/schema.sql: VARCHAR is UTF-8, samples.pid and samples.cpus are INTEGER, 32
+# bits):
 # on main each was read, acknowledged with its block, and failed the store actor's next write and every one after.
 @pytest.mark.parametrize("out, words", [
     ('{"name": "a", "value": 1.0, "unit": "\\ud800"}\n', r"`unit` '\\ud800' is not valid UTF-8 text"),

@@ -2,7 +2,8 @@
 Code, Codex and OpenCode from npm into a temporary prefix, Aider from PyPI into its own venv).
 
 There are no credentials here, so each CLI stops at its login or network step. The rendered command line of
-each preset runs as the farm runs it (farm/runner.py, in the agent sandbox of farm/sandbox.py, as root here,
+each preset runs as the farm runs it (farm/experiment/runner.py, in the agent sandbox of farm/node/sandbox.py, as root
+here,
 with the preset's sandbox-only environment) in a scratch repository: it must get past its option parsing,
 never stop at an unknown option or a usage error. A CLI that renames a flag in a new release fails here, not in
 every user's campaign. The README's table of rendered command lines is checked against the presets, and
@@ -19,12 +20,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from farm import agents, sandbox
+from farm.campaign_file.config import CommandAgentConfig
 from farm.cli import main
-from farm.config import CommandAgentConfig
+from farm.coding_agents import agents
+from farm.coding_agents.preflight import PROVIDER_KEYS
 from farm.errors import PhaseError, PhaseTimeout
-from farm.preflight import PROVIDER_KEYS
-from farm.runner import run_command
+from farm.experiment.runner import run_command
+from farm.node import sandbox
 from tests.scheduler.tiny_repo import config_dict, make_repo
 
 pytestmark = pytest.mark.slow

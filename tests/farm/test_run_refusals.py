@@ -4,7 +4,7 @@ import yaml
 from click.testing import CliRunner
 
 from farm.cli import main
-from farm.store import Store
+from farm.storage.store import Store
 from tests.scheduler.tiny_repo import config_dict, make_repo
 
 

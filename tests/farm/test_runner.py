@@ -4,7 +4,7 @@ import time
 import pytest
 
 from farm.errors import PhaseError, PhaseTimeout
-from farm.runner import Pinning, Stall, run_command
+from farm.experiment.runner import Pinning, Stall, run_command
 from tests.marked import kill_marked, marked_pids, new_marker
 
 
@@ -46,7 +46,7 @@ def test_pinning_reaches_the_child_with_matching_openmp_environment(tmp_path):
 def test_pinning_reaches_the_child_from_an_unpinned_or_a_pinned_caller(tmp_path, caller_pinned):
     # A worker runs its experiment on its own CPUs (scheduler/runtime/worker.py): its children inherit them and
     # taskset is not started; from anywhere else taskset pins them.
-    from farm import sandbox
+    from farm.node import sandbox
     cpu = max(os.sched_getaffinity(0))
     before = os.sched_getaffinity(0)
     if caller_pinned:
@@ -138,9 +138,9 @@ ALLOCATE = "python3 -c 'x = bytearray({mb} * 2**20); x[::4096] = b\"1\" * len(x[
 
 @pytest.fixture(params=["compiled", "python"])
 def wrapper_form(request, monkeypatch):
-    """Each memory test runs with both forms of the wrapper (farm/memory_wrapper.py): the compiled one (a C
+    """Each memory test runs with both forms of the wrapper (farm/experiment/memory_wrapper.py): the compiled one (a C
     compiler is here: the fixture needs one) and the Python fallback."""
-    from farm import memory_wrapper
+    from farm.experiment import memory_wrapper
     if request.param == "compiled":
         assert memory_wrapper.compiled() is not None
         assert memory_wrapper.wrapper_argv(3)[0] == str(memory_wrapper.compiled())
@@ -153,7 +153,7 @@ def wrapper_form(request, monkeypatch):
 @pytest.mark.parametrize("contained", [False, True])
 def test_the_peak_memory_of_a_run_is_its_largest_process_and_the_command_cannot_forge_it(tmp_path, contained,
                                                                                          wrapper_form):
-    from farm import sandbox
+    from farm.node import sandbox
     box = sandbox.phase_sandbox([tmp_path / "farm"], tmp_path) if contained else None
     runs = {mb: run_command("bench", ALLOCATE.format(mb=mb), tmp_path, 60, Pinning((0,)), sandbox=box,
                             measure_memory=True).peak_rss for mb in (50, 150)}
@@ -168,7 +168,7 @@ def test_the_peak_memory_of_a_run_is_its_largest_process_and_the_command_cannot_
 def test_the_peak_memory_of_a_run_is_not_the_farm_processes_own(tmp_path, wrapper_form):
     # ru_maxrss keeps the memory a child shared with its parent before exec: measured from a Ray worker of 300 MB,
     # every run would be at least 300 MB. The wrapper forks the command from a process of its own size.
-    from farm import sandbox
+    from farm.node import sandbox
     held = bytearray(300 * 2**20)
     held[::4096] = b"1" * len(held[::4096])
     for box in (None, sandbox.phase_sandbox([tmp_path / "farm"], tmp_path)):
@@ -178,7 +178,7 @@ def test_the_peak_memory_of_a_run_is_not_the_farm_processes_own(tmp_path, wrappe
 
 
 def test_the_compiled_wrapper_is_made_once_and_again_when_its_source_changes(tmp_path, monkeypatch):
-    from farm import memory_wrapper
+    from farm.experiment import memory_wrapper
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     memory_wrapper.compiled.cache_clear()
     try:

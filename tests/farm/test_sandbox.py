@@ -1,13 +1,13 @@
-"""The sandboxes of farm/sandbox.py with real bubblewrap: what an agent and a phase can write, and that nothing
+"""The sandboxes of farm/node/sandbox.py with real bubblewrap: what an agent and a phase can write, and that nothing
 they start outlives them, `env -i` included (it drops the farm's tag, so the tag sweep alone misses it)."""
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from farm import sandbox
 from farm.cli import main
 from farm.errors import PhaseError
-from farm.runner import run_command
+from farm.experiment.runner import run_command
+from farm.node import sandbox
 from tests.marked import kill_marked, marked_pids, new_marker, wait_marked
 from tests.scheduler.tiny_repo import config_dict, make_repo
 

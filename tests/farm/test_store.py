@@ -5,8 +5,8 @@ import pytest
 
 from farm.errors import StoreError
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
-from farm.store import SCHEMA_VERSION, Store, open_readonly
-from farm.store_writes import AddArtifact, FinishExperiment, StartExperiment
+from farm.storage.store import SCHEMA_VERSION, Store, open_readonly
+from farm.storage.store_writes import AddArtifact, FinishExperiment, StartExperiment
 from stats import decide_benchmark
 
 TABLES = {"campaigns", "strategies", "hypotheses", "experiments", "samples", "blocks", "decisions", "merges",
@@ -47,7 +47,7 @@ def test_schema_and_round_trip(tmp_path):
 
 
 def test_a_turns_starts_and_results_written_together_are_what_one_at_a_time_writes(tmp_path):
-    from farm.agent_spend import Spend
+    from farm.coding_agents.agent_spend import Spend
     from farm.records import AgentRun
     stores, now = {}, time.time()
     for way in ("together", "one at a time"):

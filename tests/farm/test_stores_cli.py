@@ -2,7 +2,7 @@
 from click.testing import CliRunner
 
 from farm.cli import main
-from farm.store import Store
+from farm.storage.store import Store
 
 
 def _stores(tmp_path):

@@ -5,7 +5,7 @@ and every one after it, losing the other workers' blocks and leaving the campaig
 import duckdb
 import pytest
 
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
 from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 

@@ -12,7 +12,7 @@ import sys
 import duckdb
 import pytest
 
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
 from scheduler.runtime import run_campaign
 from tests.markdown_blocks import fenced_blocks, headings
 from tests.ray_once import local_ray

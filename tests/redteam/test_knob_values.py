@@ -19,8 +19,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from farm.campaign_file.config import CampaignConfig, StrategyConfig
 from farm.cli import main
-from farm.config import CampaignConfig, StrategyConfig
 from scheduler.runtime import run_campaign
 from tests.ray_once import local_ray
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo

@@ -6,8 +6,8 @@ import duckdb
 import pytest
 import ray
 
-from farm.config import CampaignConfig
-from farm.cpusets import allocate_cpu_sets
+from farm.campaign_file.config import CampaignConfig
+from farm.node.cpusets import allocate_cpu_sets
 from farm.records import Block, Sample
 from scheduler.runtime.store_actor import StoreActor
 from scheduler.runtime.worker import WorkerActor

@@ -6,7 +6,7 @@ import sys
 import duckdb
 import pytest
 
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
 from scheduler.runtime import run_campaign
 from tests.marked import kill_marked, marked_pids, new_marker
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo

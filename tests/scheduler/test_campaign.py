@@ -5,8 +5,8 @@ import subprocess
 import duckdb
 import pytest
 
-from farm.config import CampaignConfig
-from farm.report import confirmation_summary
+from farm.campaign_file.config import CampaignConfig
+from farm.storage.report import confirmation_summary
 from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import TargetRepo

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
 from farm.records import ExperimentResult, Hypothesis, Kind, Status
-from farm.store import Store
-from farm.store_writes import AddArtifact, AddEvents
+from farm.storage.store import Store
+from farm.storage.store_writes import AddArtifact, AddEvents
 from scheduler.campaign import Campaign
 from stats import BenchmarkDecision, Verdict
 from tests.scheduler.tiny_repo import config_dict

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from farm.campaign_file.config import CampaignConfig
 from farm.cli import main
-from farm.config import CampaignConfig
 from scheduler.runtime import run_campaign
 from tests.marked import marked_pids, new_marker
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo

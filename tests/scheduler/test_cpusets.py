@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from farm.config import MeasurementMode
-from farm.cpusets import affinity, exclusive_measurement, spare_cpus
+from farm.campaign_file.config import MeasurementMode
+from farm.node.cpusets import affinity, exclusive_measurement, spare_cpus
 
 
 def test_spare_cpus_are_the_available_ones_no_worker_owns():

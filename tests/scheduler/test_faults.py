@@ -18,7 +18,7 @@ import duckdb
 import pytest
 import yaml
 
-from farm.processes import _tag_of, campaign_tag, run_key, tagged_pids
+from farm.node.processes import _tag_of, campaign_tag, run_key, tagged_pids
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 
 pytestmark = pytest.mark.slow
@@ -237,7 +237,7 @@ def test_a_second_ctrl_c_abandons_the_running_experiments_and_resume_runs_them_a
 
 def test_a_campaign_that_fails_is_recorded_as_failed_not_finished(local_ray, tmp_path, monkeypatch):
     # On main an exception in the loop still marked the campaign `finished`.
-    from farm.config import CampaignConfig
+    from farm.campaign_file.config import CampaignConfig
     from scheduler.campaign import Campaign
     from scheduler.runtime import run_campaign
 

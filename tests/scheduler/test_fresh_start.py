@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
 from farm.errors import TargetError
 from scheduler.runtime.coordinator import Coordinator
 from tests.scheduler.tiny_repo import config_dict, make_repo

@@ -7,8 +7,8 @@ import textwrap
 import duckdb
 import pytest
 
-from farm import agents, memory
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
+from farm.coding_agents import agents, memory
 from farm.records import Hypothesis
 from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo

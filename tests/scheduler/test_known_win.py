@@ -7,7 +7,7 @@ does a quarter less work; the nulls change comments, names and formatting that c
 import duckdb
 import pytest
 
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
 from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 

@@ -6,8 +6,8 @@ import textwrap
 import duckdb
 import pytest
 
-from farm.config import CampaignConfig
-from farm.export import export_results_tsv
+from farm.campaign_file.config import CampaignConfig
+from farm.storage.export import export_results_tsv
 from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 

@@ -1,7 +1,7 @@
 """Placing workers on nodes: in turn over the nodes, each node's CPU sets from its own CPUs."""
 import pytest
 
-from farm.config import MeasurementMode
+from farm.campaign_file.config import MeasurementMode
 from farm.errors import ConfigError
 from scheduler.runtime.nodes import Node, place_workers
 

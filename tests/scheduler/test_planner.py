@@ -6,8 +6,8 @@ import pathlib
 import sys
 import time
 
-from farm.config import CampaignConfig, StrategyConfig
-from farm.planner import parse_plan, run_planner
+from farm.campaign_file.config import CampaignConfig, StrategyConfig
+from farm.coding_agents.planner import parse_plan, run_planner
 from farm.records import Kind, Status
 from scheduler.campaign import Campaign
 from tests.markdown_blocks import fenced_blocks, headings

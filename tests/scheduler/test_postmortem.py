@@ -9,10 +9,10 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
+from farm.campaign_file.config import CampaignConfig
 from farm.cli import main
-from farm.config import CampaignConfig
-from farm.cookbook import RECIPES, bound
-from farm.store import snapshot_path
+from farm.storage.cookbook import RECIPES, bound
+from farm.storage.store import snapshot_path
 from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 

@@ -3,9 +3,9 @@
 import itertools
 import json
 
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
 from farm.records import Hypothesis, Kind, Status
-from farm.store_writes import AddAllocations, MarkLost
+from farm.storage.store_writes import AddAllocations, MarkLost
 from scheduler.campaign import Campaign
 from scheduler.race import Race
 from tests.scheduler.test_campaign_state import BASE, Recorder, _improving_discard, _result

@@ -6,7 +6,7 @@ import subprocess
 import duckdb
 import pytest
 
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
 from scheduler.runtime import run_campaign
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 

@@ -1,7 +1,7 @@
 """The live view of a running campaign: per worker what it runs, in which phase and for how long; the queue;
 kept and discarded; the best effect so far; blocks spent. `farm run` redraws it in place (rich) while its log
 lines scroll above; `farm status` prints it once for a campaign running in another terminal, from the store's
-snapshot and the workers' phase files (farm/node_state.py)."""
+snapshot and the workers' phase files (farm/node/node_state.py)."""
 from __future__ import annotations
 
 import pathlib
@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from farm.node_state import read_phase_files
+from farm.node.node_state import read_phase_files
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """How each kind of hypothesis becomes a change in the candidate slot: one realiser per agent kind.
 
     patch    the hypothesis' diff applied; a guard failure is reworked with its next rework patch
-    command  a coding agent run in its scratch checkout, in its sandbox (farm/agents.py, farm/sandbox.py); its
+    command  a coding agent run in its scratch checkout, in its sandbox (farm/coding_agents/agents.py,
+    farm/node/sandbox.py); its
              change taken into the slot by the farm; a guard failure goes back to the agent with the guard's
              output; a kept change that no longer applies on the tip goes back to it once (made again there)
-    knobs    one setting of the strategy's knobs written into the checkout (farm/knobs.py), on the tip too
+    knobs    one setting of the strategy's knobs written into the checkout (farm/campaign_file/knobs.py), on the tip too
     refs     an existing commit's whole tree on its own parent (screen-only: it never lands)
 
 A kept change lands by a cherry-pick onto the tip (Kind.MERGE), but a knob setting, which is written again
@@ -17,13 +18,15 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from farm import agents, knobs, sandbox
-from farm.agent_spend import read_spend
-from farm.config import CampaignConfig
-from farm.draft import Draft, Outcome
+from farm.campaign_file import knobs
+from farm.campaign_file.config import CampaignConfig
+from farm.coding_agents import agents
+from farm.coding_agents.agent_spend import read_spend
 from farm.errors import PhaseError, PhaseTimeout
+from farm.experiment.draft import Draft, Outcome
+from farm.experiment.runner import Pinning, Stall, run_command
+from farm.node import sandbox
 from farm.records import AgentRun, Assignment, Kind, Status
-from farm.runner import Pinning, Stall, run_command
 from worktrees import ApplyError, ChangeRefused, Scratch, Slot, TargetRepo
 
 
@@ -133,8 +136,8 @@ class CommandRealiser(Realiser):
 
     def run_agent(self, cand: Slot, a: Assignment, draft: Draft, attempt: int, guard_failure: str | None = None,
                   conflict: tuple[str, str] | None = None) -> None:
-        """Run the strategy's coding agent in its scratch checkout, in its sandbox (see farm/agents.py and
-        farm/sandbox.py for what it sees), then take its change into the clean cand slot: the agent never
+        """Run the strategy's coding agent in its scratch checkout, in its sandbox (see farm/coding_agents/agents.py and
+        farm/node/sandbox.py for what it sees), then take its change into the clean cand slot: the agent never
         touches a checkout that is measured. The scratch is made at the parent on the first run and kept for
         reworks (the agent finds its change there)."""
         exp = a.experiment_id

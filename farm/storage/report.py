@@ -13,8 +13,8 @@ import duckdb
 import numpy as np
 from scipy import stats as scipy_stats
 
-from farm.cookbook import RECIPES, bound
 from farm.errors import FarmError
+from farm.storage.cookbook import RECIPES, bound
 from stats.decision import ratio_interval
 
 STATUS_STYLE = {  # status -> (marker, colour) in progress.png

@@ -29,7 +29,7 @@ from farm.errors import StoreError
 from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
 
 if TYPE_CHECKING:
-    from farm.store_writes import Write
+    from farm.storage.store_writes import Write
 
 SCHEMA_VERSION = 6
 SCHEMA_FILE = pathlib.Path(__file__).with_name("schema.sql")
@@ -246,7 +246,7 @@ class Store:
         return json.loads(row[0]) if row else None
 
     def apply(self, campaign: str, writes: list[Write], state: dict | None) -> None:
-        """The coordinator's writes of one step (farm/store_writes.py) and the state they lead to (None: the
+        """The coordinator's writes of one step (farm/storage/store_writes.py) and the state they lead to (None: the
         state stays as it is), in one transaction: a coordinator that dies between two of them leaves the
         store as it was before both."""
         self.con.begin()

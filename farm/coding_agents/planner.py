@@ -4,14 +4,15 @@ The coordinator runs it whenever a strategy with a `planner` has no hypothesis l
 yet proposed `max_hypotheses`), in a thread, so experiments go on meanwhile. It runs in the campaign file's
 directory (not in the target repository), its output and files in <workdir>/logs/planner/<strategy>/, with:
 
-    FARM_MEMORY_FILE     the strategy memory (farm/memory.py): best so far, what was tried, exhausted categories;
-                         earlier agents' notes fenced as data (farm/fences.py)
+    FARM_MEMORY_FILE     the strategy memory (farm/coding_agents/memory.py): best so far, what was tried, exhausted
+    categories;
+                         earlier agents' notes fenced as data (farm/coding_agents/fences.py)
     FARM_PLANNER_COUNT   N, how many hypotheses to print
     FARM_TAKEN_IDS_FILE  the hypothesis ids already used in the campaign, one per line (a new id must differ)
     FARM_REPO, FARM_TIP  the target repository and the integration tip's commit, to read (not to change)
     FARM_CAMPAIGN, FARM_STRATEGY
     FARM_STATE_DIR       a directory of its own, kept across calls: the only place it may write (it runs in the
-                         sandbox of an agent, farm/sandbox.py: everything else is read-only)
+                         sandbox of an agent, farm/node/sandbox.py: everything else is read-only)
 
 and prints up to N lines, each one JSON object: {"id": "...", "category": "...", "text": "..."} (category
 optional). Each hypothesis goes to the strategy's coding agent like a listed one. A line that is not such an
@@ -26,11 +27,11 @@ import pathlib
 import re
 from dataclasses import dataclass, field
 
-from farm.config import NAME_PATTERN, StrategyConfig
+from farm.campaign_file.config import NAME_PATTERN, StrategyConfig
 from farm.errors import PhaseError, PhaseTimeout
+from farm.experiment.runner import run_command
+from farm.node.sandbox import Sandbox
 from farm.records import Hypothesis
-from farm.runner import run_command
-from farm.sandbox import Sandbox
 
 FIELDS = {"id", "category", "text"}
 LINE_CHARS = 200  # of a rejected line, in its event

@@ -1,10 +1,10 @@
-/* The compiled form of farm/peak_rss.py (same arguments, same report): about 1 ms to start instead of 10.
+/* The compiled form of farm/experiment/peak_rss.py (same arguments, same report): about 1 ms to start instead of 10.
 
        peak_rss FD ARGV...
 
    Starts ARGV, waits for it with wait4 and writes its ru_maxrss (bytes) as one line to file descriptor FD,
-   which ARGV does not inherit; exits as ARGV did. farm/memory_wrapper.py compiles it on first use and falls
-   back to the Python form where no C compiler is found. Why a wrapper at all: see farm/peak_rss.py. */
+   which ARGV does not inherit; exits as ARGV did. farm/experiment/memory_wrapper.py compiles it on first use and falls
+   back to the Python form where no C compiler is found. Why a wrapper at all: see farm/experiment/peak_rss.py. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from farm.errors import ConfigError
-from farm.processes import TAG_VARIABLE
+from farm.node.processes import TAG_VARIABLE
 from stats.schedule import default_schedule, validate_schedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # safe in branch names and paths
@@ -25,7 +25,8 @@ MAX_KNOB_SETTINGS = 5000  # combinations of a grid; more is a random search
 # the reference arm of every experiment on top of a landed setting) or to a knob's file; a NUL ends a C string.
 # Every line break of str.splitlines, not only \n and \r: no reader of the value may see two lines.
 KNOB_VALUE_FORBIDDEN = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029\0"
-# Variables farm/runner.py sets for every phase: PATH (the farm's Python first) and PYTHONDONTWRITEBYTECODE before
+# Variables farm/experiment/runner.py sets for every phase: PATH (the farm's Python first) and PYTHONDONTWRITEBYTECODE
+# before
 # the env file's variables, which would replace them; the CPU pinning (OMP_*) and the process tag after them. A
 # knob cannot set these, and read_env_file skips their lines: what the farm sets stays the farm's.
 FARM_VARIABLES = frozenset({"PATH", "PYTHONDONTWRITEBYTECODE", "OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
@@ -355,7 +356,7 @@ def is_protected(path: str, protected: list[str]) -> bool:
 
 def is_checkout_file(path: str) -> bool:
     """Whether `path` names a file inside a checkout, relative to its top: not absolute, no `..`, not in `.git`.
-    (Symbolic links are the writer's to refuse: see farm/knobs.py.)"""
+    (Symbolic links are the writer's to refuse: see farm/campaign_file/knobs.py.)"""
     parts = pathlib.PurePosixPath(path).parts
     return bool(path) and not path.startswith("/") and not path.endswith("/") and ".." not in parts \
         and ".git" not in parts
@@ -532,7 +533,8 @@ class SandboxConfig(Model):
 
 class CommandAgentConfig(Model):
     preset: Literal["claude-code", "codex", "aider", "opencode"] | None = Field(None, description=(
-        "A coding-agent CLI with the farm's defaults (see farm/agents.py; `farm validate` shows the command "
+        "A coding-agent CLI with the farm's defaults (see farm/coding_agents/agents.py; `farm validate` shows the "
+        "command "
         "line): `claude-code` (claude -p, a turn limit, permissions skipped), `codex` (codex exec, workspace-write "
         "sandbox), `aider` (aider --yes --message-file, no auto-commits), `opencode` (opencode run). Give this "
         "or `command`."))
@@ -553,12 +555,14 @@ class CommandAgentConfig(Model):
         "instead of burning its queue on a CLI that cannot work."))
     preflight: bool = Field(True, description=(
         "For a preset: `farm validate` and `farm run` first ask its CLI whether it is logged in, with the CLI's own "
-        "status command (no model call, nothing spent; farm/preflight.py), and refuse the campaign with one line "
+        "status command (no model call, nothing spent; farm/coding_agents/preflight.py), and refuse the campaign with "
+        "one line "
         "if not. false: skip the check (for a login it cannot see)."))
     report: Literal["claude-json", "codex-jsonl", "opencode-json", "aider-text", "none"] | None = Field(
         None, description=(
         "The format of the session summary the CLI prints on stdout, read for its cost, tokens, turns and "
-        "session id (farm/agent_spend.py; stored in `agent_runs`, counted by budget.cost_usd and budget.tokens). "
+        "session id (farm/coding_agents/agent_spend.py; stored in `agent_runs`, counted by budget.cost_usd and "
+        "budget.tokens). "
         "Default: the preset's (claude-code `claude-json`, codex `codex-jsonl`, opencode `opencode-json`, aider "
         "`aider-text`); `none` for a custom command unless given."))
 

@@ -176,7 +176,7 @@ def kill_campaign_leftovers(campaign: str, workdir: pathlib.Path) -> int:
     """Kill what an earlier driver of `campaign` in `workdir` left running: its phases (they spoil the CPUs)
     and the processes of the Ray it started (written in RAY_SESSION_FILE): Ray's agents outlive a killed
     driver, and its store actor may still hold the DuckDB file. Only safe when no other driver of the
-    campaign runs (farm/campaign_lock.py)."""
+    campaign runs (farm/node/campaign_lock.py)."""
     killed = kill_tagged(campaign_tag(run_key(campaign, workdir)))
     session = workdir / RAY_SESSION_FILE
     if session.exists():

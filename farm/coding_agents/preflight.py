@@ -23,7 +23,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from farm.config import CommandAgentConfig
+from farm.campaign_file.config import CommandAgentConfig
 
 STATUS_TIMEOUT_SECONDS = 20.0
 PROVIDER_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENROUTER_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY",

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from farm import memory_wrapper, sandbox
-from farm.config import CampaignConfig
-from farm.cpusets import allocate_cpu_sets, available_cpus
+from farm.campaign_file.config import CampaignConfig
+from farm.experiment import memory_wrapper
+from farm.node import sandbox
+from farm.node.cpusets import allocate_cpu_sets, available_cpus
 
 State = Literal["ok", "warn", "unknown"]
 CPU_SYSFS = "sys/devices/system/cpu"
@@ -405,7 +406,8 @@ def check_sandbox(worker_sets, root="/") -> Check:
 
 
 def check_memory_wrapper(worker_sets, root="/") -> Check:
-    """Which program measures each benchmark run's peak memory (farm/memory_wrapper.py): compiled C, about 1 ms
+    """Which program measures each benchmark run's peak memory (farm/experiment/memory_wrapper.py): compiled C, about
+    1 ms
     a run, or the Python form, about 10 ms."""
     found = memory_wrapper.describe()
     if memory_wrapper.compiled() is not None:

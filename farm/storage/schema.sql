@@ -1,4 +1,4 @@
--- The farm's DuckDB schema, version 6. Bump SCHEMA_VERSION in farm/store.py and add a
+-- The farm's DuckDB schema, version 6. Bump SCHEMA_VERSION in farm/storage/store.py and add a
 -- migration there when this file changes. Version 2 added `blocks`; version 3 `experiments.retry_of`,
 -- `experiments.agent_notes` and `campaign_state`; version 4 `experiments.lineage`, `merges.lineage`,
 -- `allocations` and the view `race_results`; version 5 `phases`; version 6 `samples.peak_rss` and

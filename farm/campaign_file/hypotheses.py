@@ -5,7 +5,7 @@ cpp_fixture/hypotheses format: manifest.yaml plus <id>.patch files), names
 existing commits (`refs`, resolved in the target repository), or searches
 knobs (one hypothesis per setting). Patches are read here, once, so that
 records carry their text to any node. Open and planned hypotheses of command
-agents are made later: open ones below, planned ones by farm/planner.py.
+agents are made later: open ones below, planned ones by farm/coding_agents/planner.py.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pathlib
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from farm import knobs
-from farm.config import (
+from farm.campaign_file import knobs
+from farm.campaign_file.config import (
     NAME_PATTERN,
     CampaignConfig,
     HypothesisConfig,

@@ -8,14 +8,16 @@ from __future__ import annotations
 import pathlib
 from dataclasses import dataclass
 
-from farm import agents, knobs, preflight, sandbox
-from farm.config import CampaignConfig, is_protected
-from farm.cpusets import allocate_cpu_sets
+from farm.campaign_file import knobs
+from farm.campaign_file.config import CampaignConfig, is_protected
+from farm.campaign_file.hypotheses import load_hypotheses
+from farm.campaign_file.target import base_commit as base_of
+from farm.campaign_file.target import inspect_target
+from farm.coding_agents import agents, preflight
 from farm.errors import ConfigError, TargetError
-from farm.hypotheses import load_hypotheses
+from farm.node import sandbox
+from farm.node.cpusets import allocate_cpu_sets
 from farm.records import Hypothesis
-from farm.target import base_commit as base_of
-from farm.target import inspect_target
 from worktrees import WorktreeError
 
 SYMLINK_MODE = "120000 "  # git's mode of a symbolic link, as `git ls-tree` prints it
@@ -121,7 +123,8 @@ def _knob_files(config: CampaignConfig, repo, base_commit: str) -> list[str]:
                 problems.append(config.problem(where, f"no file {knob.write.file} in {config.target.base_ref}"))
                 continue
             if repo.git("ls-tree", base_commit, "--", knob.write.file).startswith(SYMLINK_MODE):
-                # A link may lead out of the checkout: the writer would refuse it (farm/knobs.py), as a crash of
+                # A link may lead out of the checkout: the writer would refuse it (farm/campaign_file/knobs.py), as a
+                # crash of
                 # every experiment of the strategy.
                 problems.append(config.problem(where, f"{knob.write.file} is a symbolic link in "
                                                       f"{config.target.base_ref}; give the path of the file itself"))

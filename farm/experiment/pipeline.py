@@ -1,11 +1,11 @@
 """One experiment inside one worker's worktree slots, start to verdict.
 
 the change made in the clean candidate slot by the hypothesis' realiser
-(farm/realisers.py: a patch, an agent in its sandbox and scratch checkout, a
+(farm/experiment/realisers.py: a patch, an agent in its sandbox and scratch checkout, a
 knob setting, a commit) -> commit -> build (stale check) -> guard (-> rework) ->
 interleaved A/B blocks, looking at the data at the scheduled block counts until the
 sequential decision stops -> verdict (what it found so far is a Draft,
-farm/draft.py). Kind.AA runs the parent's build against
+farm/experiment/draft.py). Kind.AA runs the parent's build against
 a second build of the same source: the build-to-build bias for the floor, and
 a canary for false positives. Builds and guards hold the node's measurement
 lock shared, each block holds it exclusively (a no-op when the node measures
@@ -30,15 +30,17 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 
-from farm import knobs, realisers, sandbox
-from farm.config import CampaignConfig, Direction, is_protected
-from farm.draft import Draft, Outcome
+from farm.campaign_file import knobs
+from farm.campaign_file.config import CampaignConfig, Direction, is_protected
 from farm.errors import PhaseError, PhaseTimeout, ProtocolError
-from farm.measurement_lock import MeasurementLock
-from farm.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
-from farm.protocol import parse_output
+from farm.experiment import realisers
+from farm.experiment.draft import Draft, Outcome
+from farm.experiment.protocol import parse_output
+from farm.experiment.runner import Pinning, run_command
+from farm.node import sandbox
+from farm.node.measurement_lock import MeasurementLock
+from farm.node.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
 from farm.records import OVERFITS, Assignment, Block, ExperimentResult, Kind, Sample, Status
-from farm.runner import Pinning, run_command
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
 from stats.noise import aa_log_ratios, effect_floor, robust_noise
@@ -86,7 +88,7 @@ class ExperimentPipeline:
         self.board = board
         self.send_block = send_block
         self.send_event = send_event
-        self.tag = tag  # "<campaign>:<worker>": every phase command carries it (see farm.processes)
+        self.tag = tag  # "<campaign>:<worker>": every phase command carries it (see farm.node.processes)
         self._ref_built: tuple[str, str | None] | None = None  # (commit, fingerprint) of the built ref slot
         # The workdir (or the node's run directory: slots, lock, phase board, logs) and the repository, its git
         # directory inside it: hidden from agents, read-only to phases but for the checkout a phase runs in.

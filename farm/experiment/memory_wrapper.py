@@ -1,6 +1,8 @@
-"""Which program measures a benchmark run's peak memory: farm/peak_rss.c compiled, else farm/peak_rss.py.
+"""Which program measures a benchmark run's peak memory: farm/experiment/peak_rss.c compiled, else
+farm/experiment/peak_rss.py.
 
-Both take `FD ARGV...` and write the same report (see farm/peak_rss.py for why a wrapper is needed at all). The
+Both take `FD ARGV...` and write the same report (see farm/experiment/peak_rss.py for why a wrapper is needed at all).
+The
 compiled one starts in about 1 ms, the Python one in about 10 ms (`python -I -S`), and a benchmark run pays it
 once per run, so the C source is compiled on first use into the user's cache directory, under a name that
 holds the hash of its source (a changed source is compiled again; a half-written binary is never used: it is

@@ -11,7 +11,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from farm.config import MeasurementMode
+from farm.campaign_file.config import MeasurementMode
 from farm.errors import ConfigError
 
 # Below this many CPUs a node has no quiet core left whatever the sets are: auto measures one worker at a time.

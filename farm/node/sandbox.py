@@ -12,7 +12,7 @@ and benchmark run code the agent wrote. So each runs in a mount and PID namespac
 
 Both run in a PID namespace that dies with the command (bwrap's --unshare-pid and --die-with-parent): nothing
 started inside outlives it, however it detached (`setsid`, a double fork, `env -i` that drops the farm's
-tag). Where bwrap cannot run, phases fall back to the tag sweep of farm/processes.py, and agents run only if
+tag). Where bwrap cannot run, phases fall back to the tag sweep of farm/node/processes.py, and agents run only if
 the campaign says `sandbox: none` (unsafe: the agent then works with the farm's own rights).
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from farm.errors import ProtocolError
 
-# samples.pid and the items of samples.cpus are INTEGER in farm/schema.sql: DuckDB's 32-bit signed integer. A
+# samples.pid and the items of samples.cpus are INTEGER in farm/storage/schema.sql: DuckDB's 32-bit signed integer. A
 # larger number would be acknowledged with its block and refused by the store when the block is written.
 INTEGER_MAX = 2**31 - 1
 

@@ -1,6 +1,6 @@
 """Runs a command and reports the peak resident memory of its process tree, from the kernel's accounting.
 
-    python -I -S farm/peak_rss.py FD ARGV...
+    python -I -S farm/experiment/peak_rss.py FD ARGV...
 
 Starts ARGV, waits for it with wait4 and writes its ru_maxrss (in bytes) as one line to file descriptor FD; exits
 as ARGV did. ru_maxrss covers ARGV and every descendant that was waited for: the largest of their peaks (Linux
@@ -15,7 +15,8 @@ Why a wrapper and not wait4 in the farm:
   the command. FD is not inherited by the command: a
 benchmark cannot write its own figure. Standard library only (run with -S: no site-packages to import).
 
-farm/peak_rss.c is the same program compiled (about 1 ms to start against 10); farm/memory_wrapper.py chooses.
+farm/experiment/peak_rss.c is the same program compiled (about 1 ms to start against 10);
+farm/experiment/memory_wrapper.py chooses.
 """
 import os
 import sys

@@ -6,10 +6,10 @@ own session so that a timeout kills the whole process group, with the farm's
 Python first on PATH, its output logged, and a failure raised as an error
 that shows the command, exit code and the tail of the output.
 
-Nothing a command starts outlives it: given a sandbox (farm/sandbox.py), it
+Nothing a command starts outlives it: given a sandbox (farm/node/sandbox.py), it
 runs in a PID namespace of its own that dies with it, `env -i` and `setsid`
 included. Each also carries a farm tag unique to the command (see
-farm.processes), and whatever still carries it when the command ends, however
+farm.node.processes), and whatever still carries it when the command ends, however
 it ended, is killed, also children that left the process group: the fallback
 where bubblewrap cannot run.
 """
@@ -32,9 +32,9 @@ import uuid
 from dataclasses import dataclass
 
 from farm.errors import PhaseError, PhaseTimeout
-from farm.memory_wrapper import wrapper_argv
-from farm.processes import KILL_GRACE_SECONDS, TAG_VARIABLE, kill_tagged
-from farm.sandbox import Sandbox
+from farm.experiment.memory_wrapper import wrapper_argv
+from farm.node.processes import KILL_GRACE_SECONDS, TAG_VARIABLE, kill_tagged
+from farm.node.sandbox import Sandbox
 
 TAIL_LINES = 12
 DEFAULT_TAG = "farm:-"  # the "<campaign>:<worker>" of a command started outside a campaign
@@ -155,7 +155,7 @@ def _await_namespace_end(info_read: int) -> None:
 
 
 def _read_report(report) -> int | None:
-    """What the memory wrapper (farm/memory_wrapper.py) wrote (bytes), or None if it wrote nothing (killed);
+    """What the memory wrapper (farm/experiment/memory_wrapper.py) wrote (bytes), or None if it wrote nothing (killed);
     closes the file."""
     with report:
         report.seek(0)
@@ -210,7 +210,8 @@ def run_command(phase: str, command: str, cwd: str | os.PathLike, timeout: float
     (DEFAULT_TAG if None); whatever carries the command's tag when it ends is killed. `sandbox`: bwrap's
     mounts and namespaces around the command (None: none). `stall`: also killed (PhaseTimeout, "stalled")
     once it printed nothing and changed no file under `stall.watch` for `stall.seconds`. `measure_memory`: the
-    command runs under the memory wrapper (farm/memory_wrapper.py), and the result has its peak resident memory
+    command runs under the memory wrapper (farm/experiment/memory_wrapper.py), and the result has its peak resident
+    memory
     (None if it was killed).
     """
     if pinning is not None and shutil.which("taskset") is None:

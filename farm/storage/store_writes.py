@@ -1,5 +1,5 @@
 """The coordinator's store writes, one frozen record per kind: the campaign collects them, the store actor
-applies a step's records and the campaign state they lead to in one transaction (farm/store.py, Store.apply).
+applies a step's records and the campaign state they lead to in one transaction (farm/storage/store.py, Store.apply).
 
 A record carries its arguments by name and applies itself to a Store: no method names travel as text, and
 the store actor exposes what the farm calls, nothing more. The workers' blocks, events and phases take the
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from farm.records import ExperimentResult, Hypothesis
 
 if TYPE_CHECKING:
-    from farm.store import Store
+    from farm.storage.store import Store
 
 Event = tuple[float, str | None, str | None, str, str]  # (unix time, worker, experiment id, kind, message)
 

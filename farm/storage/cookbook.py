@@ -1,6 +1,6 @@
 """Post-mortem queries: named SQL over a store, run with `farm query --recipe NAME` (and listed by `farm
 query --recipes`). Each takes `$campaign` and, where it says so, `$experiment` or `$benchmark`; the tables
-and columns are described in farm/schema.sql. tests/farm/test_cookbook.py runs every recipe against the store
+and columns are described in farm/storage/schema.sql. tests/farm/test_cookbook.py runs every recipe against the store
 of a real campaign."""
 from __future__ import annotations
 

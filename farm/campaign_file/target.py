@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 
 import cpp_fixture
-from farm.config import CampaignConfig
+from farm.campaign_file.config import CampaignConfig
 from farm.errors import TargetError
 from worktrees import TargetRepo, WorktreeError
 

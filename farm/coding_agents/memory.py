@@ -3,17 +3,18 @@
 It holds the current best per benchmark, every hypothesis the strategy tried with its outcome, effect and
 the agent's notes, the categories given up (exhausted), and, when the strategy is stuck, what to try
 instead. It is written outside the tracked tree ($FARM_MEMORY_FILE), so the agent cannot commit it.
-A planner reads it too (farm/planner.py).
+A planner reads it too (farm/coding_agents/planner.py).
 
 What other programs wrote is data here, never the memory's own structure: an earlier agent's notes are in a
-fenced block that nothing in them can close (farm/fences.py), and hypothesis texts and verdicts (which quote
+fenced block that nothing in them can close (farm/coding_agents/fences.py), and hypothesis texts and verdicts (which
+quote
 program output) are kept on their list item's line.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from farm.fences import fenced
+from farm.coding_agents.fences import fenced
 
 Query = Callable[[str, list], tuple[list[str], list[tuple]]]  # Store.query and the store actor's query
 

@@ -6,7 +6,7 @@ environment variable, or to a variable of compiler flags. Variables go to the ch
 the commit, so a landed setting stays set for everything measured on top of it.
 
 What a knob writes stays inside the checkout and on one line. The config refuses a knob file outside it (absolute,
-`..`, under .git) and a value with a line break or NUL (farm/config.py); `write` checks both again on the
+`..`, under .git) and a value with a line break or NUL (farm/campaign_file/config.py); `write` checks both again on the
 checkout itself, since a hypothesis may come back from a stored campaign (`--resume`) and a file's path may run
 through a symbolic link: the real path must be inside the checkout.
 """
@@ -17,7 +17,7 @@ import pathlib
 import random
 import re
 
-from farm.config import FARM_VARIABLES, KnobsConfig, knob_value_problem
+from farm.campaign_file.config import FARM_VARIABLES, KnobsConfig, knob_value_problem
 from farm.errors import FarmError
 
 Setting = tuple[tuple[str, str], ...]  # (knob name, value) for every knob, in the config's order

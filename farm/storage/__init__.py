@@ -1,0 +1,2 @@
+"""The store and its readers: the DuckDB file, the coordinator's typed writes, post-mortem recipes, exports, reports
+and the live view."""
