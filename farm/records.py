@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from farm.coding_agents.agent_spend import Spend
-
-if TYPE_CHECKING:  # a type only: stats.decision imports scipy, which `farm validate` does without
-    from stats import BenchmarkDecision
+from stats.verdicts import BenchmarkDecision
 
 
 class Status(str, enum.Enum):

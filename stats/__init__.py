@@ -15,9 +15,9 @@ import importlib
 
 # Imported when first used (PEP 562): scipy takes about a second to import, and `farm validate` needs only the
 # look schedule of stats.sequential, whose import runs this file.
-_HOMES = {**dict.fromkeys(["BenchmarkDecision", "ExperimentDecision", "Outlook", "Verdict", "assess",
-                           "decide_benchmark", "decide_experiment", "holm_mask", "outlooks", "ratio_interval"],
-                          "stats.decision"),
+_HOMES = {**dict.fromkeys(["BenchmarkDecision", "ExperimentDecision", "Outlook", "Verdict"], "stats.verdicts"),
+          **dict.fromkeys(["assess", "decide_benchmark", "decide_experiment", "holm_mask", "outlooks",
+                           "ratio_interval"], "stats.decision"),
           **dict.fromkeys(["default_schedule", "nominal_level"], "stats.sequential")}
 
 __all__ = sorted(_HOMES)

@@ -30,63 +30,21 @@ pipeline and bench/decisions.py run the same code. `decide_benchmark` and
 """
 from __future__ import annotations
 
-import enum
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 from scipy import stats as scipy_stats
 
 from stats.robust import TRIM, trimmed_location
 from stats.sequential import critical_t, marginal_p, repeated_p, validate_schedule
-
-
-class Verdict(str, enum.Enum):
-    IMPROVED = "improved"
-    REGRESSED = "regressed"
-    SAME = "same"
-    UNKNOWN = "unknown"  # the interval straddles the floor: more blocks would tell
-    INSUFFICIENT = "insufficient"  # too few usable pairs, no spread, or invalid values
-
-
-class Outlook(str, enum.Enum):
-    KEEP = "keep"
-    DISCARD = "discard"
-    CONTINUE = "continue"  # not decided yet: measure up to the next look
-
+from stats.verdicts import BenchmarkDecision, ExperimentDecision, Outlook, Verdict
 
 VERDICTS = tuple(Verdict)  # array code i <-> VERDICTS[i]
 OUTLOOKS = tuple(Outlook)
 IMPROVED, REGRESSED, SAME, UNKNOWN, INSUFFICIENT = range(5)
 KEEP, DISCARD, CONTINUE = range(3)
 ZERO_SPREAD = 1e-12  # standard errors of log ratios at or below this are no spread at all
-
-
-@dataclass(frozen=True)
-class BenchmarkDecision:
-    """One benchmark's comparison. `ratio` is cand/ref oriented so that < 1 is
-    better (for higher-is-better benchmarks it is ref/cand); NaN when undefined.
-    `p_improved` is the repeated p-value of "no improvement beyond the floor"
-    (compare it with alpha)."""
-
-    benchmark: str
-    ratio: float
-    ci_low: float
-    ci_high: float
-    verdict: Verdict
-    n_blocks: int
-    effect_floor: float
-    p_improved: float = math.nan
-    screen_low: float = math.nan  # one-sided (1 - beta) bounds: futility and no-regression checks
-    screen_high: float = math.nan
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class ExperimentDecision:
-    outlook: Outlook
-    reason: str
-    decisions: tuple[BenchmarkDecision, ...]
 
 
 # -- the array core -----------------------------------------------------------
