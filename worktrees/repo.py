@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import pathlib
@@ -10,6 +9,8 @@ import selectors
 import signal
 import subprocess
 import time
+
+from worktrees.file_lock import file_lock
 
 # Farm commits carry a fixed identity, whatever the user's git config says.
 FARM_IDENTITY = {
@@ -137,9 +138,5 @@ class TargetRepo:
     @contextlib.contextmanager
     def lock(self):
         """An exclusive lock across processes, held around worktree add/remove/prune."""
-        with open(self.git_dir / "farm-worktrees.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(self.git_dir / "farm-worktrees.lock"):
+            yield

@@ -7,11 +7,11 @@ with the result. Bundles are bytes, so they travel through Ray like any argument
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import pathlib
 import tempfile
 
+from worktrees.file_lock import file_lock
 from worktrees.repo import TargetRepo, run_git
 
 SHIP_PREFIX = "refs/farm-ship/"  # the refs a bundle carries its commits under (a bundle needs refs, not ids)
@@ -86,8 +86,7 @@ def node_clone(path: pathlib.Path, seed: bytes) -> TargetRepo:
     resumed campaign, or a worker restarted on the node). The hub's refs go under refs/hub/, apart from the
     experiment branches the node's workers make."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f"{path.name}.lock", "w") as handle:  # the workers of a node start together
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with file_lock(path.parent / f"{path.name}.lock"):  # the workers of a node start together
         if not (path / "HEAD").exists():
             path.mkdir(exist_ok=True)
             run_git(path, "init", "--quiet", "--bare")

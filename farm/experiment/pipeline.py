@@ -67,10 +67,14 @@ def fingerprint(checkout: pathlib.Path, patterns: list[str]) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def geometric_mean(values) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
 def geometric_effect(decisions) -> float | None:
     """The experiment's effect: the geometric mean of its benchmarks' ratios (< 1 is better)."""
     ratios = [d.ratio for d in decisions if d.ratio == d.ratio]
-    return math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+    return geometric_mean(ratios) if ratios else None
 
 
 class ExperimentPipeline:
@@ -433,7 +437,7 @@ class ExperimentPipeline:
                                                         + (" (extension)" if look > regular_last else ""))
             if outcome.outlook is not Outlook.CONTINUE:
                 break
-        draft.ref_means = tuple((name, math.exp(sum(map(math.log, v)) / len(v)))
+        draft.ref_means = tuple((name, geometric_mean(v))
                                    for name, v in sorted(values[0].items()) if v and min(v) > 0)
         return outcome
 

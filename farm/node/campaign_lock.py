@@ -7,12 +7,12 @@ free lock means every process still tagged with the campaign is an orphan, safe 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import pathlib
 from collections.abc import Iterator
 
 from farm.errors import FarmError
+from worktrees.file_lock import file_lock
 
 
 @contextlib.contextmanager
@@ -20,17 +20,12 @@ def campaign_lock(workdir: pathlib.Path) -> Iterator[None]:
     """Hold the workdir's lock (`.<workdir name>.farm-lock` beside it, so that --fresh can delete the workdir);
     FarmError with the holder's pid when another run holds it."""
     path = workdir.parent / f".{workdir.name}.farm-lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = path.read_text().strip() or "unknown"
-            raise FarmError(f"{workdir} is in use by a running `farm run` (pid {holder}); wait for it to end or "
-                            f"stop it (Ctrl-C in its terminal, or kill -TERM {holder})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        yield
-    finally:
-        os.close(fd)
+        with file_lock(path, wait=False) as (fd, _):
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            yield
+    except BlockingIOError:
+        holder = path.read_text().strip() or "unknown"
+        raise FarmError(f"{workdir} is in use by a running `farm run` (pid {holder}); wait for it to end or "
+                        f"stop it (Ctrl-C in its terminal, or kill -TERM {holder})") from None

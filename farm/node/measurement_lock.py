@@ -10,11 +10,11 @@ of a process that dies, so a killed worker never leaves the node locked.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import pathlib
-import time
 from collections.abc import Callable, Iterator
+
+from worktrees.file_lock import file_lock
 
 
 class MeasurementLock:
@@ -30,30 +30,17 @@ class MeasurementLock:
     def exclusive(self, on_wait: Callable[[], None] = lambda: None) -> contextlib.AbstractContextManager[float]:
         """Hold the lock alone (a measurement block). Yields the seconds spent waiting for it; `on_wait` is
         called first when it has to wait."""
-        return self._hold(fcntl.LOCK_EX, on_wait)
+        return self._hold(False, on_wait)
 
     def shared(self, on_wait: Callable[[], None] = lambda: None) -> contextlib.AbstractContextManager[float]:
         """Hold the lock beside other shared holders (a build, a guard). Yields the seconds spent waiting;
         `on_wait` is called first when it has to wait."""
-        return self._hold(fcntl.LOCK_SH, on_wait)
+        return self._hold(True, on_wait)
 
     @contextlib.contextmanager
-    def _hold(self, operation: int, on_wait: Callable[[], None]) -> Iterator[float]:
+    def _hold(self, shared: bool, on_wait: Callable[[], None]) -> Iterator[float]:
         if self.path is None:
             yield 0.0
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            start = time.monotonic()
-            try:
-                fcntl.flock(fd, operation | fcntl.LOCK_NB)
-            except BlockingIOError:
-                on_wait()
-                fcntl.flock(fd, operation)
-            try:
-                yield time.monotonic() - start
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        with file_lock(self.path, shared=shared, on_wait=on_wait) as (_, waited):
+            yield waited
