@@ -90,7 +90,6 @@ class Coordinator:
         self.db = db
         self.resume = resume
         self.progress = Progress(echo, live)
-        self.started_at: dict[str, float] = {}  # experiment id -> when it was sent to its worker
         self.best: tuple[str, float] | None = None  # the best kept screen: (hypothesis, effect)
         self.blocks = 0  # blocks measured
         self.name = config.campaign
@@ -113,7 +112,9 @@ class Coordinator:
         self.hypotheses = load_hypotheses(config, self.repo)
         self.campaign = Campaign(config, self.hypotheses, self.base_commit,
                                  [p.worker for p in self.places], max_experiments, self.progress.say)
-        self.running: dict[object, tuple[PoolWorker, str]] = {}  # ObjectRef -> (worker, experiment id)
+        # The Ray side of what runs: ObjectRef of a worker's run -> (experiment id, when it was sent). Which
+        # worker runs which assignment is the campaign's (Campaign.in_flight), saved with its state.
+        self.running: dict[object, tuple[str, float]] = {}
         self.signals = 0
         # A planner runs in a thread of the driver (it waits on a command), one at a time: (strategy, future).
         self.planner_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="farm-planner")
@@ -307,17 +308,15 @@ class Coordinator:
         whole campaign state). The save is sent before the assignments, which start while the store writes it
         (about 20 ms sooner; see _send_save for a driver that dies meanwhile); the turn ends when it is stored."""
         self.campaign.check_stop(time.time())
-        assigned = [(worker, self.campaign.assign(worker.name, worker.cpus)) for worker in self.pool.idle()]
+        busy = {worker for worker, _ in self.campaign.in_flight.values()}
+        assigned = [(worker, self.campaign.assign(worker.name, worker.cpus)) for worker in self.pool.idle(busy)]
         assigned = [(worker, assignment) for worker, assignment in assigned if assignment is not None]
         pending = self._send_save() if assigned or collected else None
         for worker, assignment in assigned:
             if assignment.kind is Kind.SCREEN and assignment.hypothesis.agent == "command":
                 assignment = self._with_memory(assignment)
             bundle = None if worker.node.hub else self.commits.bundle_for(worker.name, _needs(assignment))
-            ref = worker.actor.run.remote(assignment, bundle)
-            worker.busy = ref
-            self.running[ref] = (worker, assignment.experiment_id)
-            self.started_at[assignment.experiment_id] = time.time()
+            self.running[worker.actor.run.remote(assignment, bundle)] = (assignment.experiment_id, time.time())
         if pending is not None:
             self._saved(pending)  # its events (the results') are shown before the new assignments
         for worker, assignment in assigned:
@@ -364,9 +363,8 @@ class Coordinator:
 
     def _collect(self, ref) -> None:
         """Hand a finished experiment (or its worker's death) to the campaign; the loop saves the turn's results."""
-        worker, experiment_id = self.running.pop(ref)
-        worker.busy = None
-        self.started_at.pop(experiment_id, None)
+        experiment_id, _ = self.running.pop(ref)
+        worker = self.pool.workers[self.campaign.in_flight[experiment_id][0]]
         try:
             result, branch = ray.get(ref)
         except RayActorError as error:
@@ -395,7 +393,8 @@ class Coordinator:
 
     def _live_state(self) -> LiveState:
         c = self.campaign
-        running = [Running(worker, e, a.hypothesis.id, a.kind.value, self.started_at.get(e, time.time()))
+        sent = dict(self.running.values())
+        running = [Running(worker, e, a.hypothesis.id, a.kind.value, sent.get(e, time.time()))
                    for e, (worker, a) in c.in_flight.items()]
         merging = sum(len(lineage.merges.pending()) for lineage in c.lineages.values())
         return LiveState(self.name, running, len(c.hypotheses.waiting()), merging, dict(c.statuses), self.best,

@@ -23,7 +23,6 @@ class PoolWorker:
     place: Place
     actor: object
     restarts: int = 0
-    busy: object = None  # the ObjectRef of the running experiment
 
     @property
     def name(self) -> str:
@@ -64,8 +63,9 @@ class WorkerPool:
             seed=None if hub else self.seed)
         return PoolWorker(place, actor, restarts)
 
-    def idle(self) -> list[PoolWorker]:
-        return [w for w in self.workers.values() if w.busy is None]
+    def idle(self, busy: set[str]) -> list[PoolWorker]:
+        """The workers not among `busy` (names: the campaign's in-flight experiments say which)."""
+        return [w for w in self.workers.values() if w.name not in busy]
 
     def replace(self, worker: PoolWorker) -> bool:
         """A worker died: kill what it left running on its node, start a new actor on its CPU set (same name, node
@@ -82,7 +82,6 @@ class WorkerPool:
         were killed."""
         for worker in self.workers.values():
             ray.kill(worker.actor, no_restart=True)
-            worker.busy = None
         # Here always (the campaign's processes on this node), and on every other node with workers.
         prefix = campaign_tag(self.key)
         return kill_tagged(prefix) + kill_on_nodes(prefix, [w.node for w in self.workers.values() if not w.node.hub])
