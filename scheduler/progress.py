@@ -11,6 +11,7 @@ from rich.live import Live
 from farm.storage.live import LiveState, render
 
 SHOWN_EVENTS = ("build", "guard", "measure", "store_error")  # worth a line; all events are in the store
+REDRAW_SECONDS = 0.5  # the live view's state comes from the store actor: a query, not every turn
 
 
 class Progress:
@@ -18,6 +19,7 @@ class Progress:
         self.echo = echo
         self.started = time.monotonic()
         self.live = Live(console=Console(), auto_refresh=False, transient=True) if live else None
+        self.drawn_at = 0.0
 
     def say(self, message: str) -> None:
         line = f"[{time.monotonic() - self.started:6.0f}s] {message}"
@@ -33,12 +35,14 @@ class Progress:
                 self.say(f"{worker} {experiment_id}: {message}")
 
     def show(self, state: Callable[[], LiveState], phases: Callable[[], dict]) -> None:
-        """Redraw the live view (only on a terminal: the callables are not called otherwise)."""
-        if self.live is None:
+        """Redraw the live view (only on a terminal, and at most every REDRAW_SECONDS: the callables are not
+        called otherwise)."""
+        if self.live is None or time.monotonic() - self.drawn_at < REDRAW_SECONDS:
             return
         if not self.live.is_started:
             self.live.start()
         self.live.update(render(state(), phases()), refresh=True)
+        self.drawn_at = time.monotonic()
 
     def stop(self) -> None:
         if self.live is not None and self.live.is_started:

@@ -35,7 +35,7 @@ from farm.node import sandbox
 from farm.node.cpusets import affinity, available_cpus, spare_cpus
 from farm.node.processes import RAY_SESSION_FILE, campaign_tag, kill_campaign_leftovers, kill_tagged, run_key
 from farm.records import INTEGRATED, Assignment, ExperimentResult, Kind, Status
-from farm.storage.live import LiveState, Running, board_phases
+from farm.storage.live import LiveState, board_phases
 from farm.storage.store_writes import AddHypotheses, FinishCampaign, MarkLost, ResumeCampaign, StartCampaign
 from scheduler.campaign import Campaign
 from scheduler.progress import Progress
@@ -90,8 +90,6 @@ class Coordinator:
         self.db = db
         self.resume = resume
         self.progress = Progress(echo, live)
-        self.best: tuple[str, float] | None = None  # the best kept screen: (hypothesis, effect)
-        self.blocks = 0  # blocks measured
         self.name = config.campaign
         self.integrated = f"farm/{self.name}/integrated"
         self.repo = prepare_target(config, workdir)
@@ -385,20 +383,10 @@ class Coordinator:
                 self.commits.received(worker.name, result.commit)
             except WorktreeError as error:
                 result = _internal_error(worker, experiment_id, error)
-        self.blocks += result.blocks or 0
-        if assignment.kind is Kind.SCREEN and result.status is Status.KEEP and result.effect and \
-                (self.best is None or result.effect < self.best[1]):
-            self.best = (assignment.hypothesis.id, result.effect)
         self.campaign.finish(result)
 
     def _live_state(self) -> LiveState:
-        c = self.campaign
-        sent = dict(self.running.values())
-        running = [Running(worker, e, a.hypothesis.id, a.kind.value, sent.get(e, time.time()))
-                   for e, (worker, a) in c.in_flight.items()]
-        merging = sum(len(lineage.merges.pending()) for lineage in c.lineages.values())
-        return LiveState(self.name, running, len(c.hypotheses.waiting()), merging, dict(c.statuses), self.best,
-                         self.blocks, len(c.landed))
+        return ray.get(self.store.live_state.remote())
 
     def _print_events(self) -> None:
         self.progress.events(ray.get(self.store.drain_events.remote()))

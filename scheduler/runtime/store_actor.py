@@ -19,6 +19,7 @@ import time
 import ray
 
 from farm.records import Block, Sample
+from farm.storage.live import LiveState, from_store
 from farm.storage.store import Store, snapshot_path, storable_text, write_snapshot
 from farm.storage.store_writes import Write
 
@@ -92,6 +93,12 @@ class StoreActor:
             return
         write_snapshot(self.store.con, self.snapshot)
         self.snapshot_due = now + max(SNAPSHOT_SECONDS, 10 * (time.time() - now))
+
+    def live_state(self) -> LiveState:
+        """The campaign's live view, computed as `farm status` computes it (farm/storage/live.py), from the
+        store: the same counts in both, and the same after --resume."""
+        self._flush()
+        return from_store(self.store.con, self.campaign)
 
     def query(self, sql: str, params: list | None = None):
         self._flush()

@@ -89,3 +89,39 @@ def test_a_block_the_store_refuses_is_reported_and_the_store_actor_writes_on(loc
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT kind, count(*) FROM events GROUP BY 1 ORDER BY 1").fetchall() == [
         ("guard", 1), ("store_error", 1)]
+
+
+def test_the_live_view_of_farm_run_is_farm_status_and_survives_a_new_store_actor(local_ray, tmp_path):
+    # `farm run` used to count blocks and the best keep itself (from zero again after --resume), while `farm
+    # status` counted from the store: now both are farm/storage/live.py's from_store.
+    from farm.records import ExperimentResult, Hypothesis, Status
+    from farm.storage.live import from_store
+    from farm.storage.store import Store, open_readonly
+    from farm.storage.store_writes import FinishExperiment, StartExperiment
+    from stats import decide_benchmark
+    path = tmp_path / "f.duckdb"
+    store = Store(path)
+    hypotheses = [Hypothesis(f"h{i}", "s", "c", "t", "patch", "x") for i in range(3)]
+    store.start_campaign("c", "{}", "/repo", "main", "abc", "farm/c/integrated", 2)
+    store.add_hypotheses("c", hypotheses, {"s": "patch"})
+    now = time.time()
+    decision = decide_benchmark("loop", [1, 1.01, 0.99], [0.8, 0.81, 0.79], 0.02)
+    for i, (h, status) in enumerate(zip(hypotheses, (Status.KEEP, Status.DISCARD, Status.RUNNING))):
+        experiment = f"c-000{i + 1}"
+        store.apply("c", [StartExperiment(experiment, "c", h, "screen", "abc", f"farm/c/{experiment}", f"w{i % 2}",
+                                          (i % 2,))], None)
+        if status is not Status.RUNNING:
+            store.apply("c", [FinishExperiment(ExperimentResult(experiment, status, "r", f"w{i % 2}", (i % 2,), now,
+                                                                now, decisions=(decision,), blocks=4 + i,
+                                                                effect=0.8 if status is Status.KEEP else 1.0))],
+                        None)
+    store.close()
+    for _ in range(2):  # the campaign's store actor, and the one a resumed campaign starts
+        actor = StoreActor.remote(str(path), "c")
+        live = ray.get(actor.live_state.remote())
+        ray.get(actor.close.remote())
+        assert (live.blocks, live.best, live.statuses, live.waiting) == (9, ("h0", 0.8), {"keep": 1, "discard": 1}, 0)
+        assert [(r.worker, r.experiment) for r in live.running] == [("w0", "c-0003")]
+        con = open_readonly(path)
+        assert from_store(con, "c") == live
+        con.close()
