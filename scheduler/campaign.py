@@ -40,6 +40,7 @@ from farm.storage.store_writes import (
     Write,
 )
 from scheduler.acceptance_monitor import AcceptanceMonitor
+from scheduler.campaign_state import check_state
 from scheduler.hypothesis_queue import HypothesisQueue
 from scheduler.merge_queue import Kept, Lineage
 from scheduler.race import DROPPED, RACING, WINNER, Race
@@ -583,6 +584,7 @@ class Campaign:
             raise ValueError(f"stored campaign state version {version}, this farm reads "
                              f"{STATE_VERSION}; finish it with the farm version that started it, or start over "
                              f"with --fresh")
+        check_state(data)
         try:
             self._restore(data)
         except (KeyError, TypeError, AttributeError, IndexError) as error:  # its own ValueErrors say what differs

@@ -1,6 +1,7 @@
 """The campaign's decisions without Ray: assignment, lost attempts, stored state, resume (with a real store)."""
 import dataclasses
 import json
+import re
 import time
 
 import pytest
@@ -420,12 +421,29 @@ def test_a_budget_or_stop_rule_ends_the_screens_and_is_recorded_once(tmp_path, r
     assert restored.stopped == campaign.stopped and restored.assign("w0", (0,)) is None
 
 
-@pytest.mark.parametrize("edit", [lambda s: s.pop("lineages"), lambda s: s.update(statuses=[1, 2]),
-                                  lambda s: s["hypotheses"].clear(), lambda s: s.update(in_flight={"x": 3})])
-def test_a_malformed_saved_state_is_refused_in_one_line(tmp_path, edit):
-    # On main a saved state with a key missing or of the wrong type was a traceback on --resume.
+@pytest.mark.parametrize("edit, where", [
+    (lambda s: s.pop("lineages"), "lineages"), (lambda s: s.update(statuses=[1, 2]), "statuses"),
+    (lambda s: s["hypotheses"].clear(), "hypotheses.all"), (lambda s: s.update(in_flight={"x": 3}), "in_flight.x"),
+    (lambda s: s["lineages"]["integrated"].update(tip=7), "lineages.integrated.tip"),
+    (lambda s: s.update(surprise=1), "surprise")])
+def test_a_malformed_saved_state_is_refused_in_one_line_that_says_where(tmp_path, edit, where):
+    # On main a saved state with a key missing or of the wrong type was a traceback on --resume; the models of
+    # scheduler/campaign_state.py name the place.
     state = _campaign(tmp_path, ids=("h1", "h2")).to_dict()
     edit(state)
-    with pytest.raises(ValueError, match=r"^the saved campaign state is malformed \(\w+Error: .*\); start over "
-                                         r"with --fresh$"):
+    with pytest.raises(ValueError, match=rf"^the saved campaign state is malformed at {re.escape(where)}: .*; "
+                                         r"start over with --fresh$"):
         _campaign(tmp_path, ids=("h1", "h2")).restore(state)
+
+
+def test_a_saved_state_has_the_shape_of_its_model(tmp_path):
+    # What a campaign saves after a canary, a keep, a merge in flight and a reservation passes the model that
+    # --resume checks (saving does not validate: the coordinator saves every turn).
+    from scheduler.campaign_state import CampaignState
+    campaign = _campaign(tmp_path, ids=("h1", "h2", "h3"), workers=("w0", "w1"))
+    campaign.finish(_result(campaign.assign("w0", (0,)), Status.AA_CLEAN))
+    first = campaign.assign("w0", (0,))
+    campaign.finish(_result(first, Status.KEEP, effect=0.8, commit="c" * 40, ratio=0.8))
+    campaign.assign("w0", (0,))
+    campaign.assign("w1", (1,))
+    CampaignState.model_validate(json.loads(json.dumps(campaign.to_dict())))
