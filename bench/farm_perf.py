@@ -1029,13 +1029,36 @@ PART_FUNCTIONS = {"overhead": part_overhead, "slots": part_slots, "store": part_
                   "throughput": part_throughput, "startup": part_startup}
 
 
+def _cpu_busy(seconds: float = 1.0) -> float:
+    """The share of the machine's CPU time that was not idle over the next `seconds` (/proc/stat)."""
+    def reading() -> tuple[int, int]:
+        fields = [int(v) for v in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+    (total0, idle0), _ = reading(), time.sleep(seconds)
+    total1, idle1 = reading()
+    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def _wait_for_quiet(busy_below: float = 0.1, longest: float = 120.0) -> float:
+    """Wait until the machine has been at most `busy_below` busy for two seconds in a row (what the previous part
+    left behind, a Ray shutting down or a store's file being written back, has settled), at most `longest`
+    seconds; returns the seconds waited. The load average is no guide: it lags a minute behind."""
+    started = time.monotonic()
+    calm = 0
+    while calm < 2 and time.monotonic() - started < longest:
+        calm = calm + 1 if _cpu_busy() < busy_below else 0
+    return time.monotonic() - started
+
+
 def run_parts(parts, workdir: pathlib.Path, quick: bool) -> tuple[list[Figure], dict[str, str], dict[str, dict]]:
     """Every part in turn; one that fails is reported (its traceback printed) and the others still run.
     Returns the figures, the failures and per part its seconds and the machine's load before and after (other
     work on the machine shows there)."""
     figures, failures, seconds = [], {}, {}
     for name in parts:
-        print(f"== {name} (load average {os.getloadavg()[0]:.2f})", flush=True)
+        waited = _wait_for_quiet()
+        print(f"== {name} (load average {os.getloadavg()[0]:.2f}; waited {waited:.0f} s for a quiet machine)",
+              flush=True)
         load_before = os.getloadavg()[0]
         started = time.monotonic()
         try:
@@ -1048,7 +1071,8 @@ def run_parts(parts, workdir: pathlib.Path, quick: bool) -> tuple[list[Figure], 
             figures.extend(found)
             for figure in found:
                 print(figure.line(), flush=True)
-        seconds[name] = {"seconds": time.monotonic() - started, "loadavg_1m_before": load_before,
+        seconds[name] = {"seconds": time.monotonic() - started, "waited_for_quiet_s": waited,
+                         "loadavg_1m_before": load_before,
                          "loadavg_1m_after": os.getloadavg()[0]}
         print(f"({name}: {seconds[name]['seconds']:.0f} s)", flush=True)
     return figures, failures, seconds
