@@ -1,8 +1,9 @@
--- The farm's DuckDB schema, version 6. Bump SCHEMA_VERSION in farm/storage/store.py and add a
+-- The farm's DuckDB schema, version 7. Bump SCHEMA_VERSION in farm/storage/store.py and add a
 -- migration there when this file changes. Version 2 added `blocks`; version 3 `experiments.retry_of`,
 -- `experiments.agent_notes` and `campaign_state`; version 4 `experiments.lineage`, `merges.lineage`,
 -- `allocations` and the view `race_results`; version 5 `phases`; version 6 `samples.peak_rss` and
--- `agent_runs`. Added columns go last (ALTER TABLE adds them there).
+-- `agent_runs`; version 7 `campaign_state_parts` (the view `campaign_state` assembles them). Added columns go
+-- last (ALTER TABLE adds them there).
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -195,8 +196,14 @@ CREATE TABLE IF NOT EXISTS agent_runs (  -- every run of a command agent (first 
     finished_at TIMESTAMP NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS campaign_state (  -- the coordinator's whole state, saved with every change: --resume
-    campaign VARCHAR PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS campaign_state_parts (  -- the coordinator's state for --resume, a part per row:
+    campaign VARCHAR NOT NULL,       -- each save writes only the parts that changed
+    part VARCHAR NOT NULL,           -- a top-level key of the state, or hypotheses.<key> (scheduler/campaign_state.py)
     state JSON NOT NULL,             -- queues, merge queue, landed order, A/A logs, control charts (scheduler/campaign.py)
-    saved_at TIMESTAMP NOT NULL
+    saved_at TIMESTAMP NOT NULL,     -- when this part last changed
+    PRIMARY KEY (campaign, part)
 );
+
+CREATE VIEW IF NOT EXISTS campaign_state AS  -- the state as one JSON object per campaign
+    SELECT campaign, json_group_object(part, state) AS state, max(saved_at) AS saved_at
+    FROM campaign_state_parts GROUP BY campaign;

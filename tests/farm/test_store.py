@@ -1,3 +1,4 @@
+import json
 import time
 
 import duckdb
@@ -149,7 +150,8 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     now = time.time()
     store.add_block(block("c-0001", 0, now), [Sample("c-0001", "ref", 0, "x", 1.5, "s", (1,), 42, now, now)])
     store.con.execute("DROP TABLE blocks")
-    store.con.execute("DROP TABLE campaign_state")
+    store.con.execute("DROP VIEW campaign_state")
+    store.con.execute("DROP TABLE campaign_state_parts")
     store.con.execute("ALTER TABLE experiments DROP COLUMN retry_of")
     store.con.execute("ALTER TABLE experiments DROP COLUMN agent_notes")
     store.con.execute("ALTER TABLE experiments DROP COLUMN lineage")
@@ -175,6 +177,37 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
               "ORDER BY table_name, ordinal_position"
     migrated = duckdb.connect(str(path), read_only=True)
     assert migrated.execute(columns).fetchall() == fresh.con.execute(columns).fetchall()
+
+
+def test_a_version_6_state_is_split_into_parts_and_only_changed_parts_are_written_again(tmp_path):
+    path = tmp_path / "f.duckdb"
+    state = {"version": 9, "counter": 3, "hypotheses": {"all": ["h1", "h2"], "settled": ["h1"]},
+             "planners": {"plans": {"done": True}}, "text": "caf\u00e9"}
+    store = Store(path)  # made at today's version, then put back to 6 with the state in one row
+    store.con.execute("DROP VIEW campaign_state")
+    store.con.execute("DROP TABLE campaign_state_parts")
+    store.con.execute("CREATE TABLE campaign_state (campaign VARCHAR PRIMARY KEY, state JSON NOT NULL, "
+                      "saved_at TIMESTAMP NOT NULL)")
+    store.con.execute("INSERT INTO campaign_state VALUES ('c', ?, now())", [json.dumps(state)])
+    store.con.execute("DELETE FROM schema_version")
+    store.con.execute("INSERT INTO schema_version VALUES (6)")
+    store.close()
+    store = Store(path)
+    assert store.load_state("c") == state
+    assert json.loads(store.query("SELECT state FROM campaign_state WHERE campaign = 'c'")[1][0][0])["counter"] == 3
+    migrated = store.query("SELECT part FROM campaign_state_parts ORDER BY part")[1]
+    assert migrated == [("counter",), ("hypotheses",), ("planners",), ("text",), ("version",)]
+    store.apply("c", [], state)  # the hypothesis queue's keys become parts of their own
+    before = dict(store.query("SELECT part, saved_at FROM campaign_state_parts")[1])
+    assert set(before) == {"version", "counter", "hypotheses.all", "hypotheses.settled", "planners", "text"}
+    assert store.load_state("c") == state
+    time.sleep(0.01)
+    store.apply("c", [], {**state, "counter": 4, "hypotheses": {"all": ["h1", "h2"], "settled": ["h1", "h2"]}})
+    after = dict(store.query("SELECT part, saved_at FROM campaign_state_parts")[1])
+    assert {part for part in after if after[part] != before[part]} == {"counter", "hypotheses.settled"}
+    store.apply("c", [], {"version": 9, "counter": 5})  # parts no longer in the state go
+    assert store.load_state("c") == {"version": 9, "counter": 5}
+    store.close()
 
 
 def test_newer_schema_is_refused_with_what_to_do(tmp_path):
