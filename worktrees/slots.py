@@ -36,16 +36,23 @@ class Slot:
         checkout and commit write), without a git process; git's rev-parse where they say otherwise (a packed
         ref, a symbolic ref elsewhere)."""
         try:
-            admin = self.admin_dir()
-            target = (admin / "HEAD").read_text().strip()
-            if target.startswith("ref: refs/heads/"):
-                common = admin / (admin / "commondir").read_text().strip()
-                target = (common / target[len("ref: "):]).read_text().strip()
+            head, ref = self.head_files()
+            target = (ref or head).decode(errors="replace").strip()
             if _COMMIT_ID.fullmatch(target):
                 return target
         except OSError:
             pass
         return self.git("rev-parse", "HEAD")
+
+    def head_files(self) -> tuple[bytes, bytes]:
+        """The worktree's HEAD file, and the loose ref file it names (b"" when HEAD holds a commit); OSError when
+        one cannot be read (a packed ref)."""
+        admin = self.admin_dir()
+        head = (admin / "HEAD").read_bytes()
+        if not head.startswith(b"ref: "):
+            return head, b""
+        common = admin / (admin / "commondir").read_text().strip()
+        return head, (common / head[len(b"ref: "):].strip().decode(errors="surrogateescape")).read_bytes()
 
     def admin_dir(self) -> pathlib.Path:
         """The worktree's administrative directory, read from its `.git` file (no git process)."""
@@ -274,13 +281,8 @@ class _Fingerprint:
                 if len(entries) > cls.MAX_ENTRIES:
                     return None
         try:
-            admin = slot.admin_dir()
-            head = (admin / "HEAD").read_bytes()
-            ref = b""
-            if head.startswith(b"ref: "):  # a branch: its loose ref (a packed one has no fingerprint)
-                common = admin / (admin / "commondir").read_text().strip()
-                ref = (common / head[len(b"ref: "):].strip().decode(errors="surrogateescape")).read_bytes()
-            index = (admin / "index").stat()
+            head, ref = slot.head_files()  # a branch's packed ref: no fingerprint
+            index = (slot.admin_dir() / "index").stat()
         except OSError:
             return None
         return cls(tuple(sorted(entries)), (head, ref, index.st_size, index.st_ino, index.st_mtime_ns,

@@ -107,24 +107,33 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _ends_within(proc: subprocess.Popen, timeout: float) -> bool:
-    """Whether the command ends within `timeout` seconds. It is waited for without polling, on a pidfd (Linux 5.3):
-    Popen.wait(timeout) sleeps in steps of up to 50 ms and noticed each command's end 15 ms late on average, and
-    a timer thread per command cost about 1 ms to start."""
+def _exits_within(pid: int, timeout: float) -> bool | None:
+    """Whether process `pid` ends within `timeout` seconds, waited for on a pidfd (Linux 5.3), without polling;
+    None where no pidfd can be had (an older kernel, or the process is gone and reaped already)."""
     try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # an older kernel: Popen's own wait
-        try:
-            proc.wait(timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         return bool(poller.poll(max(timeout, 0.0) * 1000))
     finally:
         os.close(pidfd)
+
+
+def _ends_within(proc: subprocess.Popen, timeout: float) -> bool:
+    """Whether the command ends within `timeout` seconds. On a pidfd: Popen.wait(timeout) sleeps in steps of up
+    to 50 ms and noticed each command's end 15 ms late on average, and a timer thread per command cost about
+    1 ms to start."""
+    ended = _exits_within(proc.pid, timeout)
+    if ended is not None:
+        return ended
+    try:  # an older kernel: Popen's own wait
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _await_namespace_end(info_read: int) -> None:
@@ -139,19 +148,10 @@ def _await_namespace_end(info_read: int) -> None:
         return  # bwrap failed before it started anything
     finally:
         os.close(info_read)
-    try:
-        pidfd = os.pidfd_open(init)
-    except (AttributeError, OSError):
-        return  # gone already, or an older kernel
-    try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        if not poller.poll(KILL_GRACE_SECONDS * 1000):
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            poller.poll(KILL_GRACE_SECONDS * 1000)
-    finally:
-        os.close(pidfd)
+    if _exits_within(init, KILL_GRACE_SECONDS) is False:  # None: gone already, or an older kernel
+        with contextlib.suppress(OSError):
+            os.kill(init, signal.SIGKILL)
+        _exits_within(init, KILL_GRACE_SECONDS)
 
 
 def _read_report(report) -> int | None:
