@@ -18,8 +18,8 @@ in a tiny mode):
                 on one whose benchmark makes an experiment last about 5 s.
 2. slots        reusing a worktree slot (SlotPool.slot + Slot.reset) against `git worktree add` and a fresh
                 `git clone`, on the C++ fixture and on a generated 20,000-file repository.
-3. store        1,000,000 samples into a DuckDB file through the store actor's observe, then every
-                cookbook recipe on that store.
+3. store        1,000,000 samples into a DuckDB file through the store actor's observe and the
+                coordinator's drains (each writes what came in), then every cookbook recipe on that store.
 4. throughput   the real coordinator loop with 8, 32 and 64 synthetic workers whose experiments sleep
                 through their phases for 2 s, against the ideal workers / 2 s.
 5. startup      `farm validate configs/demo.yaml` and `farm doctor`, each in a fresh interpreter.
@@ -386,6 +386,7 @@ def part_slots(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
 BENCHMARKS = 5  # the fixture's (and the demo's) benchmarks: a block is 2 arms x 5 = 10 samples
 BLOCKS_PER_EXPERIMENT = 10  # a measured experiment's blocks (the default looks run from 3 to 20)
 WORKERS_SENDING = 64  # blocks in flight at once: 64 workers, each waiting for its own block to be stored
+DRAIN_SECONDS = 1.0  # the coordinator drains the store actor's events at least this often
 STORE_CAMPAIGN = "perfstore"
 
 
@@ -448,6 +449,13 @@ def _block(experiment_id: str, worker: str, number: int):
     samples = [Sample(experiment_id, arm, number, f"b{k}", 0.1 * (k + 1) * (1.0 + 0.01 * ((number + k) % 3)), "s",
                       cpus, 1000 + number, now, now) for arm in order for k in range(BENCHMARKS)]
     return Block(experiment_id, number, worker, ",".join(order), now, now, 1.0, 2400.0, None, 0.0), samples
+
+
+def _observations(experiment_id: str, worker: str, blocks: int = BLOCKS_PER_EXPERIMENT, events=(), phases=()):
+    """An experiment's blocks (and events and phase rows) as its worker sends them to the store actor."""
+    from farm.records import Observations
+
+    return Observations.of([_block(experiment_id, worker, number) for number in range(blocks)], events, phases)
 
 
 def _result(e: dict, decisions: bool):
@@ -551,22 +559,28 @@ def _top_up(store, ray, pending: list[dict]) -> int:
 def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float) -> dict:
     """Blocks of the measured experiments, in order, through observe: one call per experiment, as a worker
     sends the blocks of measurement.send_every seconds (2 s) when its blocks come faster, with
-    WORKERS_SENDING calls in flight and
-    every one awaited, until `samples` samples are stored or `deadline_s` has passed. Returns what was
-    stored, how long it took and the experiments whose blocks were not sent."""
+    WORKERS_SENDING calls in flight and every one awaited, and a drain_events call every DRAIN_SECONDS as the
+    coordinator's turns make (each writes what came in since the last to the file, and takes a snapshot for
+    readers every 5 s), until `samples` samples are stored or `deadline_s` has passed; the time includes the
+    last drain, which writes the rest. Returns what was stored, how long it took and the experiments whose
+    blocks were not sent."""
     in_flight: list = []
     stored = 0
     sent_blocks = calls = 0
     progress = [(0.0, 0)]  # (seconds, samples stored) after each experiment: is the rate steady?
     measured = [e for e in experiments if e["measured"]]
     started = time.perf_counter()
-    reached = 0
+    drained_at = started
+    reached = drains = 0
     for e in measured:
         queued = len(in_flight) * BLOCKS_PER_EXPERIMENT * 2 * BENCHMARKS
         if stored + queued >= samples or time.perf_counter() - started > deadline_s:
             break
-        in_flight.append(store.observe.remote([_block(e["id"], e["worker"], number)
-                                                  for number in range(BLOCKS_PER_EXPERIMENT)]))
+        if time.perf_counter() - drained_at >= DRAIN_SECONDS:
+            ray.get(store.drain_events.remote())
+            drained_at = time.perf_counter()
+            drains += 1
+        in_flight.append(store.observe.remote(_observations(e["id"], e["worker"])))
         sent_blocks += BLOCKS_PER_EXPERIMENT
         calls += 1
         if len(in_flight) >= WORKERS_SENDING:
@@ -574,11 +588,14 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
         reached += 1
         progress.append((time.perf_counter() - started, stored))
     stored += sum(ray.get(in_flight))
+    last_drain = time.perf_counter()
+    ray.get(store.drain_events.remote())
     elapsed = time.perf_counter() - started
     middle = next((point for point in progress if point[1] >= stored / 2), (elapsed / 2, stored / 2))
     first_half = middle[1] / middle[0] if middle[0] > 0 else None
     second_half = (stored - middle[1]) / (elapsed - middle[0]) if elapsed > middle[0] else None
     return {"samples_ingested": stored, "blocks_sent": sent_blocks, "calls": calls, "seconds": elapsed,
+            "drains": drains + 1, "last_drain_s": elapsed - (last_drain - started),
             "samples_per_s": stored / elapsed, "samples_per_s_first_half": first_half,
             "samples_per_s_second_half": second_half, "sent": measured[:reached], "pending": measured[reached:]}
 
@@ -586,8 +603,8 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
 class _NoStore:
     """Takes observe as the store actor does and stores nothing: the cost of the Ray calls alone."""
 
-    def observe(self, blocks) -> int:
-        return sum(len(samples) for _, samples in blocks)
+    def observe(self, observations) -> int:
+        return observations.sample_count
 
 
 def _pickled_by_value(ray) -> None:
@@ -601,12 +618,11 @@ def _ray_calls_alone(ray, calls: int) -> float:
     """Seconds for `calls` observe calls, sent as _ingest sends them, to an actor that stores nothing."""
     _pickled_by_value(ray)
     sink = ray.remote(num_cpus=0)(_NoStore).remote()
-    ray.get(sink.observe.remote([_block("warm-000001", "w0", 0)]))
+    ray.get(sink.observe.remote(_observations("warm-000001", "w0", blocks=1)))
     in_flight = []
     started = time.perf_counter()
     for number in range(calls):
-        in_flight.append(sink.observe.remote([_block(f"calls-{number:06d}", "w0", block)
-                                                 for block in range(BLOCKS_PER_EXPERIMENT)]))
+        in_flight.append(sink.observe.remote(_observations(f"calls-{number:06d}", "w0")))
         if len(in_flight) >= WORKERS_SENDING:
             ray.get(in_flight.pop(0))
     ray.get(in_flight)
@@ -615,16 +631,24 @@ def _ray_calls_alone(ray, calls: int) -> float:
     return elapsed
 
 
-def _direct_rate(path: pathlib.Path, blocks: int) -> float:
-    """Samples per second of Store.add_block called directly (no Ray) on a scratch copy of the schema: how
-    much of the actor's time is DuckDB's."""
+def _direct_rate(path: pathlib.Path, flushes: int, calls_per_flush: int = 100) -> float:
+    """Samples per second of Store.add_observations called directly (no Ray) on a scratch store, each call
+    with what `calls_per_flush` observe calls bring (as a flush of the store actor writes them): how much of
+    the actor's time is DuckDB's."""
+    from farm.records import Observations
     from farm.storage.store import Store
 
     store = Store(path)
     try:
+        batches = []
+        for flush in range(flushes):
+            batches.append(Observations())
+            for call in range(calls_per_flush):
+                batches[-1].extend(_observations(f"direct-{flush:04d}-{call:04d}", "w0"))
         started = time.perf_counter()
-        stored = sum(store.add_block(*_block("direct-000001", "w0", number)) for number in range(blocks))
-        return stored / (time.perf_counter() - started)
+        for batch in batches:
+            store.add_observations(STORE_CAMPAIGN, batch)
+        return sum(batch.sample_count for batch in batches) / (time.perf_counter() - started)
     finally:
         store.close()
 
@@ -688,7 +712,7 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
         ray.get(store.close.remote())
         ray.kill(store)
         calls_alone = _ray_calls_alone(ray, ingest["calls"])
-    direct = _direct_rate(workdir / "direct.duckdb", 100 if tiny else 1000)
+    direct = _direct_rate(workdir / "direct.duckdb", 1 if tiny else 10)
     # The store actor copies the whole file for readers every SNAPSHOT_SECONDS, on the caller's time: how
     # long one copy of this store takes.
     from farm.storage.store import Store
@@ -764,9 +788,9 @@ class _SyntheticHost:
                           for k, r in enumerate(ratios))
         # What a real worker sends when its experiment ends (and every measurement.send_every seconds, 2 s by
         # default): its blocks, phase rows and events in one call, awaited.
-        await self.store.observe.remote(blocks=[_block(exp, worker, number) for number in range(SYNTHETIC_BLOCKS)],
-                                        events=[(time.time(), worker, exp, "verdict", f"{status.value}: {reason}")],
-                                        phases=phases)
+        await self.store.observe.remote(_observations(
+            exp, worker, SYNTHETIC_BLOCKS, events=[(time.time(), worker, exp, "verdict", f"{status.value}: {reason}")],
+            phases=phases))
         # (the result, no branch bundle): what WorkerActor.run returns for a worker on the coordinator's node
         return ExperimentResult(exp, status, reason, worker, tuple(cpus), started, time.time(), commit=None,
                                 decisions=decisions, blocks=SYNTHETIC_BLOCKS, effect=1.0 + sum(noise) / BENCHMARKS,

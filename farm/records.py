@@ -3,7 +3,7 @@ samples, results, and the closed vocabulary of experiment outcomes."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from farm.coding_agents.agent_spend import Spend
 from stats.verdicts import BenchmarkDecision
@@ -151,3 +151,76 @@ class Block:
     cpu_mhz: float | None  # the mean clock of the worker's CPUs after each arm; None if the machine does not say
     others: str | None  # the other workers' phases, e.g. "w1:build"; None when no other worker published one
     waited_s: float  # seconds spent waiting for the measurement lock before the block
+
+
+SAMPLE_COLUMNS = tuple(f.name for f in fields(Sample))
+
+
+@dataclass
+class Observations:
+    """What a worker observed and has not sent yet, in the form it travels in to the store actor and is written
+    in: blocks as records, their samples as columns (a list per field of Sample, the block's samples one after
+    the other), events (unix time, worker, experiment id, kind, message) and phase rows (worker, experiment id,
+    phase, unix start, unix end).
+
+    Columns because a call with a hundred samples then pickles a dozen lists instead of a hundred objects (half
+    of a call's cost), the store actor holds no object per sample, and the store inserts each column in one
+    piece (farm/storage/store.py)."""
+
+    blocks: list[Block] = field(default_factory=list)
+    sample_counts: list[int] = field(default_factory=list)  # each block's samples, in order
+    samples: dict[str, list] = field(default_factory=lambda: {name: [] for name in SAMPLE_COLUMNS})
+    events: list[tuple] = field(default_factory=list)
+    phases: list[tuple] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, blocks: list[tuple[Block, list[Sample]]] = (), events: list[tuple] = (),
+           phases: list[tuple] = ()) -> Observations:
+        observations = cls(events=list(events), phases=list(phases))
+        for block, samples in blocks:
+            observations.add_block(block, samples)
+        return observations
+
+    def add_block(self, block: Block, samples: list[Sample]) -> None:
+        self.blocks.append(block)
+        self.sample_counts.append(len(samples))
+        for name, column in self.samples.items():
+            column.extend(getattr(sample, name) for sample in samples)
+
+    def extend(self, other: Observations) -> None:
+        self.blocks += other.blocks
+        self.sample_counts += other.sample_counts
+        for name, column in self.samples.items():
+            column += other.samples[name]
+        self.events += other.events
+        self.phases += other.phases
+
+    def __bool__(self) -> bool:
+        return bool(self.blocks or self.events or self.phases)
+
+    @property
+    def sample_count(self) -> int:
+        return len(self.samples["value"])
+
+    def sample_workers(self) -> list[str]:
+        """The worker of each sample (its block's)."""
+        return [block.worker for block, count in zip(self.blocks, self.sample_counts) for _ in range(count)]
+
+    def each_alone(self) -> list[tuple[str, str | None, str | None, Observations]]:
+        """Each block with its samples, each event and each phase as observations of their own, with what it is
+        in words, its worker and its experiment id: to be written one at a time when a batch was refused."""
+        parts = []
+        start = 0
+        for block, count in zip(self.blocks, self.sample_counts):
+            alone = Observations([block], [count], {name: column[start:start + count]
+                                                    for name, column in self.samples.items()})
+            start += count
+            parts.append((f"block {block.block} of {block.experiment_id} and its {count} sample(s)", block.worker,
+                          block.experiment_id, alone))
+        for event in self.events:
+            _, worker, experiment_id, kind, _ = event
+            parts.append((f"a {kind!r} event", worker, experiment_id, Observations(events=[event])))
+        for phase in self.phases:
+            worker, experiment_id, name, _, _ = phase
+            parts.append((f"a {name!r} phase", worker, experiment_id, Observations(phases=[phase])))
+        return parts

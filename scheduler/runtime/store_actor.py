@@ -18,7 +18,7 @@ import time
 
 import ray
 
-from farm.records import Block, Sample
+from farm.records import Observations
 from farm.storage.live import LiveState, from_store
 from farm.storage.store import Store, snapshot_path, storable_text, write_snapshot
 from farm.storage.store_writes import Write
@@ -34,23 +34,17 @@ class StoreActor:
         self.snapshot = snapshot_path(path)
         self.snapshot_due = 0.0  # when the next snapshot may be written
         self.pending_events: list[tuple] = []  # not yet drained by the coordinator
-        self.unwritten_blocks: list[tuple[Block, list[Sample]]] = []  # not yet in the file: written in batches
-        self.unwritten_events: list[tuple] = []
-        self.unwritten_phases: list[tuple] = []  # (worker, experiment, phase, start, end)
+        self.unwritten = Observations()  # not yet in the file: written in batches
 
-    def observe(self, blocks: list[tuple[Block, list[Sample]]] = (), events: list[tuple] = (),
-                phases: list[tuple] = ()) -> int:
-        """What a worker observed since its last call, written with the next flush: measurement blocks with their
-        samples, events (time, worker, experiment id, kind, message) and phase rows (worker, experiment id,
-        phase, start, end). Returns the samples taken."""
-        self.unwritten_blocks += blocks
+    def observe(self, observations: Observations) -> int:
+        """What a worker observed since its last call (farm/records.py), written with the next flush. Returns the
+        samples taken."""
         # Storable text from here on: the coordinator prints these too, and a lone surrogate fails that as well.
-        rows = [(ts, storable_text(worker), storable_text(experiment), kind, storable_text(message))
-                for ts, worker, experiment, kind, message in events]
-        self.pending_events += rows
-        self.unwritten_events += rows
-        self.unwritten_phases += phases
-        return sum(len(samples) for _, samples in blocks)
+        observations.events = [(ts, storable_text(worker), storable_text(experiment), kind, storable_text(message))
+                               for ts, worker, experiment, kind, message in observations.events]
+        self.pending_events += observations.events
+        self.unwritten.extend(observations)
+        return observations.sample_count
 
     def apply(self, writes: list[Write], state: dict | None) -> list[tuple]:
         """The coordinator's writes of one step (farm/storage/store_writes.py) and the campaign state they lead to
@@ -71,11 +65,10 @@ class StoreActor:
     def _flush(self) -> None:
         """The blocks, events and phases received since the last flush, in one transaction (rows the store
         refuses left out, with a `store_error` event each, which the coordinator shows)."""
-        if self.unwritten_blocks or self.unwritten_events or self.unwritten_phases:
-            blocks, events, phases = self.unwritten_blocks, self.unwritten_events, self.unwritten_phases
+        if self.unwritten:
             # Taken out before the write: whatever happens to it, no row stays here to fail the next one.
-            self.unwritten_blocks, self.unwritten_events, self.unwritten_phases = [], [], []
-            self.pending_events += self.store.add_observations(self.campaign, blocks, events, phases)
+            observations, self.unwritten = self.unwritten, Observations()
+            self.pending_events += self.store.add_observations(self.campaign, observations)
 
     def drain_events(self) -> list[tuple]:
         """Events since the last call, oldest first (and writes what was received to the file as one batch)."""

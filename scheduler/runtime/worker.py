@@ -15,7 +15,7 @@ from farm.experiment.runner import Pinning, run_command
 from farm.node.measurement_lock import MeasurementLock
 from farm.node.node_state import PhaseBoard
 from farm.node.processes import campaign_tag, run_key
-from farm.records import Assignment, Block, ExperimentResult, Kind, Sample
+from farm.records import Assignment, Block, ExperimentResult, Kind, Observations, Sample
 from worktrees import SlotPool, TargetRepo
 from worktrees.transport import SHIP_PREFIX, branch_bundle, fetch_bundle, node_clone
 
@@ -61,7 +61,7 @@ class WorkerActor:
         self.store = store
         # What the worker observed and has not sent yet (blocks with their samples, events, phase rows), and the
         # last call that sent some: calls to one actor run in order, so waiting for it waits for all before it.
-        self.outbox: dict[str, list] = {"blocks": [], "events": [], "phases": []}
+        self.outbox = Observations()
         self.last_send = None
         self.send_every = config.measurement.send_every
         self.sent_at = time.monotonic()
@@ -77,23 +77,25 @@ class WorkerActor:
     # 64 workers its queue held up the coordinator's own writes (docs/performance.md).
 
     def _send_block(self, block: Block, samples: list[Sample]) -> None:
-        self._post("blocks", (block, samples))
+        self.outbox.add_block(block, samples)
+        self._send_when_due()
 
     def _send_event(self, experiment_id: str, kind: str, message: str) -> None:
-        self._post("events", (time.time(), self.name, experiment_id, kind, message))
+        self.outbox.events.append((time.time(), self.name, experiment_id, kind, message))
+        self._send_when_due()
 
     def _send_phase(self, phase: str, experiment_id: str | None, start: float, end: float) -> None:
-        self._post("phases", (self.name, experiment_id, phase, start, end))
+        self.outbox.phases.append((self.name, experiment_id, phase, start, end))
+        self._send_when_due()
 
-    def _post(self, kind: str, row) -> None:
-        self.outbox[kind].append(row)
+    def _send_when_due(self) -> None:
         if time.monotonic() - self.sent_at >= self.send_every:
             self._send()
 
     def _send(self) -> None:
-        if any(self.outbox.values()):
-            self.last_send = self.store.observe.remote(**self.outbox)
-            self.outbox = {"blocks": [], "events": [], "phases": []}
+        if self.outbox:
+            self.last_send = self.store.observe.remote(self.outbox)
+            self.outbox = Observations()
         self.sent_at = time.monotonic()
 
     def _sent(self) -> None:

@@ -5,7 +5,7 @@ import duckdb
 import pytest
 
 from farm.errors import StoreError
-from farm.records import Block, ExperimentResult, Hypothesis, Sample, Status
+from farm.records import Block, ExperimentResult, Hypothesis, Observations, Sample, Status
 from farm.storage.store import SCHEMA_VERSION, Store, open_readonly
 from farm.storage.store_writes import AddArtifact, FinishExperiment, StartExperiment
 from stats import decide_benchmark
@@ -103,7 +103,7 @@ def test_a_row_the_store_refuses_is_left_out_reported_and_never_costs_the_others
               (block("c-0003", 0, now), _samples("c-0003", 0, now))]
     events = [(now, "w0", "c-0001", "measure", "block 1"), (now, "w1", "c-0002", "measure", "block 1")]
     phases = [("w0", "c-0001", "measure", now, now + 1)]
-    refused = store.add_observations("c", blocks, events, phases)
+    refused = store.add_observations("c", Observations.of(blocks, events, phases))
 
     assert [(worker, exp, kind) for _, worker, exp, kind, _ in refused] == [("w0", "c-0002", "store_error")]
     message = refused[0][4]
@@ -116,8 +116,32 @@ def test_a_row_the_store_refuses_is_left_out_reported_and_never_costs_the_others
         ("c-0001", "measure", "block 1"), ("c-0002", "measure", "block 1"), ("c-0002", "store_error", message)]
     assert store.query("SELECT count(*) FROM phases")[1] == [(1,)]
     # Nothing of the refused batch lingers: the next write is stored as usual.
-    assert store.add_observations("c", [(block("c-0004", 0, now), _samples("c-0004", 0, now))], [], []) == []
+    assert store.add_observations("c", Observations.of([(block("c-0004", 0, now), _samples("c-0004", 0, now))])) == []
     assert store.query("SELECT count(*) FROM samples WHERE experiment_id = 'c-0004'")[1] == [(2,)]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Asia/Kolkata"])
+def test_sample_times_are_stored_as_the_other_tables_store_times(tmp_path, monkeypatch, zone):
+    # Samples are inserted column by column from NumPy (Store._insert_samples), the other tables' times through
+    # datetime.fromtimestamp: both must give the same local time, to the microsecond, on either side of a change
+    # of the UTC offset (Berlin's, 2024-03-31 01:00 UTC) and in a batch that spans months.
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        store = Store(tmp_path / "f.duckdb")
+        change = 1711846800.0
+        batches = [[change - 0.25, change + 0.5, change + 0.1234565],
+                   [change - 86400 * 10, change + 0.75, time.time() + 0.3333335]]
+        for number, batch in enumerate(batches):
+            store.add_observations("c", Observations.of(
+                [(block("c-0001", number, at), _samples("c-0001", number, at)) for at in batch]))
+        stored = store.query("SELECT started_at, started_at = finished_at FROM samples WHERE arm = 'ref'")[1]
+        blocks = store.query("SELECT started_at FROM blocks")[1]
+        assert sorted(stored) == sorted((at, True) for (at,) in blocks)
+        assert len(stored) == 6
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_text_a_worker_sent_with_a_lone_surrogate_is_stored_escaped(tmp_path):
@@ -129,8 +153,9 @@ def test_text_a_worker_sent_with_a_lone_surrogate_is_stored_escaped(tmp_path):
     store.start_campaign("c", "{}", "/repo", "main", "abc", "farm/c/integrated", 2)
     store.add_hypotheses("c", [h], {"s": "patch"})
     StartExperiment("c-0001", "c", h, "screen", "abc", "farm/c/c-0001", "w0", (1,)).apply_to(store)
-    assert store.add_observations("c", [(block("c-0001", 0, now), _samples("c-0001", 0, now, unit="\ud800"))],
-                                  [(now, "w0", "c-0001", "guard", "guard said \udcff")], []) == []
+    assert store.add_observations("c", Observations.of([(block("c-0001", 0, now), _samples("c-0001", 0, now,
+                                                                                           unit="\ud800"))],
+                                                       [(now, "w0", "c-0001", "guard", "guard said \udcff")])) == []
     store.apply("c", [FinishExperiment(ExperimentResult("c-0001", Status.CRASH, "crashed: \ud800", "w0", (1,),
                                                         now, now, notes="notes \udfff")),
                       AddArtifact("c", "c-0001", "canary", None, "odd \ud800")],

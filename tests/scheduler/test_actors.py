@@ -8,7 +8,7 @@ import ray
 
 from farm.campaign_file.config import CampaignConfig
 from farm.node.cpusets import allocate_cpu_sets
-from farm.records import Block, Sample
+from farm.records import Block, Observations, Sample
 from scheduler.runtime.store_actor import StoreActor
 from scheduler.runtime.worker import WorkerActor
 from tests.scheduler.tiny_repo import config_dict, make_repo
@@ -49,7 +49,7 @@ def test_store_actor_takes_concurrent_batches_without_loss(local_ray, tmp_path):
             batch = [Sample(f"{name}-exp", arm, block, f"b{k}", 1.0 + k, "s", (0,), None, now, now)
                      for arm in ("ref", "cand") for k in range(5)]
             record = Block(f"{name}-exp", block, name, "ref,cand", now, now, 0.0, None, None, 0.0)
-            ray.get(store.observe.remote(blocks=[(record, batch)]))
+            ray.get(store.observe.remote(Observations.of(blocks=[(record, batch)])))
         return batches * 10
 
     sent = sum(ray.get([writer.remote("w0", 40), writer.remote("w1", 40)]))
@@ -74,15 +74,15 @@ def test_a_block_the_store_refuses_is_reported_and_the_store_actor_writes_on(loc
         return (Block(experiment_id, 0, worker, "ref,cand", now, now, 0.0, None, None, 0.0),
                 [Sample(experiment_id, arm, 0, "loop", 1.0, "s", (0,), pid, now, now) for arm in ("ref", "cand")])
 
-    assert ray.get([store.observe.remote(blocks=[block("c-0001", "w0", 3_000_000_000)]),
-                    store.observe.remote(blocks=[block("c-0002", "w1", 42)])]) == [2, 2]
-    store.observe.remote(events=[(now, "w1", "c-0002", "guard", "the guard printed \ud800")])
+    assert ray.get([store.observe.remote(Observations.of(blocks=[block("c-0001", "w0", 3_000_000_000)])),
+                    store.observe.remote(Observations.of(blocks=[block("c-0002", "w1", 42)]))]) == [2, 2]
+    store.observe.remote(Observations.of(events=[(now, "w1", "c-0002", "guard", "the guard printed \ud800")]))
     drained = ray.get(store.drain_events.remote())
     assert [(worker, exp, kind) for _, worker, exp, kind, _ in drained] == [
         ("w1", "c-0002", "guard"), ("w0", "c-0001", "store_error")]
     assert drained[0][4] == "the guard printed \\ud800"
     assert drained[1][4].startswith("block 0 of c-0001 and its 2 sample(s) not stored, the store refused it")
-    ray.get(store.observe.remote(blocks=[block("c-0003", "w0", 43)]))
+    ray.get(store.observe.remote(Observations.of(blocks=[block("c-0003", "w0", 43)])))
     assert ray.get(store.query.remote("SELECT experiment_id, count(*) FROM samples GROUP BY 1 ORDER BY 1"))[1] == [
         ("c-0002", 2), ("c-0003", 2)]
     ray.get(store.close.remote())
