@@ -39,7 +39,7 @@ from scipy import stats as scipy_stats
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from stats.decision import CONTINUE, KEEP, assess, outlooks  # noqa: E402
+from stats.decision import CONTINUE, IMPROVED, KEEP, assess, outlooks  # noqa: E402
 from stats.noise import build_bias, effect_floor  # noqa: E402
 from stats.sequential import default_schedule  # noqa: E402
 
@@ -268,6 +268,111 @@ def mwu_rule(sim: Simulator, sc: Scenario, n_exp: int):
 RULES = {"farm": farm_rule, "naive": naive_rule, "agr": agr_rule, "mwu_fixed": mwu_rule}
 
 
+# -- the instruction channel (measurement.channels: [time, instructions]) ---------------------------------------
+
+CHANNEL_BENCHMARKS = 5  # as the C++ fixture: a win is usually in one benchmark of five
+INSTRUCTION_CV = 0.003  # per-block spread of log(instructions cand / ref): 0.1-0.6 % measured on tomli (issue 22)
+
+
+@dataclass(frozen=True)
+class ChannelScenario:
+    name: str
+    truth: str  # better | null (a keep of a null is a false keep)
+    time_effect: float  # on benchmark "a", a fraction: -0.04 is 4 % faster; "floor": exactly at the floor
+    instruction_effect: float  # on benchmark "a"'s instruction count
+
+
+CHANNEL_SCENARIOS = (
+    ChannelScenario("null_everywhere", "null", 0.0, 0.0),
+    ChannelScenario("fewer_instructions_time_at_floor", "null", "floor", -0.05),
+    ChannelScenario("fewer_instructions_same_time", "null", 0.0, -0.05),
+    ChannelScenario("fewer_instructions_more_time", "null", 0.03, -0.05),
+    ChannelScenario("win_3pct", "better", -0.03, -0.03),
+    ChannelScenario("win_4pct", "better", -0.04, -0.04),
+    ChannelScenario("win_5pct", "better", -0.05, -0.05),
+    ChannelScenario("win_8pct", "better", -0.08, -0.08),
+    ChannelScenario("win_4pct_same_instructions", "better", -0.04, 0.0),  # a cache or memory win
+)
+
+
+def channel_rule(settings: Settings, sc: ChannelScenario, n_exp: int, seed: int, instructions: bool):
+    """The farm's rule (stats.decision: assess, outlooks) on CHANNEL_BENCHMARKS benchmarks, with the
+    instruction channel (Holm tests first the benchmarks whose instruction counts improved beyond the same
+    floor; holm_mask) or without. Noise: normal, settings.cv per block for time, INSTRUCTION_CV for the
+    counts, independent (separate runs); a target that builds nothing (floor = min_effect)."""
+    s = settings
+    rng = np.random.default_rng(seed)
+    looks = s.schedule()
+    regular_last = default_schedule(s.min_blocks, s.max_blocks)[-1]
+    floor = np.full((n_exp, CHANNEL_BENCHMARKS), s.min_effect)
+    time_effect = -math.log1p(s.min_effect) if sc.time_effect == "floor" else math.log1p(sc.time_effect)
+    shape = (n_exp, CHANNEL_BENCHMARKS, looks[-1])
+    d = s.cv * rng.standard_normal(shape)
+    d[:, 0, :] += time_effect
+    counts = INSTRUCTION_CV * rng.standard_normal(shape)
+    counts[:, 0, :] += math.log1p(sc.instruction_effect)
+    outcome = np.full(n_exp, CONTINUE)
+    blocks = np.zeros(n_exp)
+    for n in looks:
+        running = np.flatnonzero(outcome == CONTINUE)
+        if running.size == 0:
+            break
+        first = None
+        if instructions:
+            counted = assess(counts[running, :, :n], floor[running], alpha=s.alpha, looks=looks, beta=s.beta)
+            first = counted["verdict"] == IMPROVED
+        a = assess(d[running, :, :n], floor[running], alpha=s.alpha, looks=looks, beta=s.beta)
+        out, _ = outlooks(a, alpha=s.alpha, final=n == looks[-1], extend=n == regular_last and n != looks[-1],
+                          first=first)
+        outcome[running] = out
+        blocks[running] = n
+    return outcome == KEEP, np.full(n_exp, sc.truth), blocks
+
+
+def run_channels(settings: Settings, experiments: int, null_experiments: int, seed: int) -> list[dict]:
+    rows = []
+    for i, sc in enumerate(CHANNEL_SCENARIOS):
+        n = null_experiments if sc.truth == "null" else experiments
+        row = {"scenario": sc.name, "truth": sc.truth, "time_effect": sc.time_effect,
+               "instruction_effect": sc.instruction_effect, "experiments": n}
+        for label, instructions in (("time", False), ("time_instructions", True)):
+            # The same seed for both rules: the same simulated blocks, decided two ways.
+            row[label] = summarise(*channel_rule(settings, sc, n, seed + 5000 + 1000 * i, instructions))
+        rows.append(row)
+    return rows
+
+
+def format_channels(rows: list[dict]) -> str:
+    header = (f"{'instruction channel, ' + str(CHANNEL_BENCHMARKS) + ' benchmarks':<36} {'truth':<6} "
+              f"{'[time] keep/blocks':>19}  {'[time, instructions]':>20}")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        cells = "  ".join(f"{row[r]['keep_rate']:>11.3f} {row[r]['mean_blocks']:>7.2f}"
+                          for r in ("time", "time_instructions"))
+        lines.append(f"{row['scenario']:<36} {row['truth']:<6} {cells}")
+    return "\n".join(lines)
+
+
+def check_channels(rows: list[dict], alpha: float) -> tuple[list[str], bool]:
+    """False keeps of [time, instructions] within alpha + 0.005 (the fewer-instructions cells included);
+    its power and blocks against [time] printed (information: the blocks target is the real campaign's,
+    bench/instruction_channel.py)."""
+    lines, ok = [], True
+    for row in rows:
+        both, alone = row["time_instructions"], row["time"]
+        if row["truth"] == "null":
+            met = both["false_keep_rate"] <= alpha + 0.005
+            ok &= met
+            lines.append(f"false keeps [time, instructions] {row['scenario']}: {both['false_keep_rate']:.4f} <= "
+                         f"alpha + 0.005 = {alpha + 0.005:.3f} ({row['experiments']} experiments) "
+                         f"{'met' if met else 'MISSED'}")
+        else:
+            saved = 1 - both["mean_blocks"] / alone["mean_blocks"]
+            lines.append(f"{row['scenario']}: power {alone['power']:.3f} -> {both['power']:.3f}, mean blocks "
+                         f"{alone['mean_blocks']:.2f} -> {both['mean_blocks']:.2f} ({saved:.0%} fewer) (information)")
+    return lines, ok
+
+
 def summarise(keep, truth, blocks) -> dict:
     wins = truth == "better"
     return {"keep_rate": float(keep.mean()), "mean_blocks": float(blocks.mean()),
@@ -371,8 +476,12 @@ def main(argv=None) -> int:
         "experiments": args.experiments, "null_experiments": args.null_experiments, "seed": args.seed,
         "looks": list(settings.schedule())}
     results["equal_error"] = comparison
-    table = format_table(results)
+    results["channels"] = run_channels(settings, args.experiments, args.null_experiments, args.seed)
+    table = format_table(results) + "\n\n" + format_channels(results["channels"])
     lines, ok = check_targets(results, comparison)
+    channel_lines, channels_ok = check_channels(results["channels"], settings.alpha)
+    lines += channel_lines
+    ok &= channels_ok
     pathlib.Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     pathlib.Path(args.out).with_suffix(".txt").write_text(table + "\n\n" + "\n".join(lines) + "\n")
     print(table)

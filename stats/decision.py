@@ -77,25 +77,44 @@ def assess(d, floor, *, alpha: float, looks, beta: float, trim: float = TRIM) ->
             "screen_high": centre + screen, "p_improved": p_improved, "verdict": verdict, "bound": bound}
 
 
-def holm_mask(p_improved, verdict, alpha: float) -> np.ndarray:
+def holm_mask(p_improved, verdict, alpha: float, first=None) -> np.ndarray:
     """Which benchmarks (last axis) keep `improved` after Holm's step-down at family-wise level alpha.
 
     The i-th smallest repeated p-value of m (i = 0, 1, ...) must be <= alpha / (m - i); testing stops
     at the first failure. NaN p-values never pass.
+
+    `first` (a mask like the verdicts, or None): a family tested first, chosen without looking at these
+    p-values (the benchmarks whose instruction counts improved, measured in runs of their own): Holm over it
+    at alpha, and only when every one of it passes, Holm over the others at alpha (serial gatekeeping,
+    family-wise level alpha over all). A win the first family predicted is then tested among fewer
+    benchmarks, at a lower bar; with an empty family this is Holm over all.
     """
-    p = np.where(np.isnan(p_improved), np.inf, p_improved)
-    m = p.shape[-1]
+    member = np.ones(np.shape(verdict), bool) if first is None else np.asarray(first, bool)
+    primary = _holm(p_improved, verdict, alpha, member)
+    if first is None:
+        return primary
+    gate_open = (primary | ~member).all(axis=-1, keepdims=True)
+    return primary | (_holm(p_improved, verdict, alpha, ~member) & gate_open)
+
+
+def _holm(p_improved, verdict, alpha: float, member) -> np.ndarray:
+    """Holm's step-down over the benchmarks in `member` (a mask); the others never pass."""
+    p = np.where(np.isnan(p_improved) | ~member, np.inf, p_improved)
+    m = member.sum(axis=-1, keepdims=True)
     order = np.argsort(p, axis=-1, kind="stable")
     ordered_p = np.take_along_axis(p, order, axis=-1)
     ordered_improved = np.take_along_axis(verdict, order, axis=-1) == IMPROVED
-    passes = (ordered_p <= alpha / (m - np.arange(m))) & ordered_improved
+    rank = np.arange(p.shape[-1])
+    with np.errstate(divide="ignore"):
+        bar = np.where(rank < m, alpha / np.maximum(m - rank, 1), -np.inf)
+    passes = (ordered_p <= bar) & ordered_improved
     passes = np.cumprod(passes, axis=-1).astype(bool)
     mask = np.empty_like(passes)
     np.put_along_axis(mask, order, passes, axis=-1)
     return mask
 
 
-def outlooks(a: dict[str, np.ndarray], *, alpha: float, final: bool, extend: bool = False):
+def outlooks(a: dict[str, np.ndarray], *, alpha: float, final: bool, extend: bool = False, first=None):
     """Keep / discard / continue per experiment from `assess` output whose last axis is the benchmarks.
 
     Keep: at least one benchmark improved after Holm, and no benchmark shows a
@@ -110,10 +129,11 @@ def outlooks(a: dict[str, np.ndarray], *, alpha: float, final: bool, extend: boo
     bare estimate beyond the floor would send one null in several benchmarks
     into the extension). Futility and the extension rule
     only ever turn keeps into discards, so they cannot add false keeps.
+    `first`: the family Holm tests first (holm_mask), e.g. the benchmarks whose instruction counts improved.
     Returns (outlook codes, Holm mask).
     """
     verdict = a["verdict"]
-    holm = holm_mask(a["p_improved"], verdict, alpha)
+    holm = holm_mask(a["p_improved"], verdict, alpha, first)
     regressed = (verdict == REGRESSED).any(axis=-1)
     insufficient = (verdict == INSUFFICIENT).any(axis=-1)
     last = final or extend
@@ -218,13 +238,15 @@ def _as_arrays(decisions: list[BenchmarkDecision]) -> dict[str, np.ndarray]:
             "bound": np.log1p(np.array([d.effect_floor for d in decisions]))}
 
 
-def decide_experiment(decisions, *, alpha: float = 0.05, final: bool = True,
-                      extend: bool = False) -> ExperimentDecision:
-    """Keep, discard, or measure more, from the benchmarks' decisions at one look (rules: `outlooks`)."""
+def decide_experiment(decisions, *, alpha: float = 0.05, final: bool = True, extend: bool = False,
+                      first: frozenset[str] = frozenset()) -> ExperimentDecision:
+    """Keep, discard, or measure more, from the benchmarks' decisions at one look (rules: `outlooks`).
+    `first`: the benchmarks Holm tests first (their instruction counts improved; holm_mask)."""
     decisions = list(decisions)
     if not decisions:
         return ExperimentDecision(Outlook.DISCARD, "no benchmark was measured", ())
-    code, holm = outlooks(_as_arrays(decisions), alpha=alpha, final=final, extend=extend)
+    mask = np.array([d.benchmark in first for d in decisions]) if first else None
+    code, holm = outlooks(_as_arrays(decisions), alpha=alpha, final=final, extend=extend, first=mask)
     outlook = OUTLOOKS[int(code)]
     decided = tuple(replace(d, verdict=Verdict.UNKNOWN, note=f"not improved after Holm across {len(decisions)} "
                                                                f"benchmarks")

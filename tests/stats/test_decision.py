@@ -145,6 +145,26 @@ def test_holm_step_down_known_answers(p_values, expected):
     assert demoted == {"a", "b"} - expected
 
 
+@pytest.mark.parametrize("p_values, first, expected", [
+    ((0.04, 0.5, 0.5), {"a"}, {"a"}),  # Holm over all three needs 0.04 <= 0.05 / 3; the first family of one: 0.05
+    ((0.04, 0.5, 0.5), set(), set()),  # no first family: Holm over all
+    ((0.04, 0.01, 0.5), {"c"}, set()),  # the first family fails: the gate stays shut for the others
+    ((0.001, 0.04, 0.5), {"a"}, {"a"}),  # a passes; then Holm over b and c: 0.04 > 0.05 / 2
+    ((0.001, 0.02, 0.5), {"a"}, {"a", "b"}),  # ... 0.02 <= 0.05 / 2
+    ((0.02, 0.045, 0.5), {"a", "b"}, {"a", "b"}),  # Holm within the first family of two: 0.025, then 0.05
+    ((0.04, 0.045, 0.5), {"a", "b"}, set()),  # ... 0.04 > 0.025
+])
+def test_holm_with_a_first_family_is_serial_gatekeeping(p_values, first, expected):
+    # The benchmarks whose instruction counts improved are tested first (stats.decision.holm_mask); the others
+    # only when every one of them passed.
+    base = _decision("x", [0.9, 0.91, 0.89, 0.9, 0.905])
+    decisions = [replace(base, benchmark=name, p_improved=p) for name, p in zip("abc", p_values)]
+    kept = decide_experiment(decisions, alpha=0.05, first=frozenset(first))
+    improved = {d.benchmark for d in kept.decisions if d.verdict is Verdict.IMPROVED}
+    assert improved == expected
+    assert kept.outlook is (Outlook.KEEP if expected else Outlook.DISCARD)
+
+
 positive = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False)
 pairs = st.lists(st.tuples(positive, positive), min_size=3, max_size=12)
 
