@@ -10,6 +10,7 @@ import math
 import os
 import pathlib
 import re
+import shlex
 from typing import Literal
 
 import yaml
@@ -107,6 +108,20 @@ class MeasurementConfig(Model):
         "store in one call (it also sends them when its experiment ends); 0: each at once. A call each costs the "
         "store more than writing them; a worker that dies loses at most this many seconds of them, and the "
         "progress lines of `farm run` come up to this late."))
+    channels: list[Literal["time", "instructions"]] = Field(["time"], description=(
+        "What each block measures. `[time]`: the benchmarks' printed values. `[time, instructions]`: also each "
+        "arm's instruction count per benchmark (phases.bench.instructions_command, run once per benchmark under "
+        "`perf stat -e instructions:u`, else cachegrind; `farm doctor` says which works), stored as samples of "
+        "`<benchmark>.instructions`. Counts are nearly free of noise but blind to caches, memory and threads: they "
+        "never keep a change. A benchmark whose count improved beyond its floor is tested first for the time "
+        "win (Holm over fewer benchmarks, a lower bar); the false-keep rate stays alpha (bench/decisions.py)."))
+
+    @field_validator("channels")
+    @classmethod
+    def _time_always(cls, channels):
+        if "time" not in channels or len(set(channels)) != len(channels):
+            raise ValueError("give [time] or [time, instructions]: time always decides, each channel once")
+        return channels
 
 
 class PhaseConfig(Model):
@@ -149,6 +164,14 @@ class BenchConfig(PhaseConfig):
         if not {"name", "value"} <= set(groups):
             raise ValueError("the pattern needs named groups (?P<name>...) and (?P<value>...)")
         return pattern
+
+
+    instructions_command: str | None = Field(None, description=(
+        "For measurement.channels [time, instructions]: the command whose instructions are counted, once per "
+        "benchmark and arm in each block, with `{benchmark}` replaced by the benchmark's name, e.g. `python "
+        "bench.py --only {benchmark} --reps 1 --warmup 0`: one short run, not a timing loop (under cachegrind it "
+        "runs 20-50x slower). Its output is not read. Default: the bench command, which then needs exactly one "
+        "configured benchmark."))
 
 
 class GuardConfig(PhaseConfig):
@@ -676,6 +699,25 @@ class CampaignConfig(Model):
                                  f"(farm/{self.campaign}/integrated, farm/{self.campaign}/{self.campaign}-NNNN); "
                                  f"rename them")
         return self
+
+    @model_validator(mode="after")
+    def _instructions_per_benchmark(self):
+        if "instructions" not in self.measurement.channels:
+            return self
+        command = self.phases.bench.instructions_command
+        printed = self.printed_benchmarks()
+        if not printed:
+            raise ValueError("measurement.channels: instructions: name the benchmarks (benchmarks:) whose "
+                             "instructions are counted")
+        if len(printed) > 1 and (command is None or "{benchmark}" not in command):
+            raise ValueError("measurement.channels: instructions with several benchmarks: give "
+                             "phases.bench.instructions_command with {benchmark} in it (one count per benchmark)")
+        return self
+
+    def instructions_command(self, benchmark: str) -> str:
+        """The command whose instructions count as `benchmark`'s (phases.bench.instructions_command)."""
+        command = self.phases.bench.instructions_command or self.phases.bench.command
+        return command.replace("{benchmark}", shlex.quote(benchmark))
 
     def strategy(self, name: str) -> StrategyConfig:
         return next(s for s in self.strategies if s.name == name)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from farm.campaign_file import knobs
 from farm.campaign_file.config import CampaignConfig, Direction, is_protected
 from farm.errors import PhaseError, PhaseTimeout, ProtocolError
-from farm.experiment import realisers
+from farm.experiment import instruction_counter, realisers
 from farm.experiment.draft import Draft, Outcome
 from farm.experiment.protocol import parse_output
 from farm.experiment.runner import Pinning, run_command
@@ -48,6 +48,7 @@ from worktrees import Scratch, Slot, SlotPool
 
 BlockSink = Callable[[Block, list[Sample]], None]  # one block and its samples: one batch for the store
 EventSink = Callable[[str, str, str], None]  # (experiment_id, kind, message)
+INSTRUCTIONS = ".instructions"  # a benchmark's instruction counts are samples of `<benchmark>.instructions`
 LOCK_EVENT_SECONDS = 0.01  # waits for the measurement lock at least this long go into the event log
 
 
@@ -188,7 +189,8 @@ class ExperimentPipeline:
                      for name in sorted(set(first) & set(second)))
         draft.aa = logs
         decisions = self._decide(first, second, a, (blocks,))
-        outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, final=True)
+        outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, final=True,
+                                    first=self._instructions_first(first, second, a, (blocks,)))
         draft.decisions = outcome.decisions
         noise = ", ".join(f"{name} {math.expm1(robust_noise(values)):.2%}" for name, values in logs)
         same = " (byte-identical)" if draft.ref_fp == draft.cand_fp else ""
@@ -213,7 +215,8 @@ class ExperimentPipeline:
         blocks = self.config.merge.confirm_blocks
         values = self._blocks(ref, cand, a, range(blocks), ("ref", "cand"), draft)
         outcome = decide_experiment(self._decide(values[0], values[1], a, (blocks,)),
-                                    alpha=self.config.acceptance.alpha, final=True)
+                                    alpha=self.config.acceptance.alpha, final=True,
+                                    first=self._instructions_first(values[0], values[1], a, (blocks,)))
         draft.decisions = outcome.decisions
         draft.effect = geometric_effect(outcome.decisions)
         reason = f"final tip {a.pick_tip[:10]} against the base {a.parent_commit[:10]}: {outcome.reason} " \
@@ -337,6 +340,44 @@ class ExperimentPipeline:
         return samples + [Sample(exp, arm, block, name, float(result.peak_rss), "bytes", self.pinning.cpus,
                                  result.pid, started, finished, result.peak_rss) for name in memory_benchmarks]
 
+    def _count_instructions(self, slot: Slot, exp: str, arm: str, block: int) -> list[Sample]:
+        """Each printed benchmark's instruction count (measurement.channels), one run of its
+        instructions_command under the node's counter (farm/experiment/instruction_counter.py), as samples of
+        `<benchmark>.instructions`."""
+        counter, found = instruction_counter.find_counter()
+        if counter is None:
+            raise Outcome(Status.CRASH, f"measurement.channels has instructions, but {found}")
+        samples = []
+        for name in self.config.printed_benchmarks():
+            started = time.time()
+            command = instruction_counter.counted(counter, self.config.instructions_command(name))
+            try:
+                result = self._phase("bench", command, self.config.phases.bench.timeout, slot, exp,
+                                     f"instructions-{name}")
+                count = instruction_counter.read_count(counter, result.stderr)
+            except (PhaseError, instruction_counter.CountError) as error:
+                raise Outcome(Status.CRASH, f"instruction count of {name} ({arm}, block {block}) failed: "
+                                            f"{error}") from None
+            samples.append(Sample(exp, arm, block, name + INSTRUCTIONS, float(count), f"instructions/{counter}",
+                                  self.pinning.cpus, result.pid, started, time.time()))
+        return samples
+
+    def _instructions_first(self, ref_values: dict, cand_values: dict, a: Assignment, looks) -> frozenset[str]:
+        """The benchmarks whose instruction counts improved beyond their floor, which Holm tests first for the
+        time win (stats.decision.holm_mask); an event says what the counts showed. Empty without the channel."""
+        if "instructions" not in self.config.measurement.channels:
+            return frozenset()
+        counts = {name.removesuffix(INSTRUCTIONS): (ref_values[name], cand_values[name])
+                  for name in sorted(set(ref_values) & set(cand_values)) if name.endswith(INSTRUCTIONS)}
+        floors = {d.benchmark: d.effect_floor for d in self._decide(ref_values, cand_values, a, looks)}
+        decisions = [decide_benchmark(name + INSTRUCTIONS, ref, cand, floors[name], alpha=self.config.acceptance.alpha,
+                                      looks=looks, beta=self.config.acceptance.beta)
+                     for name, (ref, cand) in counts.items() if name in floors]
+        if decisions:
+            self.send_event(a.experiment_id, "instructions", "; ".join(
+                f"{d.benchmark} {d.ratio:.4f}x {d.verdict.value}" for d in decisions))
+        return frozenset(d.benchmark.removesuffix(INSTRUCTIONS) for d in decisions if d.verdict is Verdict.IMPROVED)
+
     def _check_stale(self, cand: Slot, changed: list[str], draft: Draft) -> None:
         """stale_build: a changed source that feeds the artefacts is newer than an artefact after the build."""
         build = self.config.phases.build
@@ -390,6 +431,8 @@ class ExperimentPipeline:
             for arm, slot in order:
                 self._verify(slot, arm, a, f"benchmark block {block + 1}")
                 batch.extend(self._run_bench(slot, exp, arm, block, required))
+                if "instructions" in self.config.measurement.channels:
+                    batch.extend(self._count_instructions(slot, exp, arm, block))
             finished = time.time()
             record = Block(exp, block, self.worker, ",".join(arm for arm, _ in order), started, finished,
                            load_average(), cpu_mhz(self.pinning.cpus),
@@ -432,6 +475,7 @@ class ExperimentPipeline:
             done = look
             decisions = self._decide(values[0], values[1], a, looks)
             outcome = decide_experiment(decisions, alpha=acceptance.alpha, final=look == looks[-1],
+                                        first=self._instructions_first(values[0], values[1], a, looks),
                                         extend=look == regular_last)
             self.send_event(a.experiment_id, "measure", f"look at {look} blocks: {outcome.outlook.value}"
                                                         + (" (extension)" if look > regular_last else ""))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from farm.campaign_file.config import CampaignConfig
-from farm.experiment import memory_wrapper
+from farm.experiment import instruction_counter, memory_wrapper
 from farm.node import sandbox
 from farm.node.cpusets import allocate_cpu_sets, available_cpus
 
@@ -415,6 +415,19 @@ def check_memory_wrapper(worker_sets, root="/") -> Check:
     return Check("memory-wrapper", "warn", found, "install a C compiler (apt-get install gcc)")
 
 
+def check_instruction_counter(worker_sets, root="/") -> Check:
+    """Which counter measures instructions for measurement.channels [time, instructions]
+    (farm/experiment/instruction_counter.py): perf at native speed, else cachegrind, 20-50x slower."""
+    counter, found = instruction_counter.find_counter()
+    if counter == "perf":
+        return Check("instruction-counter", "ok", found)
+    if counter == "cachegrind":
+        return Check("instruction-counter", "ok", found, "a machine whose kernel exposes the CPU's counters "
+                                                        "counts at native speed with perf")
+    return Check("instruction-counter", "warn", found, "campaigns with measurement.channels [time, instructions] "
+                                                       "crash at their first block here: apt-get install valgrind")
+
+
 def run_checks(worker_sets: list[tuple[int, ...]], root: str | os.PathLike = "/",
                available: list[int] | None = None) -> list[Check]:
     """Every check of the node for these worker CPU sets, in a fixed order (the most common spoilers first).
@@ -434,6 +447,7 @@ def run_checks(worker_sets: list[tuple[int, ...]], root: str | os.PathLike = "/"
         check_steal(worker_sets, root),
         check_sandbox(worker_sets, root),
         check_memory_wrapper(worker_sets, root),
+        check_instruction_counter(worker_sets, root),
     ]
 
 

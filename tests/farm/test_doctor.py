@@ -137,7 +137,7 @@ def test_an_empty_tree_gives_unknowns_not_errors(tmp_path):
     checks = doctor.run_checks([(0,)], tmp_path, available=[0, 1])
     assert [check.name for check in checks] == ["cpus", "governor", "turbo", "smt", "load", "cgroup", "isolation",
                                                 "aslr", "irqbalance", "virtualisation", "steal", "sandbox",
-                                                "memory-wrapper"]
+                                                "memory-wrapper", "instruction-counter"]
     states = {check.name: check.state for check in checks}
     assert states["governor"] == states["aslr"] == states["cgroup"] == "unknown"
 

@@ -1,0 +1,80 @@
+"""measurement.channels: [time, instructions] (issue 22): real instruction counts (perf, else cachegrind) of a
+real benchmark in the pipeline, without Ray; the counts inform the time verdict and never make a keep."""
+import os
+import pathlib
+
+import pytest
+from pydantic import ValidationError
+
+from farm.campaign_file.config import CampaignConfig
+from farm.experiment import instruction_counter
+from farm.experiment.pipeline import ExperimentPipeline
+from farm.experiment.runner import Pinning
+from farm.node.measurement_lock import MeasurementLock
+from farm.node.node_state import PhaseBoard
+from farm.records import Assignment, Hypothesis, Kind, Status
+from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
+from worktrees import SlotPool, TargetRepo
+
+
+def _config(repo: pathlib.Path, **bench) -> dict:
+    data = config_dict(repo, [], workers={"count": 1}, measurement={"channels": ["time", "instructions"]},
+                       benchmarks={"loop": {}})
+    data["phases"]["bench"].update(bench)
+    return data
+
+
+def test_a_change_with_fewer_instructions_and_more_time_is_not_kept(tmp_path):
+    counter, found = instruction_counter.find_counter()
+    assert counter is not None, found  # .ci/run installs valgrind: a machine without a counter fails here
+    repo = make_repo(tmp_path / "repo")
+    # A quarter fewer iterations of the loop, and a sleep that costs more than they saved.
+    patch = make_patch(repo, tmp_path / "h.patch", "N = 400000\nstart = time.perf_counter()\n",
+                       "N = 300000\nstart = time.perf_counter()\ntime.sleep(0.05)\n")
+    data = _config(repo, instructions_command="python prog.py")
+    data["strategies"] = [{"name": "s", "hypotheses": [{"id": "h", "patch": str(patch)}]}]
+    work = tmp_path / "work"
+    samples, events = [], []
+    pipeline = ExperimentPipeline(CampaignConfig(**data), SlotPool(TargetRepo(repo), work / "workers" / "w0"),
+                                  Pinning((max(os.sched_getaffinity(0)),)), "w0", work / "logs",
+                                  MeasurementLock(None), PhaseBoard(work / "workers", "tiny", "w0"),
+                                  lambda block, batch: samples.extend(batch),
+                                  lambda exp, kind, message: events.append((kind, message)))
+    hypothesis = Hypothesis(id="h", strategy="s", category="c", text="t", agent="patch", patch=patch.read_text())
+    result = pipeline.run(Assignment("tiny-0001", "tiny", Kind.SCREEN, hypothesis, TargetRepo(repo).resolve("main"),
+                                     "farm/tiny/tiny-0001"))
+
+    assert result.status is Status.DISCARD, result.reason
+    counts = {arm: [s.value for s in samples if s.benchmark == "loop.instructions" and s.arm == arm]
+              for arm in ("ref", "cand")}
+    assert len(counts["ref"]) == len(counts["cand"]) == result.blocks
+    assert {s.unit for s in samples if s.benchmark == "loop.instructions"} == {f"instructions/{counter}"}
+    assert max(counts["cand"]) < 0.95 * min(counts["ref"])  # the counts saw the fewer instructions...
+    said = [message for kind, message in events if kind == "instructions"]
+    assert said and "loop.instructions" in said[-1] and "improved" in said[-1]
+    times = {arm: sorted(s.value for s in samples if s.benchmark == "loop" and s.arm == arm) for arm in ("ref", "cand")}
+    assert times["cand"][len(times["cand"]) // 2] > times["ref"][len(times["ref"]) // 2]  # ... and the time more
+    assert [d.benchmark for d in result.decisions] == ["loop"]  # counts inform the verdict, they are not one
+
+
+def test_several_benchmarks_need_an_instructions_command_per_benchmark(tmp_path):
+    data = _config(tmp_path)
+    data["strategies"] = [{"name": "s", "hypotheses": [{"id": "h", "patch": "h.patch"}]}]
+    data["benchmarks"] = {"loop": {}, "other": {}}
+    with pytest.raises(ValidationError, match=r"instructions_command with \{benchmark\}"):
+        CampaignConfig(**data)
+    data["phases"]["bench"]["instructions_command"] = "python prog.py --only {benchmark}"
+    config = CampaignConfig(**data)
+    assert config.instructions_command("a b") == "python prog.py --only 'a b'"
+    with pytest.raises(ValidationError, match="time always decides"):
+        CampaignConfig(**{**data, "measurement": {"channels": ["instructions"]}})
+
+
+def test_counts_are_read_from_what_each_counter_prints():
+    assert instruction_counter.read_count("perf", "noise\n123456,,instructions:u,1000,100.00,,\n") == 123456
+    with pytest.raises(instruction_counter.CountError, match="not supported"):
+        instruction_counter.read_count("perf", "<not supported>,,instructions:u,0,100.00,,\n")
+    two_processes = "==11== I   refs:      1,000\n==12== I   refs:      2,500\n"
+    assert instruction_counter.read_count("cachegrind", two_processes) == 3500
+    with pytest.raises(instruction_counter.CountError):
+        instruction_counter.read_count("cachegrind", "==11== I refs: 12 (printed by the benchmark itself)\n")
