@@ -123,6 +123,9 @@ class ExperimentResult:
     finished_at: float
     commit: str | None = None
     decisions: tuple[BenchmarkDecision, ...] = ()
+    # measurement.channels [time, instructions]: each benchmark's instruction counts decided as
+    # `<benchmark>.instructions`; they chose which benchmarks Holm tested first, they are never a verdict
+    counts: tuple[BenchmarkDecision, ...] = ()
     blocks: int = 0
     ref_fingerprint: str | None = None
     cand_fingerprint: str | None = None

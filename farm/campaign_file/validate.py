@@ -72,6 +72,7 @@ def check_campaign(config: CampaignConfig, workdir: pathlib.Path, workers: int |
                 problems.append(config.problem(f"strategies.{index}.planner.command",
                                                f"planner of {strategy.name}: {missing}"))
     problems += _sandbox(config)
+    problems += _instruction_counter(config)
     if problems:
         raise ConfigError("\n".join(problems))
     return CheckedCampaign(hypotheses, base_commit, cpu_sets, commands)
@@ -96,6 +97,16 @@ def _sandbox(config: CampaignConfig) -> list[str]:
     runs_agents = any(s.agent == "command" or s.planner is not None for s in config.strategies)
     problem = sandbox.bwrap_problem() if runs_agents and config.sandbox.mode == "bwrap" else None
     return [config.problem("sandbox", f"agents run in a sandbox, but {problem}")] if problem else []
+
+
+def _instruction_counter(config: CampaignConfig) -> list[str]:
+    """measurement.channels with instructions needs a counter on this node (perf or cachegrind)."""
+    if "instructions" not in config.measurement.channels:
+        return []
+    from farm.experiment import instruction_counter  # here: runs a probe, only for a campaign that counts
+
+    counter, found = instruction_counter.find_counter()
+    return [] if counter else [config.problem("measurement.channels", f"instructions are counted, but {found}")]
 
 
 def _knob_files(config: CampaignConfig, repo, base_commit: str) -> list[str]:

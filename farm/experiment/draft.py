@@ -26,6 +26,7 @@ class Draft:
     ref_fp: str | None = None
     cand_fp: str | None = None
     decisions: tuple[BenchmarkDecision, ...] = ()
+    counts: tuple[BenchmarkDecision, ...] = ()  # the instruction channel's, at the last look
     blocks: int = 0
     reworked: int = 0
     effect: float | None = None
@@ -43,6 +44,7 @@ class Draft:
         return ExperimentResult(
             experiment_id=experiment_id, status=status, reason=reason, worker=worker, cpus=cpus,
             started_at=started, finished_at=time.time(), commit=self.commit, decisions=tuple(self.decisions),
+            counts=tuple(self.counts),
             blocks=self.blocks, ref_fingerprint=self.ref_fp, cand_fingerprint=self.cand_fp, effect=self.effect,
             reworked=self.reworked, changed_paths=tuple(self.changed), ref_means=tuple(self.ref_means),
             aa_log_ratios=self.aa, artifacts=tuple(self.artifacts), notes=self.notes,

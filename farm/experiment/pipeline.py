@@ -190,7 +190,7 @@ class ExperimentPipeline:
         draft.aa = logs
         decisions = self._decide(first, second, a, (blocks,))
         outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, final=True,
-                                    first=self._instructions_first(first, second, a, (blocks,)))
+                                    first=self._instructions_first(first, second, a, (blocks,), draft))
         draft.decisions = outcome.decisions
         noise = ", ".join(f"{name} {math.expm1(robust_noise(values)):.2%}" for name, values in logs)
         same = " (byte-identical)" if draft.ref_fp == draft.cand_fp else ""
@@ -216,7 +216,7 @@ class ExperimentPipeline:
         values = self._blocks(ref, cand, a, range(blocks), ("ref", "cand"), draft)
         outcome = decide_experiment(self._decide(values[0], values[1], a, (blocks,)),
                                     alpha=self.config.acceptance.alpha, final=True,
-                                    first=self._instructions_first(values[0], values[1], a, (blocks,)))
+                                    first=self._instructions_first(values[0], values[1], a, (blocks,), draft))
         draft.decisions = outcome.decisions
         draft.effect = geometric_effect(outcome.decisions)
         reason = f"final tip {a.pick_tip[:10]} against the base {a.parent_commit[:10]}: {outcome.reason} " \
@@ -362,9 +362,11 @@ class ExperimentPipeline:
                                   self.pinning.cpus, result.pid, started, time.time()))
         return samples
 
-    def _instructions_first(self, ref_values: dict, cand_values: dict, a: Assignment, looks) -> frozenset[str]:
+    def _instructions_first(self, ref_values: dict, cand_values: dict, a: Assignment, looks,
+                            draft: Draft) -> frozenset[str]:
         """The benchmarks whose instruction counts improved beyond their floor, which Holm tests first for the
-        time win (stats.decision.holm_mask); an event says what the counts showed. Empty without the channel."""
+        time win (stats.decision.holm_mask); their decisions go into the draft (`counts`) and an event. Empty
+        without the channel."""
         if "instructions" not in self.config.measurement.channels:
             return frozenset()
         counts = {name.removesuffix(INSTRUCTIONS): (ref_values[name], cand_values[name])
@@ -373,6 +375,7 @@ class ExperimentPipeline:
         decisions = [decide_benchmark(name + INSTRUCTIONS, ref, cand, floors[name], alpha=self.config.acceptance.alpha,
                                       looks=looks, beta=self.config.acceptance.beta)
                      for name, (ref, cand) in counts.items() if name in floors]
+        draft.counts = tuple(decisions)
         if decisions:
             self.send_event(a.experiment_id, "instructions", "; ".join(
                 f"{d.benchmark} {d.ratio:.4f}x {d.verdict.value}" for d in decisions))
@@ -475,7 +478,7 @@ class ExperimentPipeline:
             done = look
             decisions = self._decide(values[0], values[1], a, looks)
             outcome = decide_experiment(decisions, alpha=acceptance.alpha, final=look == looks[-1],
-                                        first=self._instructions_first(values[0], values[1], a, looks),
+                                        first=self._instructions_first(values[0], values[1], a, looks, draft),
                                         extend=look == regular_last)
             self.send_event(a.experiment_id, "measure", f"look at {look} blocks: {outcome.outlook.value}"
                                                         + (" (extension)" if look > regular_last else ""))

@@ -407,7 +407,7 @@ class Store:
                          [_storable_column(list(column)) for column in zip(*rows)])
         self._insert_rows("decisions", [[r.experiment_id, d.benchmark, _finite(d.ratio), _finite(d.ci_low),
                                          _finite(d.ci_high), d.verdict.value, d.n_blocks, d.effect_floor, d.note]
-                                        for r in results for d in r.decisions])
+                                        for r in results for d in r.decisions + r.counts])
         for result in results:
             if result.agent_runs:
                 campaign, strategy = self.con.execute("SELECT campaign, strategy FROM experiments WHERE id = ?",

@@ -55,6 +55,7 @@ def test_a_change_with_fewer_instructions_and_more_time_is_not_kept(tmp_path):
     times = {arm: sorted(s.value for s in samples if s.benchmark == "loop" and s.arm == arm) for arm in ("ref", "cand")}
     assert times["cand"][len(times["cand"]) // 2] > times["ref"][len(times["ref"]) // 2]  # ... and the time more
     assert [d.benchmark for d in result.decisions] == ["loop"]  # counts inform the verdict, they are not one
+    assert [(d.benchmark, d.verdict.value) for d in result.counts] == [("loop.instructions", "improved")]
 
 
 def test_several_benchmarks_need_an_instructions_command_per_benchmark(tmp_path):
@@ -78,3 +79,19 @@ def test_counts_are_read_from_what_each_counter_prints():
     assert instruction_counter.read_count("cachegrind", two_processes) == 3500
     with pytest.raises(instruction_counter.CountError):
         instruction_counter.read_count("cachegrind", "==11== I refs: 12 (printed by the benchmark itself)\n")
+
+
+def test_a_campaign_that_counts_instructions_is_refused_where_no_counter_works(tmp_path, monkeypatch):
+    from farm.campaign_file.validate import check_campaign
+    from farm.errors import ConfigError
+
+    repo = make_repo(tmp_path / "repo")
+    data = _config(repo)
+    data["strategies"] = [{"name": "s", "hypotheses": [{"id": "h", "patch": str(make_patch(
+        repo, tmp_path / "h.patch", "N = 400000", "N = 300000"))}]}]
+    config = CampaignConfig(**data)
+    assert check_campaign(config, tmp_path / "work").base_commit  # a counter works here
+    monkeypatch.setattr(instruction_counter, "find_counter", lambda: (None, "no instruction counter works here: x"))
+    with pytest.raises(ConfigError, match="measurement.channels: instructions are counted, but no instruction "
+                                          "counter works here"):
+        check_campaign(config, tmp_path / "work")
