@@ -297,9 +297,10 @@ CHANNEL_SCENARIOS = (
 
 def channel_rule(settings: Settings, sc: ChannelScenario, n_exp: int, seed: int, instructions: bool):
     """The farm's rule (stats.decision: assess, outlooks) on CHANNEL_BENCHMARKS benchmarks, with the
-    instruction channel (Holm tests first the benchmarks whose instruction counts improved beyond the same
-    floor; holm_mask) or without. Noise: normal, settings.cv per block for time, INSTRUCTION_CV for the
-    counts, independent (separate runs); a target that builds nothing (floor = min_effect)."""
+    instruction channel (Holm tests first the benchmarks whose instruction counts, in the first min_blocks
+    blocks, improved beyond the same floor; holm_mask) or without. Noise: normal, settings.cv per block for
+    time, INSTRUCTION_CV for the counts, independent (separate runs); a target that builds nothing (floor =
+    min_effect)."""
     s = settings
     rng = np.random.default_rng(seed)
     looks = s.schedule()
@@ -311,16 +312,16 @@ def channel_rule(settings: Settings, sc: ChannelScenario, n_exp: int, seed: int,
     d[:, 0, :] += time_effect
     counts = INSTRUCTION_CV * rng.standard_normal(shape)
     counts[:, 0, :] += math.log1p(sc.instruction_effect)
+    # Counted in the first min_blocks blocks only, as the pipeline counts: one look decides the family.
+    counted = assess(counts[:, :, :s.min_blocks], floor, alpha=s.alpha, looks=(s.min_blocks,), beta=s.beta)
+    chosen = counted["verdict"] == IMPROVED
     outcome = np.full(n_exp, CONTINUE)
     blocks = np.zeros(n_exp)
     for n in looks:
         running = np.flatnonzero(outcome == CONTINUE)
         if running.size == 0:
             break
-        first = None
-        if instructions:
-            counted = assess(counts[running, :, :n], floor[running], alpha=s.alpha, looks=looks, beta=s.beta)
-            first = counted["verdict"] == IMPROVED
+        first = chosen[running] if instructions else None
         a = assess(d[running, :, :n], floor[running], alpha=s.alpha, looks=looks, beta=s.beta)
         out, _ = outlooks(a, alpha=s.alpha, final=n == looks[-1], extend=n == regular_last and n != looks[-1],
                           first=first)

@@ -343,7 +343,9 @@ class ExperimentPipeline:
     def _count_instructions(self, slot: Slot, exp: str, arm: str, block: int) -> list[Sample]:
         """Each printed benchmark's instruction count (measurement.channels), one run of its
         instructions_command under the node's counter (farm/experiment/instruction_counter.py), as samples of
-        `<benchmark>.instructions`."""
+        `<benchmark>.instructions`. Only in the first acceptance.min_blocks blocks: the counts are nearly free
+        of noise, so the first look decides them, and a count can cost many times the benchmark's own run
+        (cachegrind)."""
         counter, found = instruction_counter.find_counter()
         if counter is None:
             raise Outcome(Status.CRASH, f"measurement.channels has instructions, but {found}")
@@ -372,8 +374,9 @@ class ExperimentPipeline:
         counts = {name.removesuffix(INSTRUCTIONS): (ref_values[name], cand_values[name])
                   for name in sorted(set(ref_values) & set(cand_values)) if name.endswith(INSTRUCTIONS)}
         floors = {d.benchmark: d.effect_floor for d in self._decide(ref_values, cand_values, a, looks)}
+        # One look at the counted blocks (the first min_blocks): the family is chosen once, from counts alone.
         decisions = [decide_benchmark(name + INSTRUCTIONS, ref, cand, floors[name], alpha=self.config.acceptance.alpha,
-                                      looks=looks, beta=self.config.acceptance.beta)
+                                      looks=(len(ref),), beta=self.config.acceptance.beta)
                      for name, (ref, cand) in counts.items() if name in floors]
         draft.counts = tuple(decisions)
         if decisions:
@@ -434,7 +437,7 @@ class ExperimentPipeline:
             for arm, slot in order:
                 self._verify(slot, arm, a, f"benchmark block {block + 1}")
                 batch.extend(self._run_bench(slot, exp, arm, block, required))
-                if "instructions" in self.config.measurement.channels:
+                if "instructions" in self.config.measurement.channels and block < self.config.acceptance.min_blocks:
                     batch.extend(self._count_instructions(slot, exp, arm, block))
             finished = time.time()
             record = Block(exp, block, self.worker, ",".join(arm for arm, _ in order), started, finished,
