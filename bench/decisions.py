@@ -280,6 +280,7 @@ class ChannelScenario:
     truth: str  # better | null (a keep of a null is a false keep)
     time_effect: float  # on benchmark "a", a fraction: -0.04 is 4 % faster; "floor": exactly at the floor
     instruction_effect: float  # on benchmark "a"'s instruction count
+    other_time_effect: float = 0.0  # on benchmark "b"'s time (its count unchanged)
 
 
 CHANNEL_SCENARIOS = (
@@ -292,15 +293,18 @@ CHANNEL_SCENARIOS = (
     ChannelScenario("win_5pct", "better", -0.05, -0.05),
     ChannelScenario("win_8pct", "better", -0.08, -0.08),
     ChannelScenario("win_4pct_same_instructions", "better", -0.04, 0.0),  # a cache or memory win
+    # The price of the gate: "a" runs fewer instructions in the same time, "b" is 8 % faster with the same
+    # count: "b" is tested only once "a" passed, which it does not.
+    ChannelScenario("fewer_instructions_elsewhere_win_8pct", "better", 0.0, -0.05, other_time_effect=-0.08),
 )
 
 
 def channel_rule(settings: Settings, sc: ChannelScenario, n_exp: int, seed: int, instructions: bool):
     """The farm's rule (stats.decision: assess, outlooks) on CHANNEL_BENCHMARKS benchmarks, with the
-    instruction channel (Holm tests first the benchmarks whose instruction counts, in the first min_blocks
-    blocks, improved beyond the same floor; holm_mask) or without. Noise: normal, settings.cv per block for
-    time, INSTRUCTION_CV for the counts, independent (separate runs); a target that builds nothing (floor =
-    min_effect)."""
+    instruction channel (the benchmarks whose instruction counts, in the first min_blocks blocks, improved
+    beyond the same floor get FIRST_SHARE of Holm's alpha; holm_mask) or without. Noise: normal, settings.cv
+    per block for time, INSTRUCTION_CV for the counts, independent (separate runs); a target that builds
+    nothing (floor = min_effect)."""
     s = settings
     rng = np.random.default_rng(seed)
     looks = s.schedule()
@@ -310,6 +314,7 @@ def channel_rule(settings: Settings, sc: ChannelScenario, n_exp: int, seed: int,
     shape = (n_exp, CHANNEL_BENCHMARKS, looks[-1])
     d = s.cv * rng.standard_normal(shape)
     d[:, 0, :] += time_effect
+    d[:, 1, :] += math.log1p(sc.other_time_effect)
     counts = INSTRUCTION_CV * rng.standard_normal(shape)
     counts[:, 0, :] += math.log1p(sc.instruction_effect)
     # Counted in the first min_blocks blocks only, as the pipeline counts: one look decides the family.

@@ -12,9 +12,11 @@ the first three blocks of each experiment), and prints for each: the verdicts ag
 each experiment spent, the campaign's wall time, and the A/A spread per block of each channel (the canaries'
 log ratios, a robust standard deviation).
 
-Targets (issue 22): the same verdicts in both; at least 40 % fewer blocks with instructions on the wins
-under 5 %; the instruction channel's A/A spread per block under 0.5 %. Prints MISSED and exits 1 when one
-is missed. Run it on a quiet machine: about 15-25 minutes here, most of it cachegrind.
+Targets (issue 22): the same verdicts (no verdict that agrees with the truth under [time] lost, no false
+keep added); at least 40 % fewer blocks with instructions on the wins under 5 % (mean over --repeats
+campaigns of each kind, interleaved); the instruction channel's A/A spread per block under 0.5 %. Prints
+MISSED and exits 1 when one is missed. Run it on a quiet machine: about 20 minutes here with 3 repeats
+(a [time] campaign about 25 s, a [time, instructions] one about 6 minutes, most of it cachegrind).
 
 Not the C++ fixture's pack: without a hardware counter (this VM) a count of one fixture benchmark takes
 about 20 s under cachegrind, 200 s a block (cpp_fixture/README.md).
@@ -172,46 +174,66 @@ def read_campaign(db: pathlib.Path, name: str) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", help="where the target and the campaigns go (default: a temporary directory)")
+    parser.add_argument("--repeats", type=int, default=3, help="campaigns of each kind (default 3): one campaign "
+                                                               "is one draw of each hypothesis' blocks")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "instruction_channel.json"))
     args = parser.parse_args(argv)
     workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="instruction-channel-"))
     repo, patches = make_target(workdir)
-    results = {}
-    for name, channels in (("timeonly", ["time"]), ("counted", ["time", "instructions"])):
-        config = campaign_config(name, repo, patches, channels, workdir)
-        print(f"== campaign {name}: channels {channels}", flush=True)
-        wall = run_campaign(config)
-        results[name] = {"channels": channels, "wall_s": wall, **read_campaign(workdir / name / "farm.duckdb", name)}
-        print(f"   {wall:.0f} s", flush=True)
+    kinds = {"time": ["time"], "time_instructions": ["time", "instructions"]}
+    runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for repeat in range(args.repeats):  # the kinds interleaved: a slow stretch of the machine hits both
+        for kind, channels in kinds.items():
+            name = f"{kind.replace('_', '')}{repeat}"
+            print(f"== campaign {name}: channels {channels}", flush=True)
+            wall = run_campaign(campaign_config(name, repo, patches, channels, workdir))
+            runs[kind].append({"wall_s": wall, **read_campaign(workdir / name / "farm.duckdb", name)})
+            print(f"   {wall:.0f} s", flush=True)
 
-    ok = True
-    print(f"\n{'hypothesis':<34} {'truth':<8} {'[time]':>16} {'[time, instructions]':>24}")
+    def keeps(kind: str, hypothesis: str) -> int:
+        return sum(run["screens"].get(hypothesis, {}).get("status") == "keep" for run in runs[kind])
+
+    def blocks(kind: str, hypotheses) -> float:
+        return statistics.mean(sum(run["screens"].get(h, {}).get("blocks", 0) for h in hypotheses)
+                               for run in runs[kind])
+
+    print(f"\n{'hypothesis':<34} {'truth':<8} {'[time] keeps, blocks':>22} {'[time, instructions]':>22}")
     for hypothesis, (truth, _, _) in PACK.items():
-        cells = [results[name]["screens"].get(hypothesis, {"status": "missing", "blocks": 0})
-                 for name in ("timeonly", "counted")]
-        print(f"{hypothesis:<34} {truth:<8} " + " ".join(f"{c['status']:>10} {c['blocks']:>5}" for c in cells)
-              + "    (status, blocks)")
-    same = all(results["timeonly"]["screens"].get(h, {}).get("status") ==
-               results["counted"]["screens"].get(h, {}).get("status") for h in PACK)
-    agree = {name: sum(results[name]["screens"].get(h, {}).get("status") == truth for h, (truth, _, _) in
-                       PACK.items()) for name in results}
-    blocks = {name: sum(results[name]["screens"].get(h, {}).get("blocks", 0) for h in SMALL_WINS)
-              for name in results}
-    fewer = 1 - blocks["counted"] / blocks["timeonly"] if blocks["timeonly"] else 0.0
-    spread = results["counted"]["aa_spread"].get("instructions", math.inf)
-    lines = [(same, f"the same verdicts in both campaigns ({agree['timeonly']} and {agree['counted']} of {len(PACK)} "
-                    f"agree with the truth)"),
-             (fewer >= 0.4, f"blocks on the wins under 5 %: {blocks['timeonly']} -> {blocks['counted']} "
-                            f"({fewer:.0%} fewer, target 40 %)"),
-             (spread < 0.005, f"instruction channel A/A spread per block: {spread:.3%} (target < 0.5 %); time: "
-                              f"{results['counted']['aa_spread'].get('time', math.nan):.2%}")]
+        cells = [f"{keeps(kind, hypothesis)}/{args.repeats} {blocks(kind, [hypothesis]):>6.1f}" for kind in kinds]
+        print(f"{hypothesis:<34} {truth:<8} " + " ".join(f"{c:>22}" for c in cells))
+    agree = {kind: sum(run["screens"].get(h, {}).get("status") == truth for run in runs[kind]
+                       for h, (truth, _, _) in PACK.items()) for kind in kinds}
+    # No correct verdict lost: a hypothesis [time] gets right in a campaign, [time, instructions] gets right
+    # at least as often (the channel may add keeps of real wins; it must not add false keeps or lose wins).
+    lost = [h for h, (truth, _, _) in PACK.items()
+            if sum(r["screens"].get(h, {}).get("status") == truth for r in runs["time_instructions"]) <
+            sum(r["screens"].get(h, {}).get("status") == truth for r in runs["time"])]
+    false_keeps = sum(keeps("time_instructions", h) for h, (truth, _, _) in PACK.items() if truth != "keep")
+    small = {kind: blocks(kind, SMALL_WINS) for kind in kinds}
+    fewer = 1 - small["time_instructions"] / small["time"] if small["time"] else 0.0
+    spreads = {kind: statistics.median(run["aa_spread"].get(channel, math.nan) for run in runs[kind])
+               for kind, channel in (("time_instructions", "instructions"), ("time", "time"))}
+    walls = {kind: statistics.mean(run["wall_s"] for run in runs[kind]) for kind in kinds}
+    total = len(PACK) * args.repeats
+    lines = [(not lost and not false_keeps,
+              f"verdicts against the truth: [time] {agree['time']}/{total}, [time, instructions] "
+              f"{agree['time_instructions']}/{total}; no correct verdict lost ({', '.join(lost) or 'none lost'}), "
+              f"false keeps with instructions: {false_keeps}"),
+             (fewer >= 0.4, f"mean blocks on the wins under 5 % ({', '.join(SMALL_WINS)}): {small['time']:.1f} -> "
+                            f"{small['time_instructions']:.1f} ({fewer:.0%} fewer, target 40 %)"),
+             (spreads["time_instructions"] < 0.005,
+              f"A/A spread per block, instruction channel: {spreads['time_instructions']:.3%} (target < 0.5 %); "
+              f"time: {spreads['time']:.2%}")]
+    ok = True
     print()
     for met, text in lines:
         ok &= met
         print(f"{text} {'met' if met else 'MISSED'}")
-    print(f"wall time: [time] {results['timeonly']['wall_s']:.0f} s, [time, instructions] "
-          f"{results['counted']['wall_s']:.0f} s")
-    pathlib.Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"mean blocks on all screens: [time] {blocks('time', PACK):.1f}, [time, instructions] "
+          f"{blocks('time_instructions', PACK):.1f}; mean wall time per campaign: [time] {walls['time']:.0f} s, "
+          f"[time, instructions] {walls['time_instructions']:.0f} s (the counting: cachegrind where perf has no "
+          f"hardware counter)")
+    pathlib.Path(args.out).write_text(json.dumps(runs, indent=2, default=str) + "\n")
     print(f"results in {args.out}")
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)

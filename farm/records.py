@@ -124,7 +124,7 @@ class ExperimentResult:
     commit: str | None = None
     decisions: tuple[BenchmarkDecision, ...] = ()
     # measurement.channels [time, instructions]: each benchmark's instruction counts decided as
-    # `<benchmark>.instructions`; they chose which benchmarks Holm tested first, they are never a verdict
+    # `<benchmark>.instructions`; they shared Holm's alpha (holm_mask), they are never a verdict
     counts: tuple[BenchmarkDecision, ...] = ()
     blocks: int = 0
     ref_fingerprint: str | None = None

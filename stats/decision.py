@@ -45,6 +45,9 @@ OUTLOOKS = tuple(Outlook)
 IMPROVED, REGRESSED, SAME, UNKNOWN, INSUFFICIENT = range(5)
 KEEP, DISCARD, CONTINUE = range(3)
 ZERO_SPREAD = 1e-12  # standard errors of log ratios at or below this are no spread at all
+# The share of alpha for the benchmarks whose instruction counts improved (holm_mask), calibrated in
+# bench/decisions.py: their wins gain nearly as much as with all of alpha, and a win elsewhere keeps a chance.
+FIRST_SHARE = 0.8
 
 
 # -- the array core -----------------------------------------------------------
@@ -83,18 +86,22 @@ def holm_mask(p_improved, verdict, alpha: float, first=None) -> np.ndarray:
     The i-th smallest repeated p-value of m (i = 0, 1, ...) must be <= alpha / (m - i); testing stops
     at the first failure. NaN p-values never pass.
 
-    `first` (a mask like the verdicts, or None): a family tested first, chosen without looking at these
-    p-values (the benchmarks whose instruction counts improved, measured in runs of their own): Holm over it
-    at alpha, and only when every one of it passes, Holm over the others at alpha (serial gatekeeping,
-    family-wise level alpha over all). A win the first family predicted is then tested among fewer
-    benchmarks, at a lower bar; with an empty family this is Holm over all.
+    `first` (a mask like the verdicts, or None): a family chosen without looking at these p-values (the
+    benchmarks whose instruction counts improved, measured in runs of their own). Alpha is split between
+    the two families: Holm over `first` at FIRST_SHARE * alpha, Holm over the others at the rest; when every
+    one of `first` passes, its share goes to the others, which are then tested at alpha (a graphical
+    procedure with Holm inside each family: family-wise level alpha over all). A win the counts predicted
+    is tested among fewer benchmarks, at a lower bar; a win they did not predict at a higher one, never
+    shut out. With an empty `first` this is Holm over all.
     """
-    member = np.ones(np.shape(verdict), bool) if first is None else np.asarray(first, bool)
-    primary = _holm(p_improved, verdict, alpha, member)
     if first is None:
-        return primary
+        return _holm(p_improved, verdict, alpha, np.ones(np.shape(verdict), bool))
+    member = np.asarray(first, bool)
+    primary = _holm(p_improved, verdict, FIRST_SHARE * alpha, member)
     gate_open = (primary | ~member).all(axis=-1, keepdims=True)
-    return primary | (_holm(p_improved, verdict, alpha, ~member) & gate_open)
+    others = np.where(gate_open, _holm(p_improved, verdict, alpha, ~member),
+                      _holm(p_improved, verdict, (1 - FIRST_SHARE) * alpha, ~member))
+    return primary | others
 
 
 def _holm(p_improved, verdict, alpha: float, member) -> np.ndarray:
@@ -129,7 +136,8 @@ def outlooks(a: dict[str, np.ndarray], *, alpha: float, final: bool, extend: boo
     bare estimate beyond the floor would send one null in several benchmarks
     into the extension). Futility and the extension rule
     only ever turn keeps into discards, so they cannot add false keeps.
-    `first`: the family Holm tests first (holm_mask), e.g. the benchmarks whose instruction counts improved.
+    `first`: the family that gets FIRST_SHARE of alpha (holm_mask), e.g. the benchmarks whose instruction counts
+    improved.
     Returns (outlook codes, Holm mask).
     """
     verdict = a["verdict"]
@@ -241,7 +249,7 @@ def _as_arrays(decisions: list[BenchmarkDecision]) -> dict[str, np.ndarray]:
 def decide_experiment(decisions, *, alpha: float = 0.05, final: bool = True, extend: bool = False,
                       first: frozenset[str] = frozenset()) -> ExperimentDecision:
     """Keep, discard, or measure more, from the benchmarks' decisions at one look (rules: `outlooks`).
-    `first`: the benchmarks Holm tests first (their instruction counts improved; holm_mask)."""
+    `first`: the benchmarks that get FIRST_SHARE of alpha (their instruction counts improved; holm_mask)."""
     decisions = list(decisions)
     if not decisions:
         return ExperimentDecision(Outlook.DISCARD, "no benchmark was measured", ())

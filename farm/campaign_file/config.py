@@ -113,8 +113,9 @@ class MeasurementConfig(Model):
         "arm's instruction count per benchmark (phases.bench.instructions_command, run once per benchmark under "
         "`perf stat -e instructions:u`, else cachegrind; `farm doctor` says which works), stored as samples of "
         "`<benchmark>.instructions`. Counts are nearly free of noise but blind to caches, memory and threads: they "
-        "never keep a change. A benchmark whose count improved beyond its floor is tested first for the time "
-        "win (Holm over fewer benchmarks, a lower bar); the false-keep rate stays alpha (bench/decisions.py)."))
+        "never keep a change: the benchmarks whose counts improved beyond their floor share 0.8 of Holm's alpha "
+        "for the time win (a lower bar than among all), the others the rest; the false-keep rate stays alpha "
+        "(bench/decisions.py). Counted in the first acceptance.min_blocks blocks of each experiment only."))
 
     @field_validator("channels")
     @classmethod

@@ -12,7 +12,7 @@ Two counters, the first that works on the node:
 Both count the command's whole run, start-up included (the same in both arms: it dilutes a ratio, it does
 not bias it); a cheap command that runs each benchmark once (bench.instructions_command) keeps the
 dilution and the cost low. The count is read from the command's stderr, where both counters write it: a
-benchmark could print a forged one. It only decides which benchmarks Holm tests first (stats.decision:
+benchmark could print a forged one. It only decides how Holm's alpha is shared (stats.decision:
 holm_mask), never a keep by itself, so a forged count cannot make a change kept.
 """
 from __future__ import annotations

@@ -366,9 +366,9 @@ class ExperimentPipeline:
 
     def _instructions_first(self, ref_values: dict, cand_values: dict, a: Assignment, looks,
                             draft: Draft) -> frozenset[str]:
-        """The benchmarks whose instruction counts improved beyond their floor, which Holm tests first for the
-        time win (stats.decision.holm_mask); their decisions go into the draft (`counts`) and an event. Empty
-        without the channel."""
+        """The benchmarks whose instruction counts improved beyond their floor, which get the larger share of
+        Holm's alpha for the time win (stats.decision.holm_mask); their decisions go into the draft (`counts`)
+        and an event. Empty without the channel."""
         if "instructions" not in self.config.measurement.channels:
             return frozenset()
         counts = {name.removesuffix(INSTRUCTIONS): (ref_values[name], cand_values[name])
