@@ -217,8 +217,8 @@ def main(argv=None) -> int:
     total = len(PACK) * args.repeats
     lines = [(not lost and not false_keeps,
               f"verdicts against the truth: [time] {agree['time']}/{total}, [time, instructions] "
-              f"{agree['time_instructions']}/{total}; no correct verdict lost ({', '.join(lost) or 'none lost'}), "
-              f"false keeps with instructions: {false_keeps}"),
+              f"{agree['time_instructions']}/{total}; correct verdicts lost with instructions: "
+              f"{', '.join(lost) or 'none'}; false keeps with instructions: {false_keeps}"),
              (fewer >= 0.4, f"mean blocks on the wins under 5 % ({', '.join(SMALL_WINS)}): {small['time']:.1f} -> "
                             f"{small['time_instructions']:.1f} ({fewer:.0%} fewer, target 40 %)"),
              (spreads["time_instructions"] < 0.005,
