@@ -157,6 +157,9 @@ class Block:
 
 
 SAMPLE_COLUMNS = tuple(f.name for f in fields(Sample))
+# measurement.channels [time, instructions]: a benchmark's instruction counts are samples, and decisions, of
+# `<benchmark>.instructions`
+INSTRUCTIONS = ".instructions"
 
 
 @dataclass

@@ -97,7 +97,9 @@ def holm_mask(p_improved, verdict, alpha: float, first=None) -> np.ndarray:
     if first is None:
         return _holm(p_improved, verdict, alpha, np.ones(np.shape(verdict), bool))
     member = np.asarray(first, bool)
-    primary = _holm(p_improved, verdict, FIRST_SHARE * alpha, member)
+    # all of alpha to a first family that is every benchmark: there is nobody to share with
+    share = np.where((~member).any(axis=-1, keepdims=True), FIRST_SHARE, 1.0)
+    primary = _holm(p_improved, verdict, share * alpha, member)
     gate_open = (primary | ~member).all(axis=-1, keepdims=True)
     others = np.where(gate_open, _holm(p_improved, verdict, alpha, ~member),
                       _holm(p_improved, verdict, (1 - FIRST_SHARE) * alpha, ~member))

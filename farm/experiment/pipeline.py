@@ -40,7 +40,7 @@ from farm.experiment.runner import Pinning, run_command
 from farm.node import sandbox
 from farm.node.measurement_lock import MeasurementLock
 from farm.node.node_state import PhaseBoard, cpu_mhz, describe_others, load_average
-from farm.records import OVERFITS, Assignment, Block, ExperimentResult, Kind, Sample, Status
+from farm.records import INSTRUCTIONS, OVERFITS, Assignment, Block, ExperimentResult, Kind, Sample, Status
 from stats import BenchmarkDecision, Outlook, Verdict, decide_benchmark, decide_experiment
 from stats.artifacts import stale_build
 from stats.noise import aa_log_ratios, effect_floor, robust_noise
@@ -48,8 +48,9 @@ from worktrees import Scratch, Slot, SlotPool
 
 BlockSink = Callable[[Block, list[Sample]], None]  # one block and its samples: one batch for the store
 EventSink = Callable[[str, str, str], None]  # (experiment_id, kind, message)
-INSTRUCTIONS = ".instructions"  # a benchmark's instruction counts are samples of `<benchmark>.instructions`
 LOCK_EVENT_SECONDS = 0.01  # waits for the measurement lock at least this long go into the event log
+# A count's timeout: phases.bench.timeout times the counter's slowdown (cachegrind runs 20-50x slower)
+COUNT_SLOWDOWN = {"perf": 2, "cachegrind": 50}
 
 
 class ReferenceChanged(Exception):
@@ -186,7 +187,7 @@ class ExperimentPipeline:
         blocks = self.config.acceptance.aa_blocks
         first, second = self._blocks(ref, cand, a, range(blocks), ("ref", "aa"), draft)
         logs = tuple((name, tuple(aa_log_ratios(first[name], second[name]).tolist()))
-                     for name in sorted(set(first) & set(second)))
+                     for name in sorted(set(first) & set(second)) if not name.endswith(INSTRUCTIONS))
         draft.aa = logs
         decisions = self._decide(first, second, a, (blocks,))
         outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, final=True,
@@ -343,7 +344,7 @@ class ExperimentPipeline:
     def _count_instructions(self, slot: Slot, exp: str, arm: str, block: int) -> list[Sample]:
         """Each printed benchmark's instruction count (measurement.channels), one run of its
         instructions_command under the node's counter (farm/experiment/instruction_counter.py), as samples of
-        `<benchmark>.instructions`. Only in the first acceptance.min_blocks blocks: the counts are nearly free
+        `<benchmark>.instructions`. Only in the blocks of the first look: the counts are nearly free
         of noise, so the first look decides them, and a count can cost many times the benchmark's own run
         (cachegrind)."""
         counter, found = instruction_counter.find_counter()
@@ -354,7 +355,8 @@ class ExperimentPipeline:
             started = time.time()
             command = instruction_counter.counted(counter, self.config.instructions_command(name))
             try:
-                result = self._phase("bench", command, self.config.phases.bench.timeout, slot, exp,
+                result = self._phase("bench", command, self.config.phases.bench.timeout * COUNT_SLOWDOWN[counter],
+                                     slot, exp,
                                      f"instructions-{name}")
                 count = instruction_counter.read_count(counter, result.stderr)
             except (PhaseError, instruction_counter.CountError) as error:
@@ -374,9 +376,10 @@ class ExperimentPipeline:
         counts = {name.removesuffix(INSTRUCTIONS): (ref_values[name], cand_values[name])
                   for name in sorted(set(ref_values) & set(cand_values)) if name.endswith(INSTRUCTIONS)}
         floors = {d.benchmark: d.effect_floor for d in self._decide(ref_values, cand_values, a, looks)}
-        # One look at the counted blocks (the first min_blocks): the family is chosen once, from counts alone.
+        # One look at the counted blocks (the first look's): the family is chosen once, from counts alone.
+        # `exact`: cachegrind gives a deterministic program the same count every run, a ratio without spread.
         decisions = [decide_benchmark(name + INSTRUCTIONS, ref, cand, floors[name], alpha=self.config.acceptance.alpha,
-                                      looks=(len(ref),), beta=self.config.acceptance.beta)
+                                      looks=(len(ref),), beta=self.config.acceptance.beta, exact=True)
                      for name, (ref, cand) in counts.items() if name in floors]
         draft.counts = tuple(decisions)
         if decisions:
@@ -437,7 +440,7 @@ class ExperimentPipeline:
             for arm, slot in order:
                 self._verify(slot, arm, a, f"benchmark block {block + 1}")
                 batch.extend(self._run_bench(slot, exp, arm, block, required))
-                if "instructions" in self.config.measurement.channels and block < self.config.acceptance.min_blocks:
+                if "instructions" in self.config.measurement.channels and block < self.config.acceptance.schedule()[0]:
                     batch.extend(self._count_instructions(slot, exp, arm, block))
             finished = time.time()
             record = Block(exp, block, self.worker, ",".join(arm for arm, _ in order), started, finished,
@@ -487,8 +490,8 @@ class ExperimentPipeline:
                                                         + (" (extension)" if look > regular_last else ""))
             if outcome.outlook is not Outlook.CONTINUE:
                 break
-        draft.ref_means = tuple((name, geometric_mean(v))
-                                   for name, v in sorted(values[0].items()) if v and min(v) > 0)
+        draft.ref_means = tuple((name, geometric_mean(v)) for name, v in sorted(values[0].items())
+                                if v and min(v) > 0 and not name.endswith(INSTRUCTIONS))
         return outcome
 
     def _decide(self, ref_values: dict, cand_values: dict, a: Assignment, looks) -> list[BenchmarkDecision]:

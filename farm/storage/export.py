@@ -66,7 +66,8 @@ def export_autoresearch_jsonl(con: duckdb.DuckDBPyConnection, campaign: str, pat
     ratios: dict[str, dict[str, float]] = {}
     for experiment, benchmark, ratio in con.execute(
             "SELECT d.experiment_id, d.benchmark, d.ratio FROM decisions d JOIN experiments e "
-            "ON e.id = d.experiment_id WHERE e.campaign = ? AND e.kind = 'screen'", [campaign]).fetchall():
+            "ON e.id = d.experiment_id WHERE e.campaign = ? AND e.kind = 'screen' "
+            "AND NOT ends_with(d.benchmark, '.instructions')", [campaign]).fetchall():
         if ratio is not None:
             ratios.setdefault(experiment, {})[benchmark] = ratio
     lines = [json.dumps({"type": "config", "name": campaign, "metricName": "effect", "metricUnit": "x",

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from farm.errors import FarmError
+from farm.records import INSTRUCTIONS
 from farm.storage.cookbook import RECIPES, bound
 from stats.decision import ratio_interval
 
@@ -93,11 +94,15 @@ def confirmation_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str |
     experiment, blocks = row
     config = _stored_config(con, campaign)
     alpha = config.get("acceptance", {}).get("alpha", 0.05)
-    decisions = con.execute("SELECT benchmark, ratio, ci_low, ci_high FROM decisions WHERE experiment_id = ? "
-                            "ORDER BY benchmark", [experiment]).fetchall()
-    shown = "; ".join(f"{name} {ratio:.3f}x [{low:.3f}, {high:.3f}]" for name, ratio, low, high in decisions)
+    rows = con.execute("SELECT benchmark, ratio, ci_low, ci_high FROM decisions WHERE experiment_id = ? "
+                       "ORDER BY benchmark", [experiment]).fetchall()
+    decisions = [row for row in rows if not row[0].endswith(INSTRUCTIONS)]
+    counts = [row for row in rows if row[0].endswith(INSTRUCTIONS)]
+    shown = "; ".join(_ratio_text(*row) for row in decisions)
     lines = [f"final confirmation ({experiment}: the final tip against the base, {blocks} blocks): "
              f"overall {_overall(con, experiment, config, [d[0] for d in decisions], alpha)}; {shown}"]
+    if counts:  # measurement.channels [time, instructions]: the counts of its first look, never the verdict
+        lines.append(f"instruction counts: {'; '.join(_ratio_text(*row) for row in counts)}")
     products = [f"{name} {ratio:.3f}x [{low:.3f}, {high:.3f}]"
                 for name, (ratio, low, high) in landed_product(con, campaign, alpha).items()]
     if products:
@@ -105,12 +110,20 @@ def confirmation_summary(con: duckdb.DuckDBPyConnection, campaign: str) -> str |
     return "\n".join(lines)
 
 
+def _ratio_text(name: str, ratio: float | None, low: float | None, high: float | None) -> str:
+    if ratio is None or low is None or high is None:
+        return f"{name} undecided"
+    return f"{name} {ratio:.3f}x [{low:.3f}, {high:.3f}]"
+
+
 def landed_product(con: duckdb.DuckDBPyConnection, campaign: str, alpha: float) -> dict[str, tuple]:
     """Per benchmark: the product of the re-measured ratios landed on the integration branch's history, with an
     interval that combines theirs as independent normal errors of the log ratios."""
     landed = con.execute(f"""SELECT d.benchmark, d.ratio, d.ci_low, d.ci_high FROM merges m
                              JOIN decisions d ON d.experiment_id = m.remeasure_experiment_id
-                             WHERE m.campaign = ? AND m.landed AND {ON_INTEGRATION} ORDER BY d.benchmark""",
+                             WHERE m.campaign = ? AND m.landed AND {ON_INTEGRATION} AND d.ratio > 0
+                                   AND d.ci_low > 0 AND d.ci_high > 0
+                                   AND NOT ends_with(d.benchmark, '{INSTRUCTIONS}') ORDER BY d.benchmark""",
                          [campaign]).fetchall()
     z = scipy_stats.norm.ppf(1 - alpha / 2)
     products = {}

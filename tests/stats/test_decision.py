@@ -155,6 +155,7 @@ def test_holm_step_down_known_answers(p_values, expected):
     ((0.001, 0.02, 0.5), {"a"}, {"a", "b"}),  # ... 0.02 <= 0.025
     ((0.015, 0.035, 0.5), {"a", "b"}, {"a", "b"}),  # Holm within the first family of two at 0.04: 0.02, 0.04
     ((0.025, 0.035, 0.5), {"a", "b"}, set()),  # ... 0.025 > 0.02
+    ((0.012, 0.02, 0.045), {"a", "b", "c"}, {"a", "b", "c"}),  # every benchmark first: all of alpha (0.045 > 0.04)
 ])
 def test_holm_with_a_first_family_splits_alpha_and_passes_it_on(p_values, first, expected):
     # The benchmarks whose instruction counts improved get 0.8 of alpha (stats.decision.holm_mask), the others
