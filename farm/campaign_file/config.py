@@ -115,7 +115,7 @@ class MeasurementConfig(Model):
         "`<benchmark>.instructions`. Counts are nearly free of noise but blind to caches, memory and threads: they "
         "never keep a change: the benchmarks whose counts improved beyond their floor share 0.8 of Holm's alpha "
         "for the time win (a lower bar than among all), the others the rest; the false-keep rate stays alpha "
-        "(bench/decisions.py). Counted in the first acceptance.min_blocks blocks of each experiment only."))
+        "(bench/decisions.py). Counted in the blocks of the first look only."))
 
     @field_validator("channels")
     @classmethod
