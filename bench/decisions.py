@@ -199,25 +199,34 @@ def farm_rule(sim: Simulator, sc: Scenario, n_exp: int):
     """Keep rate per truth and mean blocks (A/A canary blocks amortised over canary_every experiments)."""
     s = sim.s
     looks = s.schedule()
-    regular_last = default_schedule(s.min_blocks, s.max_blocks)[-1]
     effect, truth = _effects(sim, sc, n_exp)
     aa_effect = np.full((n_exp, 1, len(BENCHMARKS)), sc.build_offset)
     aa = sim.log_ratios(sc, n_exp, s.aa_blocks, aa_effect, noise=sc.aa_noise)
     counted = build_bias(np.moveaxis(aa, 1, 2))[2] if sc.built else 0.0
     floor = np.broadcast_to(effect_floor(s.min_effect, counted), (n_exp, len(BENCHMARKS)))
     d = np.moveaxis(sim.log_ratios(sc, n_exp, looks[-1], effect, cand_noise=sc.cand_noise), 1, 2)
-    outcome = np.full(n_exp, CONTINUE)
-    blocks = np.zeros(n_exp)
+    keep, blocks = sequential(s, d, floor)
+    return keep, truth, blocks + s.aa_blocks / s.canary_every
+
+
+def sequential(s: Settings, d: np.ndarray, floor: np.ndarray, first: np.ndarray | None = None):
+    """The farm's looks over log ratios d (experiments, benchmarks, blocks), as the pipeline takes them: which
+    experiments are kept, and the blocks each spent. `first`: the family with the larger share of Holm's
+    alpha, per experiment (holm_mask)."""
+    looks = s.schedule()
+    regular_last = default_schedule(s.min_blocks, s.max_blocks)[-1]
+    outcome = np.full(d.shape[0], CONTINUE)
+    blocks = np.zeros(d.shape[0])
     for n in looks:
         running = np.flatnonzero(outcome == CONTINUE)
         if running.size == 0:
             break
         a = assess(d[running, :, :n], floor[running], alpha=s.alpha, looks=looks, beta=s.beta)
-        out, _ = outlooks(a, alpha=s.alpha, final=n == looks[-1], extend=n == regular_last and n != looks[-1])
+        out, _ = outlooks(a, alpha=s.alpha, final=n == looks[-1], extend=n == regular_last and n != looks[-1],
+                          first=None if first is None else first[running])
         outcome[running] = out
         blocks[running] = n
-    keep = outcome == KEEP
-    return keep, truth, blocks + s.aa_blocks / s.canary_every
+    return outcome == KEEP, blocks
 
 
 def fixed_rule(sim: Simulator, sc: Scenario, n_exp: int, n_blocks: int):
@@ -308,7 +317,6 @@ def channel_rule(settings: Settings, sc: ChannelScenario, n_exp: int, seed: int,
     s = settings
     rng = np.random.default_rng(seed)
     looks = s.schedule()
-    regular_last = default_schedule(s.min_blocks, s.max_blocks)[-1]
     floor = np.full((n_exp, CHANNEL_BENCHMARKS), s.min_effect)
     time_effect = -math.log1p(s.min_effect) if sc.time_effect == "floor" else math.log1p(sc.time_effect)
     shape = (n_exp, CHANNEL_BENCHMARKS, looks[-1])
@@ -319,20 +327,8 @@ def channel_rule(settings: Settings, sc: ChannelScenario, n_exp: int, seed: int,
     counts[:, 0, :] += math.log1p(sc.instruction_effect)
     # Counted in the first min_blocks blocks only, as the pipeline counts: one look decides the family.
     counted = assess(counts[:, :, :s.min_blocks], floor, alpha=s.alpha, looks=(s.min_blocks,), beta=s.beta)
-    chosen = counted["verdict"] == IMPROVED
-    outcome = np.full(n_exp, CONTINUE)
-    blocks = np.zeros(n_exp)
-    for n in looks:
-        running = np.flatnonzero(outcome == CONTINUE)
-        if running.size == 0:
-            break
-        first = chosen[running] if instructions else None
-        a = assess(d[running, :, :n], floor[running], alpha=s.alpha, looks=looks, beta=s.beta)
-        out, _ = outlooks(a, alpha=s.alpha, final=n == looks[-1], extend=n == regular_last and n != looks[-1],
-                          first=first)
-        outcome[running] = out
-        blocks[running] = n
-    return outcome == KEEP, np.full(n_exp, sc.truth), blocks
+    keep, blocks = sequential(s, d, floor, counted["verdict"] == IMPROVED if instructions else None)
+    return keep, np.full(n_exp, sc.truth), blocks
 
 
 def run_channels(settings: Settings, experiments: int, null_experiments: int, seed: int) -> list[dict]:
