@@ -64,7 +64,7 @@ PROG = textwrap.dedent('''\
         start = time.perf_counter()
         loop(n)
         elapsed = time.perf_counter() - start
-        print(json.dumps({{"name": name, "value": elapsed, "unit": "s", "pid": os.getpid()}}))
+        print(json.dumps({"name": name, "value": elapsed, "unit": "s", "pid": os.getpid()}))
 ''')
 
 # id -> (truth, what the patch does to LOOPS and loop)
@@ -84,7 +84,7 @@ def _git(repo: pathlib.Path, *args: str) -> str:
 
 
 def _program(loops: dict[str, int], sleep_in: str | None = None, comment: bool = False) -> str:
-    text = PROG.replace("{LOOPS}", repr(loops)).replace("{{", "{").replace("}}", "}")
+    text = PROG.replace("{LOOPS}", repr(loops))
     if sleep_in:  # fewer iterations, and a sleep inside that benchmark's timing
         timed = "    loop(n)\n    elapsed"
         assert timed in text

@@ -100,6 +100,8 @@ class ExperimentPipeline:
         # directory inside it: hidden from agents, read-only to phases but for the checkout a phase runs in.
         self.farm_dirs = (self.log_root.parent, slots.repo.path)
         self.contained = sandbox.bwrap_problem() is None  # else phases fall back to the tag sweep
+        # measurement.channels [time, instructions]: instructions are counted in the blocks of the first look
+        self.counted_blocks = config.acceptance.schedule()[0] if "instructions" in config.measurement.channels else 0
         command = realisers.CommandRealiser(config, slots.repo, Scratch(slots.repo, slots.root / "scratch"),
                                             self.log_root, pinning, tag, self.farm_dirs, send_event)
         self.realisers: dict[str, realisers.Realiser] = {
@@ -191,7 +193,7 @@ class ExperimentPipeline:
         draft.aa = logs
         decisions = self._decide(first, second, a, (blocks,))
         outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, final=True,
-                                    first=self._instructions_first(first, second, a, (blocks,), draft))
+                                    first=self._instructions_first(decisions, first, second, a, draft))
         draft.decisions = outcome.decisions
         noise = ", ".join(f"{name} {math.expm1(robust_noise(values)):.2%}" for name, values in logs)
         same = " (byte-identical)" if draft.ref_fp == draft.cand_fp else ""
@@ -215,9 +217,9 @@ class ExperimentPipeline:
         draft.cand_fp = self._build(cand, a.experiment_id, "the final tip")
         blocks = self.config.merge.confirm_blocks
         values = self._blocks(ref, cand, a, range(blocks), ("ref", "cand"), draft)
-        outcome = decide_experiment(self._decide(values[0], values[1], a, (blocks,)),
-                                    alpha=self.config.acceptance.alpha, final=True,
-                                    first=self._instructions_first(values[0], values[1], a, (blocks,), draft))
+        decisions = self._decide(values[0], values[1], a, (blocks,))
+        outcome = decide_experiment(decisions, alpha=self.config.acceptance.alpha, final=True,
+                                    first=self._instructions_first(decisions, values[0], values[1], a, draft))
         draft.decisions = outcome.decisions
         draft.effect = geometric_effect(outcome.decisions)
         reason = f"final tip {a.pick_tip[:10]} against the base {a.parent_commit[:10]}: {outcome.reason} " \
@@ -366,26 +368,28 @@ class ExperimentPipeline:
                                   self.pinning.cpus, result.pid, started, time.time()))
         return samples
 
-    def _instructions_first(self, ref_values: dict, cand_values: dict, a: Assignment, looks,
-                            draft: Draft) -> frozenset[str]:
-        """The benchmarks whose instruction counts improved beyond their floor, which get the larger share of
-        Holm's alpha for the time win (stats.decision.holm_mask); their decisions go into the draft (`counts`)
-        and an event. Empty without the channel."""
-        if "instructions" not in self.config.measurement.channels:
+    def _instructions_first(self, decisions: list[BenchmarkDecision], ref_values: dict, cand_values: dict,
+                            a: Assignment, draft: Draft) -> frozenset[str]:
+        """The benchmarks whose instruction counts improved beyond their floor (the floor of their time
+        `decisions`), which get the larger share of Holm's alpha for the time win (stats.decision.holm_mask);
+        their decisions go into the draft (`counts`) and an event, once: the counts end with the first look.
+        Empty without the channel."""
+        if not self.counted_blocks:
             return frozenset()
-        counts = {name.removesuffix(INSTRUCTIONS): (ref_values[name], cand_values[name])
-                  for name in sorted(set(ref_values) & set(cand_values)) if name.endswith(INSTRUCTIONS)}
-        floors = {d.benchmark: d.effect_floor for d in self._decide(ref_values, cand_values, a, looks)}
-        # One look at the counted blocks (the first look's): the family is chosen once, from counts alone.
-        # `exact`: cachegrind gives a deterministic program the same count every run, a ratio without spread.
-        decisions = [decide_benchmark(name + INSTRUCTIONS, ref, cand, floors[name], alpha=self.config.acceptance.alpha,
-                                      looks=(len(ref),), beta=self.config.acceptance.beta, exact=True)
-                     for name, (ref, cand) in counts.items() if name in floors]
-        draft.counts = tuple(decisions)
-        if decisions:
-            self.send_event(a.experiment_id, "instructions", "; ".join(
-                f"{d.benchmark} {d.ratio:.4f}x {d.verdict.value}" for d in decisions))
-        return frozenset(d.benchmark.removesuffix(INSTRUCTIONS) for d in decisions if d.verdict is Verdict.IMPROVED)
+        if not draft.counts:
+            # One look at the counted blocks (the first look's): the family is chosen once, from counts alone.
+            # `exact`: cachegrind gives a deterministic program the same count every run, a ratio without spread.
+            counts = {name.removesuffix(INSTRUCTIONS): (ref_values[name], cand_values[name])
+                      for name in sorted(set(ref_values) & set(cand_values)) if name.endswith(INSTRUCTIONS)}
+            floors = {d.benchmark: d.effect_floor for d in decisions}
+            draft.counts = tuple(
+                decide_benchmark(name + INSTRUCTIONS, ref, cand, floors[name], alpha=self.config.acceptance.alpha,
+                                 looks=(len(ref),), beta=self.config.acceptance.beta, exact=True)
+                for name, (ref, cand) in counts.items() if name in floors)
+            if draft.counts:
+                self.send_event(a.experiment_id, "instructions", "; ".join(
+                    f"{d.benchmark} {d.ratio:.4f}x {d.verdict.value}" for d in draft.counts))
+        return frozenset(d.benchmark.removesuffix(INSTRUCTIONS) for d in draft.counts if d.verdict is Verdict.IMPROVED)
 
     def _check_stale(self, cand: Slot, changed: list[str], draft: Draft) -> None:
         """stale_build: a changed source that feeds the artefacts is newer than an artefact after the build."""
@@ -440,7 +444,7 @@ class ExperimentPipeline:
             for arm, slot in order:
                 self._verify(slot, arm, a, f"benchmark block {block + 1}")
                 batch.extend(self._run_bench(slot, exp, arm, block, required))
-                if "instructions" in self.config.measurement.channels and block < self.config.acceptance.schedule()[0]:
+                if block < self.counted_blocks:
                     batch.extend(self._count_instructions(slot, exp, arm, block))
             finished = time.time()
             record = Block(exp, block, self.worker, ",".join(arm for arm, _ in order), started, finished,
@@ -484,7 +488,7 @@ class ExperimentPipeline:
             done = look
             decisions = self._decide(values[0], values[1], a, looks)
             outcome = decide_experiment(decisions, alpha=acceptance.alpha, final=look == looks[-1],
-                                        first=self._instructions_first(values[0], values[1], a, looks, draft),
+                                        first=self._instructions_first(decisions, values[0], values[1], a, draft),
                                         extend=look == regular_last)
             self.send_event(a.experiment_id, "measure", f"look at {look} blocks: {outcome.outlook.value}"
                                                         + (" (extension)" if look > regular_last else ""))
