@@ -18,8 +18,9 @@ in a tiny mode):
                 on one whose benchmark makes an experiment last about 5 s.
 2. slots        reusing a worktree slot (SlotPool.slot + Slot.reset) against `git worktree add` and a fresh
                 `git clone`, on the C++ fixture and on a generated 20,000-file repository.
-3. store        1,000,000 samples into a DuckDB file through the store actor's observe and the
-                coordinator's drains (each writes what came in), then every cookbook recipe on that store.
+3. store        1,000,000 samples into a DuckDB file through the store's spool (as workers on its node send
+                them) and the coordinator's drains (each takes in the spool and writes it), then every
+                cookbook recipe on that store.
 4. throughput   the real coordinator loop with 8, 32 and 64 synthetic workers whose experiments sleep
                 through their phases for 2 s, against the ideal workers / 2 s.
 5. startup      `farm validate configs/demo.yaml` and `farm doctor`, each in a fresh interpreter.
@@ -385,7 +386,7 @@ def part_slots(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
 
 BENCHMARKS = 5  # the fixture's (and the demo's) benchmarks: a block is 2 arms x 5 = 10 samples
 BLOCKS_PER_EXPERIMENT = 10  # a measured experiment's blocks (the default looks run from 3 to 20)
-WORKERS_SENDING = 64  # blocks in flight at once: 64 workers, each waiting for its own block to be stored
+WORKERS_SENDING = 64  # calls in flight at once from workers on other nodes, each waiting for its own
 DRAIN_SECONDS = 1.0  # the coordinator drains the store actor's events at least this often
 STORE_CAMPAIGN = "perfstore"
 
@@ -556,51 +557,47 @@ def _top_up(store, ray, pending: list[dict]) -> int:
     return int(rows[0][0])
 
 
-def _ingest(store, ray, experiments: list[dict], samples: int, deadline_s: float) -> dict:
-    """Blocks of the measured experiments, in order, through observe: one call per experiment, as a worker
-    sends the blocks of measurement.send_every seconds (2 s) when its blocks come faster, with
-    WORKERS_SENDING calls in flight and every one awaited, and a drain_events call every DRAIN_SECONDS as the
-    coordinator's turns make (each writes what came in since the last to the file, and takes a snapshot for
-    readers every 5 s), until `samples` samples are stored or `deadline_s` has passed; the time includes the
-    last drain, which writes the rest. Returns what was stored, how long it took and the experiments whose
-    blocks were not sent."""
-    in_flight: list = []
-    stored = 0
-    sent_blocks = calls = 0
-    progress = [(0.0, 0)]  # (seconds, samples stored) after each experiment: is the rate steady?
+def _ingest(store, ray, spool, experiments: list[dict], samples: int, deadline_s: float) -> dict:
+    """Blocks of the measured experiments, in order, through the store's spool as the workers on its node send
+    them (farm/storage/spool.py): one file per experiment, as a worker sends the blocks of measurement.send_every
+    seconds (2 s) when its blocks come faster, written here on the clock (64 workers would write them on their own
+    CPUs); and a drain_events call every DRAIN_SECONDS as the coordinator's turns make, not awaited before the next
+    files are written (each takes in the spool and writes it to the file, and takes a snapshot for readers every
+    5 s), until `samples` samples are sent or `deadline_s` has passed; the time includes the last drain, which
+    writes the rest. Returns what was stored, how long it took and the experiments whose blocks were not sent."""
+    sent_samples = sent_blocks = files = 0
+    progress = [(0.0, 0)]  # (seconds, samples sent) after each experiment: is the rate steady?
     measured = [e for e in experiments if e["measured"]]
     # Made before the clock starts: each worker makes its own, in its own process, as it measures.
     needed = -(-samples // (BLOCKS_PER_EXPERIMENT * 2 * BENCHMARKS))
     outgoing = [_observations(e["id"], e["worker"]) for e in measured[:needed]]
     started = time.perf_counter()
-    drained_at = started
+    drain, drained_at = None, started
     reached = drains = 0
     for observations in outgoing:
-        queued = len(in_flight) * BLOCKS_PER_EXPERIMENT * 2 * BENCHMARKS
-        if stored + queued >= samples or time.perf_counter() - started > deadline_s:
+        if sent_samples >= samples or time.perf_counter() - started > deadline_s:
             break
-        if time.perf_counter() - drained_at >= DRAIN_SECONDS:
-            ray.get(store.drain_events.remote())
-            drained_at = time.perf_counter()
+        # Like the coordinator, one drain at a time: the next only once the last has answered.
+        if time.perf_counter() - drained_at >= DRAIN_SECONDS and (drain is None or ray.wait([drain], timeout=0)[0]):
+            drain, drained_at = store.drain_events.remote(), time.perf_counter()
             drains += 1
-        in_flight.append(store.observe.remote(observations))
-        sent_blocks += BLOCKS_PER_EXPERIMENT
-        calls += 1
-        if len(in_flight) >= WORKERS_SENDING:
-            stored += ray.get(in_flight.pop(0))
+        spool.put(observations, observations.blocks[0].worker)
+        sent_samples += observations.sample_count
+        sent_blocks += len(observations.blocks)
+        files += 1
         reached += 1
-        progress.append((time.perf_counter() - started, stored))
-    stored += sum(ray.get(in_flight))
+        progress.append((time.perf_counter() - started, sent_samples))
     last_drain = time.perf_counter()
+    if drain is not None:
+        ray.get(drain)
     ray.get(store.drain_events.remote())
     elapsed = time.perf_counter() - started
-    middle = next((point for point in progress if point[1] >= stored / 2), (elapsed / 2, stored / 2))
+    middle = next((point for point in progress if point[1] >= sent_samples / 2), (elapsed / 2, sent_samples / 2))
     first_half = middle[1] / middle[0] if middle[0] > 0 else None
-    second_half = (stored - middle[1]) / (elapsed - middle[0]) if elapsed > middle[0] else None
-    return {"samples_ingested": stored, "blocks_sent": sent_blocks, "calls": calls, "seconds": elapsed,
-            "drains": drains + 1, "last_drain_s": elapsed - (last_drain - started),
-            "samples_per_s": stored / elapsed, "samples_per_s_first_half": first_half,
-            "samples_per_s_second_half": second_half, "sent": measured[:reached], "pending": measured[reached:]}
+    return {"samples_ingested": sent_samples, "blocks_sent": sent_blocks, "spool_files": files, "seconds": elapsed,
+            "drains": drains + 1, "after_the_last_file_s": elapsed - (last_drain - started),
+            "samples_per_s": sent_samples / elapsed, "samples_sent_per_s_first_half": first_half,
+            "sent": measured[:reached], "pending": measured[reached:]}
 
 
 class _NoStore:
@@ -618,7 +615,8 @@ def _pickled_by_value(ray) -> None:
 
 
 def _ray_calls_alone(ray, calls: int) -> float:
-    """Seconds for `calls` observe calls, sent as _ingest sends them, to an actor that stores nothing."""
+    """Seconds for `calls` observe calls, one per file _ingest puts in the spool and WORKERS_SENDING in flight, to
+    an actor that stores nothing."""
     _pickled_by_value(ray)
     sink = ray.remote(num_cpus=0)(_NoStore).remote()
     ray.get(sink.observe.remote(_observations("warm-000001", "w0", blocks=1)))
@@ -637,8 +635,8 @@ def _ray_calls_alone(ray, calls: int) -> float:
 
 def _direct_rate(path: pathlib.Path, flushes: int, calls_per_flush: int = 100) -> float:
     """Samples per second of Store.add_observations called directly (no Ray) on a scratch store, each call
-    with what `calls_per_flush` observe calls bring (as a flush of the store actor writes them): how much of
-    the actor's time is DuckDB's."""
+    with what `calls_per_flush` sends bring (as a flush of the store actor writes them): how much of the actor's
+    time is DuckDB's."""
     from farm.records import Observations
     from farm.storage.store import Store
 
@@ -687,6 +685,7 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
     The ingest stops at a deadline (120 s; the rate it measures is steady, see the details) and the figure
     is then the time the whole 1,000,000 take at the measured rate, said in its name; the samples it did
     not reach are generated by SQL in the store actor so that the recipes run on the full store."""
+    from farm.storage.spool import Spool, spool_directory
     from farm.storage.store import write_snapshot
     from scheduler.runtime.store_actor import StoreActor
 
@@ -703,7 +702,7 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
         started = time.perf_counter()
         _populate(store, ray, experiments)
         populate_s = time.perf_counter() - started
-        ingest = _ingest(store, ray, experiments, samples, deadline)
+        ingest = _ingest(store, ray, Spool(spool_directory(path, STORE_CAMPAIGN)), experiments, samples, deadline)
         started = time.perf_counter()
         # Only as many experiments as make up the figure's sample count: the store ends at `samples`, give or
         # take one experiment.
@@ -715,7 +714,8 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
         total = ray.get(store.query.remote("SELECT count(*) FROM samples"))[1][0][0]
         ray.get(store.close.remote())
         ray.kill(store)
-        calls_alone = _ray_calls_alone(ray, ingest["calls"])
+        # What the same sends would cost the store actor as calls (from workers on other nodes): the calls alone.
+        calls_alone = _ray_calls_alone(ray, ingest["spool_files"])
     direct = _direct_rate(workdir / "direct.duckdb", 1 if tiny else 10)
     # The store actor copies the whole file for readers every SNAPSHOT_SECONDS, on the caller's time: how
     # long one copy of this store takes.
@@ -729,15 +729,15 @@ def part_store(workdir: pathlib.Path, quick: bool = False, tiny: bool = False) -
     projected = ingest["seconds"] * samples / ingest["samples_ingested"]
     capped = ingest["samples_ingested"] < samples
     details = {"samples_target": samples, "samples_in_store": total, "samples_generated_by_sql": generated,
-               "samples_per_block": 2 * BENCHMARKS, "blocks_in_flight": WORKERS_SENDING,
+               "samples_per_block": 2 * BENCHMARKS, "blocks_per_spool_file": BLOCKS_PER_EXPERIMENT,
                "experiments": len(experiments), "deadline_s": deadline, "populate_s": populate_s,
                "finish_s": finish_s, "direct_store_samples_per_s": direct, "snapshot_s": snapshot_s,
-               "ray_calls_alone_s": calls_alone,
+               "the_same_sends_as_calls_to_an_actor_that_stores_nothing_s": calls_alone,
                "file_mb": path.stat().st_size / 1e6,
                **{k: v for k, v in ingest.items() if k not in ("sent", "pending")}}
-    name = (f"{samples:,} samples through the store actor" +
+    name = (f"{samples:,} samples through the store's spool and actor" +
             (f" (projected from {ingest['samples_ingested']:,} in {ingest['seconds']:.0f} s)" if capped else "") +
-            f" [its {ingest['calls']:,} calls to an actor that stores nothing: {calls_alone:.1f} s]")
+            f" [as {ingest['spool_files']:,} calls from other nodes, the calls alone: {calls_alone:.1f} s]")
     figures = [Figure("store", name, projected, "s", "<", 5.0, details)]
     middle = with_samples[len(with_samples) // 2]["id"]  # the `samples` recipe's experiment
     for recipe, timing in _recipe_timings(path, middle, repetitions).items():
@@ -760,11 +760,14 @@ class _SyntheticHost:
     worker sends to the store actor, and returns a plausible ExperimentResult (an A/A canary is clean, a
     screen is a discard whose benchmarks are the same)."""
 
-    def __init__(self, store_name: str, seconds: float):
+    def __init__(self, store_name: str, seconds: float, spool: str | None):
         import ray
+
+        from farm.storage.spool import Spool
 
         self.store = ray.get_actor(store_name)  # the campaign's store actor, by its name (not by argument)
         self.seconds = seconds
+        self.spool = Spool(spool) if spool else None  # the store's, as a worker on its node is given
 
     async def run(self, worker: str, cpus: tuple[int, ...], assignment):
         import asyncio
@@ -791,10 +794,14 @@ class _SyntheticHost:
         decisions = tuple(BenchmarkDecision(f"b{k}", r, r - 0.03, r + 0.03, Verdict.SAME, SYNTHETIC_BLOCKS, 0.05)
                           for k, r in enumerate(ratios))
         # What a real worker sends when its experiment ends (and every measurement.send_every seconds, 2 s by
-        # default): its blocks, phase rows and events in one call, awaited.
-        await self.store.observe.remote(_observations(
+        # default): its blocks, phase rows and events in one file of the spool (in one call without one).
+        observations = _observations(
             exp, worker, SYNTHETIC_BLOCKS, events=[(time.time(), worker, exp, "verdict", f"{status.value}: {reason}")],
-            phases=phases))
+            phases=phases)
+        if self.spool is not None:
+            self.spool.put(observations, worker)
+        else:
+            await self.store.observe.remote(observations)
         # (the result, no branch bundle): what WorkerActor.run returns for a worker on the coordinator's node
         return ExperimentResult(exp, status, reason, worker, tuple(cpus), started, time.time(), commit=None,
                                 decisions=decisions, blocks=SYNTHETIC_BLOCKS, effect=1.0 + sum(noise) / BENCHMARKS,
@@ -822,8 +829,9 @@ class SyntheticWorkers:
     which ends every synthetic worker, as killing all the workers should.
 
     The worker's name and CPU set are read from the constructor's first two arguments when they look like
-    them (today's WorkerActor(name, cpus, ...)), else numbered; nothing else of the arguments is used, so a
-    changed constructor does not matter."""
+    them (today's WorkerActor(name, cpus, ...)), else numbered, and the store's spool from the `spool` keyword
+    (without it the host sends with calls); nothing else of the arguments is used, so a changed constructor does
+    not matter."""
 
     def __init__(self, campaign: str, seconds: float):
         self.campaign = campaign
@@ -834,12 +842,13 @@ class SyntheticWorkers:
     def options(self, **_options):
         return self
 
-    def remote(self, *args, **_kwargs):
+    def remote(self, *args, **kwargs):
         import ray
 
         if self.host is None:
             _pickled_by_value(ray)
-            self.host = ray.remote(num_cpus=0)(_SyntheticHost).remote(f"farm-store-{self.campaign}", self.seconds)
+            self.host = ray.remote(num_cpus=0)(_SyntheticHost).remote(f"farm-store-{self.campaign}", self.seconds,
+                                                                      kwargs.get("spool"))
         name = args[0] if args and isinstance(args[0], str) else f"w{self.spawned}"
         cpus = tuple(args[1]) if len(args) > 1 and isinstance(args[1], (tuple, list)) else (self.spawned,)
         self.spawned += 1

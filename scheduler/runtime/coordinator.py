@@ -36,6 +36,7 @@ from farm.node.cpusets import affinity, available_cpus, spare_cpus
 from farm.node.processes import RAY_SESSION_FILE, campaign_tag, kill_campaign_leftovers, kill_tagged, run_key
 from farm.records import INTEGRATED, Assignment, ExperimentResult, Kind, Status
 from farm.storage.live import LiveState, board_phases
+from farm.storage.spool import Spool, spool_directory
 from farm.storage.store_writes import AddHypotheses, FinishCampaign, MarkLost, ResumeCampaign, StartCampaign
 from scheduler.campaign import Campaign
 from scheduler.progress import Progress
@@ -124,6 +125,9 @@ class Coordinator:
         """Start the store (and restore the campaign from it on resume) and the workers."""
         # The store actor stays on this node, with the DuckDB file.
         here = ray.get_runtime_context().get_node_id()
+        spool = Spool(spool_directory(self.db, self.name))
+        if not self.resume:
+            spool.clear()  # a killed run's, whose experiment ids this one uses again
         self.store = StoreActor.options(name=f"farm-store-{self.name}", **on_node(here)).remote(str(self.db),
                                                                                                   self.name)
         if self.resume:
@@ -152,7 +156,8 @@ class Coordinator:
         if not self.resume:
             self.create_branches()
         self.commits = NodeCommits(self.repo)
-        self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, self.places, self.commits)
+        self.pool = WorkerPool(self.config, self.repo.path, self.workdir, self.store, spool.directory, self.places,
+                               self.commits)
         auto = " (auto)" if self.config.measurement.mode is MeasurementMode.AUTO else ""
         exclusive = {p.exclusive for p in self.places}
         measurement = ("per node" if len(exclusive) > 1 else

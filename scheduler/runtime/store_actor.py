@@ -1,16 +1,18 @@
 """The store actor: the only process that writes the DuckDB file.
 
-Workers and the coordinator send it whole batches: a worker's blocks, events and phase rows come in one
-`observe` call every measurement.send_every seconds and at the end of each experiment. It also keeps the recent
-events in memory so the coordinator can print progress without reading the file.
+Workers and the coordinator send it whole batches: a worker's blocks, events and phase rows come every
+measurement.send_every seconds and at the end of each experiment, as a file in the campaign's spool from a
+worker on this node (farm/storage/spool.py: no call) and as an `observe` call from a worker on any other node.
+It also keeps the recent events in memory so the coordinator can print progress without reading the file.
 
-The workers' blocks, events and phases are acknowledged at once and written together in one transaction
-before anything else touches the file: when the coordinator drains the events (at least every second),
-writes a step, queries, or closes. One commit per block would cap the store at a few thousand samples a
+The workers' blocks, events and phases are taken (from the spool, or acknowledged at once) and written together
+in one transaction before anything else touches the file: when the coordinator drains the events (at least every
+second), writes a step, queries, or closes. One commit per block would cap the store at a few thousand samples a
 second; a block held here is lost only with the store actor itself, which ends the campaign (its running
-experiments are run again on --resume). A row the store refuses is left out of that transaction, the others
-are written, and a `store_error` event says what was lost (farm/storage/store.py, add_observations): it is never
-held for the next write, which it would fail again, and every one after it.
+experiments are run again on --resume; what is still in the spool is written then). A row the store refuses is
+left out of that transaction, the others are written, and a `store_error` event says what was lost
+(farm/storage/store.py, add_observations): it is never held for the next write, which it would fail again, and
+every one after it.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import ray
 
 from farm.records import Observations
 from farm.storage.live import LiveState, from_store
+from farm.storage.spool import Spool, spool_directory
 from farm.storage.store import Store, snapshot_path, storable_text, write_snapshot
 from farm.storage.store_writes import Write
 
@@ -31,20 +34,25 @@ class StoreActor:
     def __init__(self, path: str, campaign: str):
         self.store = Store(path)
         self.campaign = campaign
+        # What the workers on this node left, and on --resume what the killed run's workers left.
+        self.spool = Spool(spool_directory(path, campaign))
         self.snapshot = snapshot_path(path)
         self.snapshot_due = 0.0  # when the next snapshot may be written
         self.pending_events: list[tuple] = []  # not yet drained by the coordinator
         self.unwritten = Observations()  # not yet in the file: written in batches
 
     def observe(self, observations: Observations) -> int:
-        """What a worker observed since its last call (farm/records.py), written with the next flush. Returns the
-        samples taken."""
+        """What a worker on another node observed since its last call (farm/records.py), written with the next
+        flush. Returns the samples taken."""
+        self._take_in(observations)
+        return observations.sample_count
+
+    def _take_in(self, observations: Observations) -> None:
         # Storable text from here on: the coordinator prints these too, and a lone surrogate fails that as well.
         observations.events = [(ts, storable_text(worker), storable_text(experiment), kind, storable_text(message))
                                for ts, worker, experiment, kind, message in observations.events]
         self.pending_events += observations.events
         self.unwritten.extend(observations)
-        return observations.sample_count
 
     def apply(self, writes: list[Write], state: dict | None) -> list[tuple]:
         """The coordinator's writes of one step (farm/storage/store_writes.py) and the campaign state they lead to
@@ -65,6 +73,9 @@ class StoreActor:
     def _flush(self) -> None:
         """The blocks, events and phases received since the last flush, in one transaction (rows the store
         refuses left out, with a `store_error` event each, which the coordinator shows)."""
+        spooled, unreadable = self.spool.take()
+        spooled.events += [(time.time(), None, None, "store_error", line) for line in unreadable]
+        self._take_in(spooled)
         if self.unwritten:
             # Taken out before the write: whatever happens to it, no row stays here to fail the next one.
             observations, self.unwritten = self.unwritten, Observations()

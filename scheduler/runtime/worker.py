@@ -16,6 +16,7 @@ from farm.node.measurement_lock import MeasurementLock
 from farm.node.node_state import PhaseBoard
 from farm.node.processes import campaign_tag, run_key
 from farm.records import Assignment, Block, ExperimentResult, Kind, Observations, Sample
+from farm.storage.spool import Spool
 from worktrees import SlotPool, TargetRepo
 from worktrees.transport import SHIP_PREFIX, branch_bundle, fetch_bundle, node_clone
 
@@ -43,7 +44,8 @@ class WorkerActor:
     """
 
     def __init__(self, name: str, cpus: tuple[int, ...], config: CampaignConfig, repo_path: str | None,
-                 root: str | None, store, exclusive: bool, key: str | None = None, seed: bytes | None = None):
+                 root: str | None, store, exclusive: bool, key: str | None = None, seed: bytes | None = None,
+                 spool: str | None = None):
         self.name = name
         self.pinning = Pinning(tuple(cpus))
         key = key or run_key(config.campaign, pathlib.Path(root).parent)
@@ -59,6 +61,8 @@ class WorkerActor:
         # kills what is left of them with kill_tagged(campaign_tag(campaign, name)) when the worker dies.
         self.tag = campaign_tag(key, name).removesuffix(":")
         self.store = store
+        # On the store's node a worker sends through its spool (a file, no call); elsewhere with a call.
+        self.spool = Spool(spool) if spool is not None else None
         # What the worker observed and has not sent yet (blocks with their samples, events, phase rows), and the
         # last call that sent some: calls to one actor run in order, so waiting for it waits for all before it.
         self.outbox = Observations()
@@ -72,9 +76,10 @@ class WorkerActor:
         self.pipeline = ExperimentPipeline(config, slots, self.pinning, name, root_path.parent / "logs", lock,
                                            board, self._send_block, self._send_event, tag=self.tag)
 
-    # Blocks, events and phase rows go to the store actor together, in one call every measurement.send_every
-    # seconds and when the experiment ends: a call each cost the store actor more than writing them, and with
-    # 64 workers its queue held up the coordinator's own writes (docs/performance.md).
+    # Blocks, events and phase rows go to the store actor together, in one file of its spool (one call from
+    # another node) every measurement.send_every seconds and when the experiment ends: a call each cost the
+    # store actor more than writing them, and with 64 workers its queue held up the coordinator's own writes
+    # (docs/performance.md).
 
     def _send_block(self, block: Block, samples: list[Sample]) -> None:
         self.outbox.add_block(block, samples)
@@ -93,10 +98,21 @@ class WorkerActor:
             self._send()
 
     def _send(self) -> None:
-        if self.outbox:
+        if self.outbox and not self._spooled(self.outbox):
             self.last_send = self.store.observe.remote(self.outbox)
-            self.outbox = Observations()
+        self.outbox = Observations()
         self.sent_at = time.monotonic()
+
+    def _spooled(self, observations: Observations) -> bool:
+        """Left in the store's spool; False when this node has none or it could not be written (a full disk):
+        then a call sends them."""
+        if self.spool is None:
+            return False
+        try:
+            self.spool.put(observations, self.name)
+            return True
+        except OSError:
+            return False
 
     def _sent(self) -> None:
         """Everything observed so far is in the store actor."""

@@ -44,11 +44,12 @@ def _kill_on_node(prefix: str) -> int:
 
 class WorkerPool:
     def __init__(self, config: CampaignConfig, repo_path: pathlib.Path, workdir: pathlib.Path, store,
-                 places: list[Place], commits: NodeCommits):
+                 spool: pathlib.Path, places: list[Place], commits: NodeCommits):
         self.config = config
         self.repo_path = repo_path
         self.workdir = workdir
         self.store = store
+        self.spool = spool  # the store's spool: the workers on its node send through it (farm/storage/spool.py)
         self.key = run_key(config.campaign, workdir)  # the campaign part of its processes' tags
         # The seed of the clones on the other nodes, made and put into Ray's object store once.
         self.seed = ray.put(commits.seed_bundle()) if any(not p.node.hub for p in places) else None
@@ -60,7 +61,7 @@ class WorkerPool:
                                     **on_node(place.node.node_id)).remote(
             place.worker, place.cpus, self.config, str(self.repo_path) if hub else None,
             str(self.workdir / "workers") if hub else None, self.store, place.exclusive, key=self.key,
-            seed=None if hub else self.seed)
+            seed=None if hub else self.seed, spool=str(self.spool) if hub else None)
         return PoolWorker(place, actor, restarts)
 
     def idle(self, busy: set[str]) -> list[PoolWorker]:

@@ -91,6 +91,35 @@ def test_a_block_the_store_refuses_is_reported_and_the_store_actor_writes_on(loc
         ("guard", 1), ("store_error", 1)]
 
 
+def test_the_store_actor_writes_what_its_spool_holds_left_there_before_it_started_too(local_ray, tmp_path):
+    # Workers on the store's node send through the spool (no call); a killed run's files are written on --resume.
+    from farm.storage.spool import SUFFIX, Spool, spool_directory
+    path = tmp_path / "f.duckdb"
+    spool = Spool(spool_directory(path, "c"))
+    now = time.time()
+
+    def observations(experiment_id: str, worker: str) -> Observations:
+        record = Block(experiment_id, 0, worker, "ref,cand", now, now, 0.0, None, None, 0.0)
+        return Observations.of(blocks=[(record, [Sample(experiment_id, arm, 0, "loop", 1.0, "s", (0,), 7, now, now)
+                                                 for arm in ("ref", "cand")])],
+                               events=[(now, worker, experiment_id, "measure", "block 0")])
+
+    spool.put(observations("c-0001", "w0"), "w0")  # before the store actor (re)started
+    store = StoreActor.remote(str(path), "c")
+    spool.put(observations("c-0002", "w1"), "w1")
+    (spool.directory / ("1" + SUFFIX)).write_bytes(b"garbage")
+    drained = ray.get(store.drain_events.remote())
+    assert [(worker, experiment, kind) for _, worker, experiment, kind, _ in drained] == [
+        ("w0", "c-0001", "measure"), ("w1", "c-0002", "measure"), (None, None, "store_error")]
+    assert not list(spool.directory.iterdir())
+    ray.get(store.close.remote())
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT experiment_id, worker, count(*) FROM samples GROUP BY ALL ORDER BY 1").fetchall() == [
+        ("c-0001", "w0", 2), ("c-0002", "w1", 2)]
+    assert con.execute("SELECT kind, count(*) FROM events GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("measure", 2), ("store_error", 1)]
+
+
 def test_the_live_view_of_farm_run_is_farm_status_and_survives_a_new_store_actor(local_ray, tmp_path):
     # `farm run` used to count blocks and the best keep itself (from zero again after --resume), while `farm
     # status` counted from the store: now both are farm/storage/live.py's from_store.

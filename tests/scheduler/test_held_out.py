@@ -1,5 +1,5 @@
 """A held-out benchmark in a real campaign on local Ray: not decided in screens, decided when a change is about
-to land. A change that makes the visible benchmark 30 % faster and the held-out one 30 % slower is kept at its
+to land. A change that makes the visible benchmark 4x faster and the held-out one 4x slower is kept at its
 screen and not landed ("overfits the visible benchmarks"); a change that speeds both up lands. Agents never
 see the held-out benchmark: not in the prompt, not in the strategy memory."""
 import textwrap
@@ -42,8 +42,10 @@ def _patch(repo, out, n, m):
 
 def test_a_change_that_overfits_the_visible_benchmark_is_kept_at_its_screen_and_not_landed(local_ray, tmp_path):
     repo = make_repo(tmp_path / "repo", prog=PROG)
-    hypotheses = [{"id": "overfit", "patch": _patch(repo, tmp_path / "o.patch", 260000, 560000)},
-                  {"id": "both", "patch": _patch(repo, tmp_path / "b.patch", 260000, 260000), "after": "overfit"}]
+    # Effects of 4x: on a noisy day this VM's blocks of a 25 ms loop spread by 15-35 %, and three such A/A blocks
+    # can count a build bias of 20 % into the floor (a 0.65x win was then discarded).
+    hypotheses = [{"id": "overfit", "patch": _patch(repo, tmp_path / "o.patch", 100000, 1600000)},
+                  {"id": "both", "patch": _patch(repo, tmp_path / "b.patch", 100000, 100000), "after": "overfit"}]
     data = config_dict(repo, hypotheses, workers={"count": 1})
     data["benchmarks"] = {"visible": {}, "hidden": {"held_out": True}}
     data["acceptance"]["max_blocks"] = 8
