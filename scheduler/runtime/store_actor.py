@@ -113,3 +113,4 @@ class StoreActor:
         self.store.con.execute("CHECKPOINT")
         self.store.close()
         self.snapshot.unlink(missing_ok=True)  # the store itself can be opened now
+        self.spool.remove_if_empty()
