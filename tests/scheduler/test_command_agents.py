@@ -114,7 +114,7 @@ def test_presets_render_their_command_lines_and_a_missing_cli_is_a_validate_erro
 
 def test_a_kept_agent_change_that_conflicts_with_the_tip_is_made_again_by_its_agent(local_ray, tmp_path):
     # Both agents edit the same line; whichever lands second no longer cherry-picks onto the tip. On main that
-    # was `conflict`; now its agent makes it again on the tip (halving N there), and it is measured and lands.
+    # was `conflict`; now its agent makes it again on the tip (quartering N there), and it is measured and lands.
     repo = make_repo(tmp_path / "repo")
     data = config_dict(repo, [], measurement={"mode": "exclusive"})
     data["acceptance"]["max_blocks"] = 10
@@ -137,5 +137,5 @@ def test_a_kept_agent_change_that_conflicts_with_the_tip_is_made_again_by_its_ag
                                                                    "conflict; improved")
     prompt = (tmp_path / "work" / "logs" / second[3] / "prompt-0.md").read_text()
     assert "## Your change no longer applies" in prompt and "-N = 400000" in prompt
-    final_n = {"quarter": 100000 // 2, "half": 200000 // 2}[first[0]]
+    final_n = {"quarter": 100000 // 4, "half": 200000 // 4}[first[0]]
     assert f"N = {final_n}" in TargetRepo(repo).git("show", f"{summary.tip}:prog.py")
