@@ -102,8 +102,10 @@ class Spool:
             path.unlink(missing_ok=True)
 
     def remove_if_empty(self) -> None:
-        """Remove the spool when nothing is left in it (the campaign's store is closed)."""
-        try:
-            self.directory.rmdir()
-        except OSError:
-            pass  # something is left (a worker's last send, written after the close): kept for --resume
+        """Remove the spool, and the store's directory of spools, when nothing is left in them (the campaign's
+        store is closed)."""
+        for directory in (self.directory, self.directory.parent):
+            try:
+                directory.rmdir()
+            except OSError:
+                return  # something is left (a worker's last send after the close; another campaign's spool)

@@ -67,3 +67,13 @@ def test_clear_removes_what_a_killed_run_left(tmp_path):
     spool.put(Observations.of([_block("demo-0001", 0)]), "w0")
     spool.clear()
     assert not spool.take()[0]
+
+
+def test_a_closed_store_leaves_no_empty_spool_but_keeps_one_that_holds_something(tmp_path):
+    spools = [Spool(spool_directory(tmp_path / "farm.duckdb", name)) for name in ("a", "b")]
+    spools[1].put(Observations.of([_block("b-0001", 0)]), "w0")
+    spools[0].remove_if_empty()
+    assert not spools[0].directory.exists() and spools[1].directory.exists()  # b's spool holds a send
+    spools[1].take()
+    spools[1].remove_if_empty()
+    assert not (tmp_path / "farm.duckdb.spool").exists()
