@@ -7,9 +7,9 @@ the store actor takes every file present when it flushes: a file read and an unp
 on other nodes have no shared directory and still send with a call (StoreActor.observe).
 
 The spool sits beside the store file, by default in the workdir, which the sandbox hides from agents and keeps
-read-only for phases (farm/node/sandbox.py). (In
-/dev/shm a file would cost a fifth, about 0.08 ms to create and remove against 0.15-0.4 ms on this VM's ext4,
-but a phase's sandbox binds /dev writable: a benchmark could forge samples there.)
+read-only for phases (farm/node/sandbox.py). In /dev/shm a file would cost a fifth (about 0.08 ms to create
+and remove against 0.15-0.4 ms on this VM's ext4), but a phase's sandbox binds /dev writable: a benchmark could
+forge samples there.
 
 Semantics are those of the call it replaces: a file is complete or absent (written aside, then renamed), taken
 in the order it was written, and removed when read, so a crash of the store actor loses what it had read and not
