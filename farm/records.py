@@ -157,6 +157,7 @@ class Block:
 
 
 SAMPLE_COLUMNS = tuple(f.name for f in fields(Sample))
+BLOCK_COLUMNS = tuple(f.name for f in fields(Block))
 # measurement.channels [time, instructions]: a benchmark's instruction counts are samples, and decisions, of
 # `<benchmark>.instructions`
 INSTRUCTIONS = ".instructions"
@@ -207,10 +208,6 @@ class Observations:
     @property
     def sample_count(self) -> int:
         return len(self.samples["value"])
-
-    def sample_workers(self) -> list[str]:
-        """The worker of each sample (its block's)."""
-        return [block.worker for block, count in zip(self.blocks, self.sample_counts) for _ in range(count)]
 
     def each_alone(self) -> list[tuple[str, str | None, str | None, Observations]]:
         """Each block with its samples, each event and each phase as observations of their own, with what it is

@@ -1,9 +1,9 @@
--- The farm's DuckDB schema, version 7. Bump SCHEMA_VERSION in farm/storage/store.py and add a
+-- The farm's DuckDB schema, version 8. Bump SCHEMA_VERSION in farm/storage/store.py and add a
 -- migration there when this file changes. Version 2 added `blocks`; version 3 `experiments.retry_of`,
 -- `experiments.agent_notes` and `campaign_state`; version 4 `experiments.lineage`, `merges.lineage`,
 -- `allocations` and the view `race_results`; version 5 `phases`; version 6 `samples.peak_rss` and
--- `agent_runs`; version 7 `campaign_state_parts` (the view `campaign_state` assembles them). Added columns go
--- last (ALTER TABLE adds them there).
+-- `agent_runs`; version 7 `campaign_state_parts` (the view `campaign_state` assembles them);
+-- version 8 `spool_positions`. Added columns go last (ALTER TABLE adds them there).
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -207,3 +207,10 @@ CREATE TABLE IF NOT EXISTS campaign_state_parts (  -- the coordinator's state fo
 CREATE VIEW IF NOT EXISTS campaign_state AS  -- the state as one JSON object per campaign
     SELECT campaign, json_group_object(part, state) AS state, max(saved_at) AS saved_at
     FROM campaign_state_parts GROUP BY campaign;
+
+CREATE TABLE IF NOT EXISTS spool_positions (  -- how far the store actor read each log of the campaign's spool
+    campaign VARCHAR NOT NULL,                -- (farm/storage/spool.py), written with what it read: a --resume
+    log VARCHAR NOT NULL,                     -- reads on from there, neither losing nor repeating a send
+    bytes_read BIGINT NOT NULL,
+    PRIMARY KEY (campaign, log)
+);

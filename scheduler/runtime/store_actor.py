@@ -1,7 +1,7 @@
 """The store actor: the only process that writes the DuckDB file.
 
 Workers and the coordinator send it whole batches: a worker's blocks, events and phase rows come every
-measurement.send_every seconds and at the end of each experiment, as a file in the campaign's spool from a
+measurement.send_every seconds and at the end of each experiment, appended to the campaign's spool by a
 worker on this node (farm/storage/spool.py: no call) and as an `observe` call from a worker on any other node.
 It also keeps the recent events in memory so the coordinator can print progress without reading the file.
 
@@ -16,6 +16,7 @@ every one after it.
 """
 from __future__ import annotations
 
+import gc
 import time
 
 import ray
@@ -34,8 +35,9 @@ class StoreActor:
     def __init__(self, path: str, campaign: str):
         self.store = Store(path)
         self.campaign = campaign
-        # What the workers on this node left, and on --resume what the killed run's workers left.
-        self.spool = Spool(spool_directory(path, campaign))
+        # What the workers on this node leave, and on --resume what the killed run's workers left after what the
+        # store holds.
+        self.spool = Spool(spool_directory(path, campaign), self.store.spool_positions(campaign))
         self.snapshot = snapshot_path(path)
         self.snapshot_due = 0.0  # when the next snapshot may be written
         self.pending_events: list[tuple] = []  # not yet drained by the coordinator
@@ -73,13 +75,26 @@ class StoreActor:
     def _flush(self) -> None:
         """The blocks, events and phases received since the last flush, in one transaction (rows the store
         refuses left out, with a `store_error` event each, which the coordinator shows)."""
+        # Without Python's cyclic garbage collector: taking a million samples makes millions of objects (none in a
+        # cycle), and each full collection it triggers walks all of them again (about a fifth of the flush).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._take_and_write()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _take_and_write(self) -> None:
         spooled, unreadable = self.spool.take()
         spooled.events += [(time.time(), None, None, "store_error", line) for line in unreadable]
         self._take_in(spooled)
-        if self.unwritten:
+        positions = self.spool.unsaved()
+        if self.unwritten or positions is not None:
             # Taken out before the write: whatever happens to it, no row stays here to fail the next one.
             observations, self.unwritten = self.unwritten, Observations()
-            self.pending_events += self.store.add_observations(self.campaign, observations)
+            self.pending_events += self.store.add_observations(self.campaign, observations, positions)
+        self.spool.committed()
 
     def drain_events(self) -> list[tuple]:
         """Events since the last call, oldest first (and writes what was received to the file as one batch)."""

@@ -16,7 +16,7 @@ from farm.node.measurement_lock import MeasurementLock
 from farm.node.node_state import PhaseBoard
 from farm.node.processes import campaign_tag, run_key
 from farm.records import Assignment, Block, ExperimentResult, Kind, Observations, Sample
-from farm.storage.spool import Spool
+from farm.storage.spool import SpoolWriter
 from worktrees import SlotPool, TargetRepo
 from worktrees.transport import SHIP_PREFIX, branch_bundle, fetch_bundle, node_clone
 
@@ -61,8 +61,9 @@ class WorkerActor:
         # kills what is left of them with kill_tagged(campaign_tag(campaign, name)) when the worker dies.
         self.tag = campaign_tag(key, name).removesuffix(":")
         self.store = store
-        # On the store's node a worker sends through its spool (a file, no call); elsewhere with a call.
-        self.spool = Spool(spool) if spool is not None else None
+        # On the store's node a worker sends through the store's spool (its own log there, no call); elsewhere
+        # with a call.
+        self.spool = SpoolWriter(spool, name) if spool is not None else None
         # What the worker observed and has not sent yet (blocks with their samples, events, phase rows), and the
         # last call that sent some: calls to one actor run in order, so waiting for it waits for all before it.
         self.outbox = Observations()
@@ -76,7 +77,7 @@ class WorkerActor:
         self.pipeline = ExperimentPipeline(config, slots, self.pinning, name, root_path.parent / "logs", lock,
                                            board, self._send_block, self._send_event, tag=self.tag)
 
-    # Blocks, events and phase rows go to the store actor together, in one file of its spool (one call from
+    # Blocks, events and phase rows go to the store actor together, in one record of its spool log (one call from
     # another node) every measurement.send_every seconds and when the experiment ends: a call each cost the
     # store actor more than writing them, and with 64 workers its queue held up the coordinator's own writes
     # (docs/performance.md).
@@ -109,7 +110,7 @@ class WorkerActor:
         if self.spool is None:
             return False
         try:
-            self.spool.put(observations, self.name)
+            self.spool.put(observations)
             return True
         except OSError:
             return False

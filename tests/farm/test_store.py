@@ -186,6 +186,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path):
     store.con.execute("DROP TABLE phases")
     store.con.execute("ALTER TABLE samples DROP COLUMN peak_rss")
     store.con.execute("DROP TABLE agent_runs")
+    store.con.execute("DROP TABLE spool_positions")
     store.con.execute("DELETE FROM schema_version")
     store.con.execute("INSERT INTO schema_version VALUES (1)")
     store.close()
@@ -214,6 +215,7 @@ def test_a_version_6_state_is_split_into_parts_and_only_changed_parts_are_writte
     store.con.execute("CREATE TABLE campaign_state (campaign VARCHAR PRIMARY KEY, state JSON NOT NULL, "
                       "saved_at TIMESTAMP NOT NULL)")
     store.con.execute("INSERT INTO campaign_state VALUES ('c', ?, now())", [json.dumps(state)])
+    store.con.execute("DROP TABLE spool_positions")
     store.con.execute("DELETE FROM schema_version")
     store.con.execute("INSERT INTO schema_version VALUES (6)")
     store.close()

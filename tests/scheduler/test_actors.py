@@ -91,11 +91,12 @@ def test_a_block_the_store_refuses_is_reported_and_the_store_actor_writes_on(loc
         ("guard", 1), ("store_error", 1)]
 
 
-def test_the_store_actor_writes_what_its_spool_holds_left_there_before_it_started_too(local_ray, tmp_path):
-    # Workers on the store's node send through the spool (no call); a killed run's files are written on --resume.
-    from farm.storage.spool import SUFFIX, Spool, spool_directory
+def test_the_store_actor_writes_what_its_spool_holds_once_across_a_resume(local_ray, tmp_path):
+    # Workers on the store's node send through the spool (no call): a killed run's logs are written on --resume,
+    # from where the killed store actor had got to, and removed once written; a live worker's log stays.
+    from farm.storage.spool import LENGTH, SpoolWriter, spool_directory
     path = tmp_path / "f.duckdb"
-    spool = Spool(spool_directory(path, "c"))
+    directory = spool_directory(path, "c")
     now = time.time()
 
     def observations(experiment_id: str, worker: str) -> Observations:
@@ -104,20 +105,32 @@ def test_the_store_actor_writes_what_its_spool_holds_left_there_before_it_starte
                                                  for arm in ("ref", "cand")])],
                                events=[(now, worker, experiment_id, "measure", "block 0")])
 
-    spool.put(observations("c-0001", "w0"), "w0")  # before the store actor (re)started
+    killed = SpoolWriter(directory, "w0")  # a worker of a run killed before its store actor took this
+    killed.put(observations("c-0001", "w0"))
+    killed.close()
     store = StoreActor.remote(str(path), "c")
-    spool.put(observations("c-0002", "w1"), "w1")
-    (spool.directory / ("1" + SUFFIX)).write_bytes(b"garbage")
+    live = SpoolWriter(directory, "w1")
+    live.put(observations("c-0002", "w1"))
+    os.write(live._fd, LENGTH.pack(7) + b"garbage")
     drained = ray.get(store.drain_events.remote())
     assert [(worker, experiment, kind) for _, worker, experiment, kind, _ in drained] == [
         ("w0", "c-0001", "measure"), ("w1", "c-0002", "measure"), (None, None, "store_error")]
-    assert not list(spool.directory.iterdir())
+    assert [name.split("-")[1] for name in os.listdir(directory)] == ["w1"]  # the killed run's log is gone
+    live.put(observations("c-0003", "w1"))
     ray.get(store.close.remote())
+    ray.kill(store)
+    live.put(observations("c-0004", "w1"))  # after the close: the next store actor (--resume) takes it, and only it
+    live.close()
+    store = StoreActor.remote(str(path), "c")
+    ray.get(store.drain_events.remote())
+    ray.get(store.close.remote())
+    assert not directory.parent.exists()
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT experiment_id, worker, count(*) FROM samples GROUP BY ALL ORDER BY 1").fetchall() == [
-        ("c-0001", "w0", 2), ("c-0002", "w1", 2)]
+        ("c-0001", "w0", 2), ("c-0002", "w1", 2), ("c-0003", "w1", 2), ("c-0004", "w1", 2)]
     assert con.execute("SELECT kind, count(*) FROM events GROUP BY 1 ORDER BY 1").fetchall() == [
-        ("measure", 2), ("store_error", 1)]
+        ("measure", 4), ("store_error", 1)]
+    assert con.execute("SELECT count(*) FROM spool_positions").fetchall() == [(0,)]
 
 
 def test_the_live_view_of_farm_run_is_farm_status_and_survives_a_new_store_actor(local_ray, tmp_path):
