@@ -566,6 +566,7 @@ def _ingest(store, ray, spool: pathlib.Path, experiments: list[dict], samples: i
     snapshot for readers every 5 s), until `samples` samples are sent or `deadline_s` has passed; the time includes
     the last drain, which writes the rest. Returns what was stored, how long it took and the experiments whose
     blocks were not sent."""
+    from farm.storage.packed import pack
     from farm.storage.spool import SpoolWriter
 
     sent_samples = sent_blocks = records = 0
@@ -573,7 +574,7 @@ def _ingest(store, ray, spool: pathlib.Path, experiments: list[dict], samples: i
     measured = [e for e in experiments if e["measured"]]
     # Made before the clock starts: each worker makes its own, in its own process, as it measures.
     needed = -(-samples // (BLOCKS_PER_EXPERIMENT * 2 * BENCHMARKS))
-    outgoing = [_observations(e["id"], e["worker"]) for e in measured[:needed]]
+    outgoing = [_observations(e["id"], e["worker"]) for e in measured[:needed]]  # packed on the clock, as sent
     logs = {worker: SpoolWriter(spool, worker) for worker in sorted({e["worker"] for e in measured[:needed]})}
     started = time.perf_counter()
     drain, drained_at = None, started
@@ -585,7 +586,7 @@ def _ingest(store, ray, spool: pathlib.Path, experiments: list[dict], samples: i
         if time.perf_counter() - drained_at >= DRAIN_SECONDS and (drain is None or ray.wait([drain], timeout=0)[0]):
             drain, drained_at = store.drain_events.remote(), time.perf_counter()
             drains += 1
-        logs[observations.blocks[0].worker].put(observations)
+        logs[observations.blocks[0].worker].put(pack(observations))
         sent_samples += observations.sample_count
         sent_blocks += len(observations.blocks)
         records += 1
@@ -617,6 +618,7 @@ def _ingest_by_calls(ray, path: pathlib.Path, sends: int) -> float:
     """Seconds for `sends` sends like _ingest's (10 blocks each) as workers on other nodes send them, through the
     store actor's observe on a scratch store: WORKERS_SENDING calls in flight, every one awaited, and a drain
     every DRAIN_SECONDS. The path the spool replaced on the store's node, measured side by side with it."""
+    from farm.storage.packed import pack
     from scheduler.runtime.store_actor import StoreActor
 
     store = StoreActor.remote(str(path), STORE_CAMPAIGN)
@@ -628,7 +630,7 @@ def _ingest_by_calls(ray, path: pathlib.Path, sends: int) -> float:
         if time.perf_counter() - drained_at >= DRAIN_SECONDS:
             ray.get(store.drain_events.remote())
             drained_at = time.perf_counter()
-        in_flight.append(store.observe.remote(observations))
+        in_flight.append(store.observe.remote(pack(observations)))
         if len(in_flight) >= WORKERS_SENDING:
             ray.get(in_flight.pop(0))
     ray.get(in_flight)
@@ -641,22 +643,19 @@ def _ingest_by_calls(ray, path: pathlib.Path, sends: int) -> float:
 
 def _direct_rate(path: pathlib.Path, flushes: int, calls_per_flush: int = 100) -> float:
     """Samples per second of Store.add_observations called directly (no Ray) on a scratch store, each call
-    with what `calls_per_flush` sends bring (as a flush of the store actor writes them): how much of the actor's
-    time is DuckDB's."""
-    from farm.records import Observations
+    with what `calls_per_flush` sends bring, packed as workers pack them (as a flush of the store actor writes
+    them): how much of the actor's time is DuckDB's."""
+    from farm.storage.packed import pack
     from farm.storage.store import Store
 
     store = Store(path)
     try:
-        batches = []
-        for flush in range(flushes):
-            batches.append(Observations())
-            for call in range(calls_per_flush):
-                batches[-1].extend(_observations(f"direct-{flush:04d}-{call:04d}", "w0"))
+        batches = [[pack(_observations(f"direct-{flush:04d}-{call:04d}", "w0")) for call in range(calls_per_flush)]
+                   for flush in range(flushes)]
         started = time.perf_counter()
         for batch in batches:
             store.add_observations(STORE_CAMPAIGN, batch)
-        return sum(batch.sample_count for batch in batches) / (time.perf_counter() - started)
+        return sum(send.sample_count for batch in batches for send in batch) / (time.perf_counter() - started)
     finally:
         store.close()
 
@@ -779,6 +778,7 @@ class _SyntheticHost:
         import random
 
         from farm.records import ExperimentResult, Kind, Status
+        from farm.storage.packed import pack
         from stats import BenchmarkDecision, Verdict
 
         exp = assignment.experiment_id
@@ -806,9 +806,9 @@ class _SyntheticHost:
         if self.spool is not None:
             from farm.storage.spool import SpoolWriter
 
-            self.logs.setdefault(worker, SpoolWriter(self.spool, worker)).put(observations)
+            self.logs.setdefault(worker, SpoolWriter(self.spool, worker)).put(pack(observations))
         else:
-            await self.store.observe.remote(observations)
+            await self.store.observe.remote(pack(observations))
         # (the result, no branch bundle): what WorkerActor.run returns for a worker on the coordinator's node
         return ExperimentResult(exp, status, reason, worker, tuple(cpus), started, time.time(), commit=None,
                                 decisions=decisions, blocks=SYNTHETIC_BLOCKS, effect=1.0 + sum(noise) / BENCHMARKS,

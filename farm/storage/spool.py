@@ -12,7 +12,8 @@ A log per worker rather than a file per send: on this VM's ext4, creating and re
   writer holds an exclusive flock on it as long as it lives, and the kernel drops the lock when the process
   ends, however it ends. A log the store actor can lock has no writer any more: once read to its end, and the
   store has committed what it read, it is removed.
-- **A send** is one record, written with one write: an 8-byte length and the pickled observations. A record
+- **A send** is one record, written with one write: an 8-byte length and the pickled Packed send
+  (farm/storage/packed.py). A record
   is taken only when whole; a partial one at the end of a log with no writer is reported and dropped.
 - **Exactly once:** how far each log has been read is written in the same transaction as what was read
   (the store's spool_positions table), so a store actor that dies between two flushes, and the --resume after
@@ -20,7 +21,7 @@ A log per worker rather than a file per send: on this VM's ext4, creating and re
 
 The spool sits beside the store file, by default in the workdir, which the sandbox hides from agents and keeps
 read-only for phases (farm/node/sandbox.py). Only farm processes write here; the store actor still reads with an
-unpickler that builds nothing but the observations' own records.
+unpickler that builds nothing but a Packed send.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import pickle
 import struct
 import time
 
-from farm.records import SAMPLE_COLUMNS, Block, Observations
+from farm.storage.packed import Packed
 
 SUFFIX = ".log"
 LENGTH = struct.Struct("<Q")  # each record's length, before it
@@ -55,9 +56,9 @@ class SpoolWriter:
         self._fd: int | None = None
         self._size = 0  # the end of the last whole record
 
-    def put(self, observations: Observations) -> None:
-        """Append `observations` to this process's log, whole or not at all (OSError: nothing was left)."""
-        record = pickle.dumps(observations, protocol=pickle.HIGHEST_PROTOCOL)
+    def put(self, send: Packed) -> None:
+        """Append `send` to this process's log, whole or not at all (OSError: nothing was left)."""
+        record = pickle.dumps(send, protocol=pickle.HIGHEST_PROTOCOL)
         record = LENGTH.pack(len(record)) + record
         if self._fd is None:
             self._fd = self._open()
@@ -99,24 +100,14 @@ class SpoolWriter:
             self._fd = None
 
 
-class _RecordsOnly(pickle.Unpickler):
-    """Builds the observations' records and plain values, nothing else (a record that names any other class is
-    refused, not run)."""
-
-    ALLOWED = {("farm.records", "Observations"): Observations, ("farm.records", "Block"): Block}
+class _PackedOnly(pickle.Unpickler):
+    """Builds a Packed send and plain values, nothing else (a record that names any other class is refused, not
+    run)."""
 
     def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not an observation record")
-        return self.ALLOWED[(module, name)]
-
-
-def _whole(observations) -> bool:
-    """Observations whose columns and blocks agree (Observations.extend would take anything else half)."""
-    return (isinstance(observations, Observations) and list(observations.samples) == list(SAMPLE_COLUMNS)
-            and len({len(column) for column in observations.samples.values()}) == 1
-            and len(observations.blocks) == len(observations.sample_counts)
-            and sum(observations.sample_counts) == observations.sample_count)
+        if (module, name) != (Packed.__module__, Packed.__name__):
+            raise pickle.UnpicklingError(f"{module}.{name} is not a packed send")
+        return Packed
 
 
 def _writer_gone(file) -> bool:
@@ -144,11 +135,11 @@ class Spool:
     def logs(self) -> list[str]:
         return sorted(name for name in os.listdir(self.directory) if name.endswith(SUFFIX))
 
-    def take(self) -> tuple[Observations, list[str]]:
+    def take(self) -> tuple[list[Packed], list[str]]:
         """Every whole record the logs gained, each log's in order, oldest log first; and a line for each record
         that could not be read (left out, so that it does not fail every later take). The positions move on;
         `committed` once the store holds what was taken."""
-        taken, unreadable = Observations(), []
+        taken, unreadable = [], []
         for name in self.logs():
             start = self.positions.get(name, 0)
             with open(self.directory / name, "rb") as file:
@@ -162,10 +153,11 @@ class Spool:
                 if end > len(data):
                     break  # being written
                 try:
-                    observations = _RecordsOnly(io.BytesIO(data[used + LENGTH.size:end])).load()
-                    if not _whole(observations):
-                        raise pickle.UnpicklingError("it holds no whole observations")
-                    taken.extend(observations)
+                    send = _PackedOnly(io.BytesIO(data[used + LENGTH.size:end])).load()
+                    if not isinstance(send, Packed):
+                        raise pickle.UnpicklingError("it holds no packed send")
+                    send.check()
+                    taken.append(send)
                 except Exception as error:  # noqa: BLE001 -- whatever is wrong with one record, the others are taken
                     unreadable.append(f"a send in spool log {name} not stored, it could not be read: {error}")
                 used = end

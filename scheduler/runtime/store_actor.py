@@ -23,6 +23,7 @@ import ray
 
 from farm.records import Observations
 from farm.storage.live import LiveState, from_store
+from farm.storage.packed import Packed, pack
 from farm.storage.spool import Spool, spool_directory
 from farm.storage.store import Store, snapshot_path, storable_text, write_snapshot
 from farm.storage.store_writes import Write
@@ -41,20 +42,21 @@ class StoreActor:
         self.snapshot = snapshot_path(path)
         self.snapshot_due = 0.0  # when the next snapshot may be written
         self.pending_events: list[tuple] = []  # not yet drained by the coordinator
-        self.unwritten = Observations()  # not yet in the file: written in batches
+        self.unwritten: list[Packed] = []  # sends not yet in the file: written in batches
 
-    def observe(self, observations: Observations) -> int:
-        """What a worker on another node observed since its last call (farm/records.py), written with the next
-        flush. Returns the samples taken."""
-        self._take_in(observations)
-        return observations.sample_count
+    def observe(self, send: Packed | Observations) -> int:
+        """What a worker on another node observed since its last call (farm/storage/packed.py), written with the
+        next flush. Returns the samples taken."""
+        send = pack(send) if isinstance(send, Observations) else send
+        self._take_in(send)
+        return send.sample_count
 
-    def _take_in(self, observations: Observations) -> None:
+    def _take_in(self, send: Packed) -> None:
         # Storable text from here on: the coordinator prints these too, and a lone surrogate fails that as well.
-        observations.events = [(ts, storable_text(worker), storable_text(experiment), kind, storable_text(message))
-                               for ts, worker, experiment, kind, message in observations.events]
-        self.pending_events += observations.events
-        self.unwritten.extend(observations)
+        send.events = [(ts, storable_text(worker), storable_text(experiment), kind, storable_text(message))
+                       for ts, worker, experiment, kind, message in send.events]
+        self.pending_events += send.events
+        self.unwritten.append(send)
 
     def apply(self, writes: list[Write], state: dict | None) -> list[tuple]:
         """The coordinator's writes of one step (farm/storage/store_writes.py) and the campaign state they lead to
@@ -87,13 +89,15 @@ class StoreActor:
 
     def _take_and_write(self) -> None:
         spooled, unreadable = self.spool.take()
-        spooled.events += [(time.time(), None, None, "store_error", line) for line in unreadable]
-        self._take_in(spooled)
+        if unreadable:
+            spooled.append(Packed(events=[(time.time(), None, None, "store_error", line) for line in unreadable]))
+        for send in spooled:
+            self._take_in(send)
         positions = self.spool.unsaved()
         if self.unwritten or positions is not None:
             # Taken out before the write: whatever happens to it, no row stays here to fail the next one.
-            observations, self.unwritten = self.unwritten, Observations()
-            self.pending_events += self.store.add_observations(self.campaign, observations, positions)
+            sends, self.unwritten = self.unwritten, []
+            self.pending_events += self.store.add_observations(self.campaign, sends, positions)
         self.spool.committed()
 
     def drain_events(self) -> list[tuple]:

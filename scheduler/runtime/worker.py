@@ -16,6 +16,7 @@ from farm.node.measurement_lock import MeasurementLock
 from farm.node.node_state import PhaseBoard
 from farm.node.processes import campaign_tag, run_key
 from farm.records import Assignment, Block, ExperimentResult, Kind, Observations, Sample
+from farm.storage.packed import Packed, pack
 from farm.storage.spool import SpoolWriter
 from worktrees import SlotPool, TargetRepo
 from worktrees.transport import SHIP_PREFIX, branch_bundle, fetch_bundle, node_clone
@@ -99,18 +100,20 @@ class WorkerActor:
             self._send()
 
     def _send(self) -> None:
-        if self.outbox and not self._spooled(self.outbox):
-            self.last_send = self.store.observe.remote(self.outbox)
+        if self.outbox:
+            send = pack(self.outbox)  # here, on this worker's CPU: the store actor serves every worker
+            if not self._spooled(send):
+                self.last_send = self.store.observe.remote(send)
         self.outbox = Observations()
         self.sent_at = time.monotonic()
 
-    def _spooled(self, observations: Observations) -> bool:
+    def _spooled(self, send: Packed) -> bool:
         """Left in the store's spool; False when this node has none or it could not be written (a full disk):
         then a call sends them."""
         if self.spool is None:
             return False
         try:
-            self.spool.put(observations)
+            self.spool.put(send)
             return True
         except OSError:
             return False

@@ -1,3 +1,4 @@
+import array
 import json
 import time
 
@@ -6,6 +7,7 @@ import pytest
 
 from farm.errors import StoreError
 from farm.records import Block, ExperimentResult, Hypothesis, Observations, Sample, Status
+from farm.storage.packed import pack
 from farm.storage.store import SCHEMA_VERSION, Store, open_readonly
 from farm.storage.store_writes import AddArtifact, FinishExperiment, StartExperiment
 from stats import decide_benchmark
@@ -118,6 +120,24 @@ def test_a_row_the_store_refuses_is_left_out_reported_and_never_costs_the_others
     # Nothing of the refused batch lingers: the next write is stored as usual.
     assert store.add_observations("c", Observations.of([(block("c-0004", 0, now), _samples("c-0004", 0, now))])) == []
     assert store.query("SELECT count(*) FROM samples WHERE experiment_id = 'c-0004'")[1] == [(2,)]
+
+
+def test_sends_joined_in_one_write_keep_each_sends_values_and_a_send_that_points_past_its_values_costs_only_itself(
+        tmp_path):
+    # Workers pack each send (farm/storage/packed.py): the store joins many sends' coded columns by offsetting
+    # each send's indices past the values of the sends before it.
+    store = Store(tmp_path / "f.duckdb")
+    now = time.time()
+    sends = [pack(Observations.of([(block(f"c-000{n}", 0, now), _samples(f"c-000{n}", 0, now, pid=40 + n,
+                                                                         unit=unit))]))
+             for n, unit in ((1, "s"), (2, "ms"), (3, "s"))]
+    broken = pack(Observations.of([(block("c-0009", 0, now), _samples("c-0009", 0, now))]))
+    broken.coded["unit"] = (["s"], array.array("I", [0, 1]).tobytes())  # the second sample's unit is not there
+    refused = store.add_observations("c", sends[:2] + [broken] + sends[2:])
+    assert [(kind, message.split(",")[0]) for _, _, _, kind, message in refused] == [
+        ("store_error", "a send not stored")]
+    assert store.query("SELECT experiment_id, unit, pid, count(*) FROM samples GROUP BY ALL ORDER BY 1")[1] == [
+        ("c-0001", "s", 41, 2), ("c-0002", "ms", 42, 2), ("c-0003", "s", 43, 2)]
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Asia/Kolkata"])

@@ -94,16 +94,18 @@ def test_a_block_the_store_refuses_is_reported_and_the_store_actor_writes_on(loc
 def test_the_store_actor_writes_what_its_spool_holds_once_across_a_resume(local_ray, tmp_path):
     # Workers on the store's node send through the spool (no call): a killed run's logs are written on --resume,
     # from where the killed store actor had got to, and removed once written; a live worker's log stays.
+    from farm.storage.packed import Packed, pack
     from farm.storage.spool import LENGTH, SpoolWriter, spool_directory
     path = tmp_path / "f.duckdb"
     directory = spool_directory(path, "c")
     now = time.time()
 
-    def observations(experiment_id: str, worker: str) -> Observations:
+    def observations(experiment_id: str, worker: str) -> Packed:
         record = Block(experiment_id, 0, worker, "ref,cand", now, now, 0.0, None, None, 0.0)
-        return Observations.of(blocks=[(record, [Sample(experiment_id, arm, 0, "loop", 1.0, "s", (0,), 7, now, now)
-                                                 for arm in ("ref", "cand")])],
-                               events=[(now, worker, experiment_id, "measure", "block 0")])
+        return pack(Observations.of(
+            blocks=[(record, [Sample(experiment_id, arm, 0, "loop", 1.0, "s", (0,), 7, now, now)
+                              for arm in ("ref", "cand")])],
+            events=[(now, worker, experiment_id, "measure", "block 0")]))
 
     killed = SpoolWriter(directory, "w0")  # a worker of a run killed before its store actor took this
     killed.put(observations("c-0001", "w0"))
