@@ -165,14 +165,11 @@ INSTRUCTIONS = ".instructions"
 
 @dataclass
 class Observations:
-    """What a worker observed and has not sent yet, in the form it travels in to the store actor and is written
-    in: blocks as records, their samples as columns (a list per field of Sample, the block's samples one after
-    the other), events (unix time, worker, experiment id, kind, message) and phase rows (worker, experiment id,
-    phase, unix start, unix end).
-
-    Columns because a call with a hundred samples then pickles a dozen lists instead of a hundred objects (half
-    of a call's cost), the store actor holds no object per sample, and the store inserts each column in one
-    piece (farm/storage/store.py)."""
+    """What a worker observed and has not sent yet: blocks as records, their samples as columns (a list per
+    field of Sample, the block's samples one after the other), events (unix time, worker, experiment id, kind,
+    message) and phase rows (worker, experiment id, phase, unix start, unix end). A send packs them further,
+    on the worker's CPU, into the form that travels to the store actor and is written
+    (farm/storage/packed.py)."""
 
     blocks: list[Block] = field(default_factory=list)
     sample_counts: list[int] = field(default_factory=list)  # each block's samples, in order
