@@ -45,7 +45,8 @@ class Packed:
                 or set(self.floats) & set(self.coded) or set(self.floats) | set(self.coded) != set(SAMPLE_COLUMNS)
                 or any(not isinstance(column, bytes) or len(column) != 8 * rows for column in self.floats.values())
                 or any(not isinstance(values, list) or not isinstance(indices, bytes) or len(indices) != 4 * rows
-                       for values, indices in self.coded.values())):
+                       for values, indices in self.coded.values())
+                or any(not isinstance(row, tuple) or len(row) != 5 for row in self.events + self.phases)):
             raise ValueError("its columns do not agree")
 
     def column(self, name: str) -> list:

@@ -13,8 +13,8 @@ A log per worker rather than a file per send: on this VM's ext4, creating and re
   ends, however it ends. A log the store actor can lock has no writer any more: once read to its end, and the
   store has committed what it read, it is removed.
 - **A send** is one record, written with one write: an 8-byte length and the pickled Packed send
-  (farm/storage/packed.py). A record
-  is taken only when whole; a partial one at the end of a log with no writer is reported and dropped.
+  (farm/storage/packed.py). A record is taken only when whole; a partial one at the end of a log with no
+  writer is reported and dropped.
 - **Exactly once:** how far each log has been read is written in the same transaction as what was read
   (the store's spool_positions table), so a store actor that dies between two flushes, and the --resume after
   it, neither loses nor repeats a send.
@@ -127,9 +127,9 @@ class Spool:
         self.directory = pathlib.Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         present = set(self.logs())
-        self.positions = {name: at for name, at in (positions or {}).items() if name in present}  # log -> bytes
-        # read, as of the last take
-        self.saved = dict(self.positions)  # ... as of the last commit
+        # log -> the bytes read of it, as of the last take; and as of the last commit
+        self.positions = {name: at for name, at in (positions or {}).items() if name in present}
+        self.saved = dict(self.positions)
         self._ended: set[str] = set()  # logs read to their end whose writer is gone
 
     def logs(self) -> list[str]:

@@ -88,8 +88,10 @@ def _disagreeing() -> Packed:
 
 
 @pytest.mark.parametrize("content", [b"not a pickle", pickle.dumps(_Planted()), pickle.dumps({"blocks": []}),
-                                     pickle.dumps(Observations.of([_block("c", 0)])), pickle.dumps(_disagreeing())],
-                         ids=["garbage", "code", "other-value", "records-not-packed", "columns-disagree"])
+                                     pickle.dumps(Observations.of([_block("c", 0)])), pickle.dumps(_disagreeing()),
+                                     pickle.dumps(Packed(events=[("an event of one field",)]))],
+                         ids=["garbage", "code", "other-value", "records-not-packed", "columns-disagree",
+                              "event-not-a-row"])
 def test_a_bad_record_is_reported_and_costs_no_other(tmp_path, content, monkeypatch):
     monkeypatch.chdir(tmp_path)
     writer = SpoolWriter(tmp_path / "spool", "w0")
