@@ -21,6 +21,7 @@ import time
 
 import ray
 
+from farm.node.processes import KILL_GRACE_SECONDS
 from farm.records import Observations
 from farm.storage.live import LiveState, from_store
 from farm.storage.packed import Packed, pack
@@ -129,6 +130,13 @@ class StoreActor:
 
     def close(self) -> None:
         self._flush()
+        # The coordinator has just killed the workers (ray.kill returns before their processes end): their logs
+        # go once the kernel drops their locks. A writer still alive after the kill grace keeps its log for a
+        # --resume, which reads on from the positions stored.
+        deadline = time.monotonic() + KILL_GRACE_SECONDS
+        while self.spool.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self._flush()
         self.store.con.execute("CHECKPOINT")
         self.store.close()
         self.snapshot.unlink(missing_ok=True)  # the store itself can be opened now

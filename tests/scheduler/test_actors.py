@@ -135,6 +135,34 @@ def test_the_store_actor_writes_what_its_spool_holds_once_across_a_resume(local_
     assert con.execute("SELECT count(*) FROM spool_positions").fetchall() == [(0,)]
 
 
+def test_a_closing_store_actor_waits_for_the_killed_workers_logs_and_removes_them(local_ray, tmp_path):
+    # The coordinator kills the workers just before it closes the store; their processes end a moment later. The
+    # demo's spool kept both workers' logs when the close did not wait for their locks to go.
+    import subprocess
+    import sys
+
+    from farm.storage.spool import spool_directory
+    path = tmp_path / "f.duckdb"
+    directory = spool_directory(path, "c")
+    store = StoreActor.remote(str(path), "c")
+    ray.get(store.drain_events.remote())
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from farm.records import Observations\n"
+        "from farm.storage.packed import pack\n"
+        "from farm.storage.spool import SpoolWriter\n"
+        f"SpoolWriter({str(directory)!r}, 'w0').put(pack(Observations(events=[(1.0, 'w0', 'c-0001', 'verdict', "
+        "'keep')])))\n"
+        "print('sent', flush=True)\n"
+        "time.sleep(0.5)\n")], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline() == "sent\n"
+    ray.get(store.close.remote())  # while the writer still lives
+    writer.wait()
+    assert not directory.parent.exists()
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT experiment_id, kind FROM events").fetchall() == [("c-0001", "verdict")]
+
+
 def test_the_live_view_of_farm_run_is_farm_status_and_survives_a_new_store_actor(local_ray, tmp_path):
     # `farm run` used to count blocks and the best keep itself (from zero again after --resume), while `farm
     # status` counted from the store: now both are farm/storage/live.py's from_store.
