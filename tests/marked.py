@@ -39,6 +39,16 @@ def wait_marked(marker: str, count: int, seconds: float = 10.0) -> list[int]:
     return pids
 
 
+def marked_after_kill(marker: str, seconds: float = 5.0) -> list[int]:
+    """The marked processes still alive after up to `seconds`: a process sent SIGKILL keeps its command line
+    until the kernel runs its exit, which on a loaded machine can be a moment after the kill returned. A
+    process nobody killed (an hours-long sleep) is still there when the time runs out."""
+    deadline = time.monotonic() + seconds
+    while (pids := marked_pids(marker)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pids
+
+
 def kill_marked(marker: str) -> None:
     """Clean up after a failed test: nothing it started may keep running."""
     for pid in marked_pids(marker):

@@ -10,7 +10,7 @@ import pytest
 
 import farm.node.processes
 from farm.node.processes import TAG_VARIABLE, campaign_tag, kill_tagged, tagged_pids
-from tests.marked import kill_marked, marked_pids, new_marker, wait_marked
+from tests.marked import kill_marked, marked_after_kill, marked_pids, new_marker, wait_marked
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -94,7 +94,7 @@ def test_kill_tagged_gets_sigkill_to_a_process_that_ignores_sigterm(marker):
         assert len(wait_marked(marker, 1)) == 1
         assert kill_tagged(campaign_tag(campaign), grace=0.2) == 2  # bash and its sleep
         assert proc.wait(timeout=5) == -signal.SIGKILL
-        assert marked_pids(marker) == []
+        assert marked_after_kill(marker) == []
     finally:
         proc.kill()
         proc.wait()
@@ -113,7 +113,7 @@ def test_a_phase_outlives_its_killed_worker_until_kill_tagged_finds_it(marker):
         actor.wait(timeout=5)
         assert len(marked_pids(marker)) == 2  # the defect this guards against: the phase lives on
         assert kill_tagged(campaign_tag(campaign, "w1")) >= 2  # from another process, by the tag alone
-        assert marked_pids(marker) == []
+        assert marked_after_kill(marker) == []
     finally:
         actor.kill()
         actor.wait()

@@ -5,7 +5,7 @@ import pytest
 
 from farm.errors import PhaseError, PhaseTimeout
 from farm.experiment.runner import Pinning, Stall, run_command
-from tests.marked import kill_marked, marked_pids, new_marker
+from tests.marked import kill_marked, marked_after_kill, new_marker
 
 
 def _alive(pid: int) -> bool:
@@ -95,7 +95,7 @@ def test_timeout_leaves_nothing_behind_not_even_children_that_left_the_process_g
                f"sleep {marker}3")
     with pytest.raises(PhaseTimeout, match="timed out after 1s"):
         run_command("bench", command, tmp_path, timeout=1, pinning=None)
-    assert marked_pids(marker) == []
+    assert marked_after_kill(marker) == []
 
 
 def test_a_command_that_exits_leaves_nothing_behind(tmp_path, marker):
@@ -106,13 +106,13 @@ def test_a_command_that_exits_leaves_nothing_behind(tmp_path, marker):
     result = run_command("build", command, tmp_path, timeout=20, pinning=None)
     assert result.returncode == 0 and result.stdout == "done\n"
     assert time.monotonic() - started < 10
-    assert marked_pids(marker) == []
+    assert marked_after_kill(marker) == []
 
 
 def test_a_failing_command_leaves_nothing_behind(tmp_path, marker):
     with pytest.raises(PhaseError, match="exit 2"):
         run_command("guard", f"setsid sleep {marker}1 >/dev/null 2>&1 & exit 2", tmp_path, timeout=20, pinning=None)
-    assert marked_pids(marker) == []
+    assert marked_after_kill(marker) == []
 
 
 def test_the_command_carries_its_tag(tmp_path):

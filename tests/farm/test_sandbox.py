@@ -8,7 +8,7 @@ from farm.cli import main
 from farm.errors import PhaseError
 from farm.experiment.runner import run_command
 from farm.node import sandbox
-from tests.marked import kill_marked, marked_pids, new_marker, wait_marked
+from tests.marked import kill_marked, marked_after_kill, new_marker, wait_marked
 from tests.scheduler.tiny_repo import config_dict, make_repo
 
 
@@ -86,7 +86,7 @@ def test_nothing_started_in_a_sandbox_outlives_it_even_without_the_tag(farm, tmp
     try:
         run_command("bench", detach.format(m=marker), farm / "workers" / "w0" / "cand", 30, None,
                     sandbox=sandbox.phase_sandbox([farm], farm / "workers" / "w0" / "cand"))
-        assert marked_pids(marker) == []
+        assert marked_after_kill(marker) == []
     finally:
         kill_marked(marker)
 

@@ -18,7 +18,7 @@ import pytest
 
 from farm.campaign_file.config import CampaignConfig
 from scheduler.runtime import run_campaign
-from tests.marked import kill_marked, marked_pids, new_marker
+from tests.marked import kill_marked, marked_after_kill, new_marker
 from tests.scheduler.tiny_repo import config_dict, make_repo
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def test_attacks_are_stopped_and_leave_the_other_verdicts_alone(local_ray, tmp_p
     try:
         run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb",
                      echo=lambda line: None)
-        assert marked_pids(marker) == []  # neither the agent's nor the benchmark's `env -i` process
+        assert marked_after_kill(marker) == []  # neither the agent's nor the benchmark's `env -i` process
     finally:
         kill_marked(marker)
 

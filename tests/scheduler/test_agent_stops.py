@@ -8,7 +8,7 @@ import pytest
 
 from farm.campaign_file.config import CampaignConfig
 from scheduler.runtime import run_campaign
-from tests.marked import kill_marked, marked_pids, new_marker
+from tests.marked import kill_marked, marked_after_kill, new_marker
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ def test_a_silent_agent_stalls_and_a_failing_one_pauses_its_strategy(local_ray, 
     try:
         run_campaign(CampaignConfig(**data), tmp_path / "work", tmp_path / "work" / "farm.duckdb",
                      echo=lambda line: None)
-        assert marked_pids(marker) == []
+        assert marked_after_kill(marker) == []
     finally:
         kill_marked(marker)
     con = duckdb.connect(str(tmp_path / "work" / "farm.duckdb"), read_only=True)

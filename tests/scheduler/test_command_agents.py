@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from farm.campaign_file.config import CampaignConfig
 from farm.cli import main
 from scheduler.runtime import run_campaign
-from tests.marked import marked_pids, new_marker
+from tests.marked import marked_after_kill, new_marker
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import TargetRepo
 
@@ -69,7 +69,7 @@ def test_command_agents_outcomes_are_recorded_and_a_hanging_agent_leaves_nothing
     assert rows["set_env"][0] == "tampered" and "protected path(s): .farm-env" in rows["set_env"][1]
     assert rows["rework_guard"][0] == "tampered" and "rework 1 touches protected path(s): guard.sh" in \
         rows["rework_guard"][1]
-    assert marked_pids(marker) == []  # the hanging agent's children, the setsid one included
+    assert marked_after_kill(marker) == []  # the hanging agent's children, the setsid one included
     assert rows["unroll1"][0] == rows["unroll2"][0] == "discard" and "unroll3" not in rows
     memory = rows["other"][3]
     assert "- unroll: given up after discards without a keep" in memory

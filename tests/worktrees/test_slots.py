@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from tests.marked import kill_marked, marked_pids, new_marker
+from tests.marked import kill_marked, marked_after_kill, new_marker
 from worktrees import ApplyError, SlotPool, TargetRepo, WorktreeError
 from worktrees.repo import run_git
 
@@ -90,7 +90,7 @@ def test_a_hanging_git_call_is_killed_with_a_clear_error(repo):
         with pytest.raises(WorktreeError, match=r"^git -c alias.hang=!sleep .* hang timed out after 1s$"):
             run_git(repo.path, "-c", f"alias.hang=!sleep {marker}", "hang", timeout=1)
         assert time.monotonic() - started < 10
-        assert marked_pids(marker) == []
+        assert marked_after_kill(marker) == []
     finally:
         kill_marked(marker)
 
