@@ -434,7 +434,11 @@ class ExperimentPipeline:
         return values
 
     def _block(self, a: Assignment, block: int, order, required: list[str]) -> tuple[Block, list[Sample]]:
-        """One block: each arm's checkout verified, then its benchmark run, under the exclusive lock."""
+        """One block: each arm's checkout verified, then its benchmark run, under the exclusive lock. In the
+        blocks of the first look with the instruction channel, then each arm's counts under the shared lock,
+        as a build: a count needs no quiet node (it does not change with what runs beside it), and under
+        cachegrind it takes far longer than the timed runs, so the other workers may count or build meanwhile
+        (the shared lock still keeps it from running beside another worker's timed runs)."""
         exp = a.experiment_id
         batch = []
         with self._holding(self.lock.exclusive, "measure", exp, f"block {block + 1}") as waited:
@@ -444,12 +448,15 @@ class ExperimentPipeline:
             for arm, slot in order:
                 self._verify(slot, arm, a, f"benchmark block {block + 1}")
                 batch.extend(self._run_bench(slot, exp, arm, block, required))
-                if block < self.counted_blocks:
-                    batch.extend(self._count_instructions(slot, exp, arm, block))
             finished = time.time()
             record = Block(exp, block, self.worker, ",".join(arm for arm, _ in order), started, finished,
                            load_average(), cpu_mhz(self.pinning.cpus),
                            describe_others(others_before, self.board.others()), waited)
+        if block < self.counted_blocks:
+            with self._holding(self.lock.shared, "count", exp, f"the instruction counts of block {block + 1}"):
+                for arm, slot in order:
+                    self._verify(slot, arm, a, f"the instruction counts of block {block + 1}")
+                    batch.extend(self._count_instructions(slot, exp, arm, block))
         return record, batch
 
     def _verify(self, slot: Slot, arm: str, a: Assignment, before: str) -> None:

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 
 # The phases a worker reports: what it is doing to the machine right now. wait: for the measurement lock;
-# idle: no phase command running (the farm's own bookkeeping at most: git, decisions).
-PHASES = ("agent", "build", "guard", "wait", "measure", "idle")
+# count: instruction counts (measurement.channels), under the shared lock like a build; idle: no phase command
+# running (the farm's own bookkeeping at most: git, decisions).
+PHASES = ("agent", "build", "guard", "wait", "measure", "count", "idle")
 
 
 class PhaseBoard:

@@ -56,7 +56,7 @@ RECIPES: dict[str, Recipe] = {
            FROM experiments WHERE campaign = $campaign GROUP BY ALL ORDER BY worker, hour"""),
     "time": Recipe(
         "where each worker's time went: agent (with checkout and commit), build, guard, wait (for the node's "
-        "measurement lock), measure, idle",
+        "measurement lock), measure, count (instruction counts), idle",
         """SELECT worker, phase, round(sum(epoch(finished_at - started_at)), 1) AS seconds,
                   round(100 * sum(epoch(finished_at - started_at))
                         / sum(sum(epoch(finished_at - started_at))) OVER (PARTITION BY worker), 1) AS percent

@@ -173,8 +173,8 @@ CREATE TABLE IF NOT EXISTS phases (  -- where each worker's time went: one row p
     worker VARCHAR NOT NULL,
     experiment_id VARCHAR,           -- NULL: between experiments
     phase VARCHAR NOT NULL,          -- agent (with checkout and commit) | build | guard | wait (for the node's
-                                     -- measurement lock) | measure | idle (no command: bookkeeping, or nothing
-                                     -- to do)
+                                     -- measurement lock) | measure | count (instruction counts) | idle (no
+                                     -- command: bookkeeping, or nothing to do)
     started_at TIMESTAMP NOT NULL,
     finished_at TIMESTAMP NOT NULL
 );

@@ -1,7 +1,9 @@
 """measurement.channels: [time, instructions] (issue 22): real instruction counts (perf, else cachegrind) of a
 real benchmark in the pipeline, without Ray; the counts inform the time verdict and never make a keep."""
+import fcntl
 import os
 import pathlib
+import time
 
 import pytest
 from pydantic import ValidationError
@@ -12,7 +14,7 @@ from farm.experiment.pipeline import ExperimentPipeline
 from farm.experiment.runner import Pinning
 from farm.node.measurement_lock import MeasurementLock
 from farm.node.node_state import PhaseBoard
-from farm.records import Assignment, Hypothesis, Kind, Status
+from farm.records import INSTRUCTIONS, Assignment, Hypothesis, Kind, Sample, Status
 from tests.scheduler.tiny_repo import config_dict, make_patch, make_repo
 from worktrees import SlotPool, TargetRepo
 
@@ -98,3 +100,42 @@ def test_a_campaign_that_counts_instructions_is_refused_where_no_counter_works(t
     with pytest.raises(ConfigError, match="measurement.channels: instructions are counted, but no instruction "
                                           "counter works here"):
         check_campaign(config, tmp_path / "work")
+
+
+def test_counts_hold_the_measurement_lock_shared_so_other_workers_can_count_or_build_meanwhile(tmp_path):
+    # Under cachegrind a block's counts take minutes; held exclusively, they kept every other worker of the
+    # node from counting or building all that time. Shared: no other worker times its runs beside them.
+    repo = make_repo(tmp_path / "repo")
+    data = _config(repo, instructions_command="python prog.py")
+    patch = make_patch(repo, tmp_path / "h.patch", "N = 400000", "N = 300000")
+    data["strategies"] = [{"name": "s", "hypotheses": [{"id": "h", "patch": str(patch)}]}]
+    work, lock = tmp_path / "work", tmp_path / "measure.lock"
+    pipeline = ExperimentPipeline(CampaignConfig(**data), SlotPool(TargetRepo(repo), work / "workers" / "w0"),
+                                  Pinning((max(os.sched_getaffinity(0)),)), "w0", work / "logs",
+                                  MeasurementLock(lock), PhaseBoard(work / "workers", "tiny", "w0"),
+                                  lambda block, batch: None, lambda exp, kind, message: None)
+    seen = []
+
+    def count_while_probing_the_lock(slot, exp, arm, block):
+        with open(lock, "a") as another_holder:  # another open file: flock sees another worker
+            free = {}
+            for mode in ("shared", "exclusive"):
+                try:
+                    fcntl.flock(another_holder, (fcntl.LOCK_SH if mode == "shared" else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                    fcntl.flock(another_holder, fcntl.LOCK_UN)
+                    free[mode] = True
+                except BlockingIOError:
+                    free[mode] = False
+        seen.append((arm, block, pipeline.board.current[0], free))
+        now = time.time()
+        return [Sample(exp, arm, block, "loop" + INSTRUCTIONS, 1000.0 if arm == "ref" else 750.0, "instructions/perf",
+                       pipeline.pinning.cpus, os.getpid(), now, now)]
+
+    pipeline._count_instructions = count_while_probing_the_lock
+    hypothesis = Hypothesis(id="h", strategy="s", category="c", text="t", agent="patch", patch=patch.read_text())
+    pipeline.run(Assignment("tiny-0001", "tiny", Kind.SCREEN, hypothesis, TargetRepo(repo).resolve("main"),
+                            "farm/tiny/tiny-0001"))
+    blocks = data["acceptance"]["min_blocks"]
+    assert sorted((arm, block) for arm, block, _, _ in seen) == sorted(
+        (arm, b) for arm in ("ref", "cand") for b in range(blocks))
+    assert {(phase, free["shared"], free["exclusive"]) for _, _, phase, free in seen} == {("count", True, False)}
