@@ -26,6 +26,23 @@ def _config(repo: pathlib.Path, **bench) -> dict:
     return data
 
 
+def _pipeline(data: dict, repo: pathlib.Path, work: pathlib.Path, lock: MeasurementLock, send_block, send_event):
+    return ExperimentPipeline(CampaignConfig(**data), SlotPool(TargetRepo(repo), work / "workers" / "w0"),
+                              Pinning((max(os.sched_getaffinity(0)),)), "w0", work / "logs", lock,
+                              PhaseBoard(work / "workers", "tiny", "w0"), send_block, send_event)
+
+
+def _another_worker_could_hold(lock: pathlib.Path, mode: int) -> bool:
+    """Whether another open file of the lock (flock's view of another worker) gets it in `mode` now."""
+    with open(lock, "a") as another:
+        try:
+            fcntl.flock(another, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(another, fcntl.LOCK_UN)
+        return True
+
+
 def test_a_change_with_fewer_instructions_and_more_time_is_not_kept(tmp_path):
     counter, found = instruction_counter.find_counter()
     assert counter is not None, found  # .ci/run installs valgrind: a machine without a counter fails here
@@ -39,11 +56,8 @@ def test_a_change_with_fewer_instructions_and_more_time_is_not_kept(tmp_path):
     data["strategies"] = [{"name": "s", "hypotheses": [{"id": "h", "patch": str(patch)}]}]
     work = tmp_path / "work"
     samples, events = [], []
-    pipeline = ExperimentPipeline(CampaignConfig(**data), SlotPool(TargetRepo(repo), work / "workers" / "w0"),
-                                  Pinning((max(os.sched_getaffinity(0)),)), "w0", work / "logs",
-                                  MeasurementLock(None), PhaseBoard(work / "workers", "tiny", "w0"),
-                                  lambda block, batch: samples.extend(batch),
-                                  lambda exp, kind, message: events.append((kind, message)))
+    pipeline = _pipeline(data, repo, work, MeasurementLock(None), lambda block, batch: samples.extend(batch),
+                         lambda exp, kind, message: events.append((kind, message)))
     hypothesis = Hypothesis(id="h", strategy="s", category="c", text="t", agent="patch", patch=patch.read_text())
     result = pipeline.run(Assignment("tiny-0001", "tiny", Kind.SCREEN, hypothesis, TargetRepo(repo).resolve("main"),
                                      "farm/tiny/tiny-0001"))
@@ -110,22 +124,13 @@ def test_counts_hold_the_measurement_lock_shared_so_other_workers_can_count_or_b
     patch = make_patch(repo, tmp_path / "h.patch", "N = 400000", "N = 300000")
     data["strategies"] = [{"name": "s", "hypotheses": [{"id": "h", "patch": str(patch)}]}]
     work, lock = tmp_path / "work", tmp_path / "measure.lock"
-    pipeline = ExperimentPipeline(CampaignConfig(**data), SlotPool(TargetRepo(repo), work / "workers" / "w0"),
-                                  Pinning((max(os.sched_getaffinity(0)),)), "w0", work / "logs",
-                                  MeasurementLock(lock), PhaseBoard(work / "workers", "tiny", "w0"),
-                                  lambda block, batch: None, lambda exp, kind, message: None)
+    pipeline = _pipeline(data, repo, work, MeasurementLock(lock), lambda block, batch: None,
+                         lambda exp, kind, message: None)
     seen = []
 
     def count_while_probing_the_lock(slot, exp, arm, block):
-        with open(lock, "a") as another_holder:  # another open file: flock sees another worker
-            free = {}
-            for mode in ("shared", "exclusive"):
-                try:
-                    fcntl.flock(another_holder, (fcntl.LOCK_SH if mode == "shared" else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-                    fcntl.flock(another_holder, fcntl.LOCK_UN)
-                    free[mode] = True
-                except BlockingIOError:
-                    free[mode] = False
+        free = {"shared": _another_worker_could_hold(lock, fcntl.LOCK_SH),
+                "exclusive": _another_worker_could_hold(lock, fcntl.LOCK_EX)}
         seen.append((arm, block, pipeline.board.current[0], free))
         now = time.time()
         return [Sample(exp, arm, block, "loop" + INSTRUCTIONS, 1000.0 if arm == "ref" else 750.0, "instructions/perf",
